@@ -1,0 +1,75 @@
+"""``python -m pipeline_nb run FILE``: deltas to stdout, a summary to stderr.
+
+Exit codes: 0 every step ok, 1 a step failed, 2 a bad spec or bad arguments,
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from .api import raise_for_status
+from .engine import RunOptions, execute
+from .errors import PipelineError, PipelineSpecError, RunInterrupted
+from .magics import parse_vars
+from .render import ICONS, run_facts, step_facts
+from .results import PipelineRun
+from .spec import load_spec
+from .streaming.handlers import ConsoleHandler
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m pipeline_nb", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run a pipeline file")
+    run.add_argument("file", help="pipeline YAML file")
+    stream = run.add_mutually_exclusive_group()
+    stream.add_argument("--stream", dest="stream", action="store_true", default=None, help="stream every llm step")
+    stream.add_argument("--no-stream", dest="stream", action="store_false", help="stream no step")
+    run.add_argument("--provider", help="use this provider for every step (claude, mock)")
+    run.add_argument("--model", help="use this model for every step")
+    run.add_argument("--var", action="append", default=[], metavar="KEY=VALUE", help="template variable (repeatable)")
+    return parser
+
+
+def summary(run: PipelineRun) -> str:
+    lines = [f"{run.name}: {' · '.join(run_facts(run))}"]
+    for step in run.steps.values():
+        line = f"  {ICONS[step.status]} {step.id}: {' · '.join(step_facts(step))}"
+        if step.error:
+            line += f"\n      {step.error}"
+        elif step.note and step.status != "ok":
+            line += f"\n      {step.note}"
+        lines.append(line)
+    lines += [f"  handler error: {e}" for e in run.handler_errors]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        overrides = parse_vars(args.var)
+    except ValueError as exc:
+        parser.error(str(exc))
+    try:
+        spec = load_spec(args.file, source_name=args.file)
+        run = execute(spec, RunOptions(vars=overrides, provider=args.provider, model=args.model,
+                                       stream=args.stream, handlers=[ConsoleHandler()]))
+    except PipelineSpecError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except RunInterrupted as exc:
+        print(summary(exc.run), file=sys.stderr)
+        return 130
+    except PipelineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(summary(run), file=sys.stderr)
+    try:
+        raise_for_status(run)
+    except PipelineError:
+        return 1
+    return 0

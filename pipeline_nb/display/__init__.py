@@ -1,0 +1,1 @@
+"""The notebook display: the live widget view (the only ipywidgets/anywidget importer)."""

@@ -1,0 +1,135 @@
+"""The live view: a row per step and the streamed text, updated from the main thread.
+
+Text crosses the wire once: coalesced appends (at most ``1/interval`` a second) go
+as custom messages, and only the rows (a few hundred bytes) are synced as state.
+When the run ends, the widget is closed and its output becomes one plain line, so a
+saved notebook shows the final rendering below it instead of a dead widget.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import anywidget
+import traitlets
+from IPython.display import DisplayHandle, display
+
+from ..results import PipelineRun, StepResult
+from ..streaming.events import Chunk, RetryInfo
+from ..streaming.handlers import StreamHandler
+
+_HERE = Path(__file__).parent
+
+
+class LiveView(anywidget.AnyWidget):
+    """The widget itself: ``rows`` is state; text arrives by ``append``/``reset``.
+
+    >>> view = LiveView(title="demo", rows=[{"id": "a", "status": "running"}])
+    >>> view.append("a", "Hello", 1)
+    """
+
+    _esm = _HERE / "live.js"
+    _css = _HERE / "live.css"
+    title = traitlets.Unicode("").tag(sync=True)
+    rows = traitlets.List(traitlets.Dict()).tag(sync=True)
+
+    def append(self, step_id: str, text: str, count: int) -> None:
+        self.send({"a": step_id, "t": text, "n": count})
+
+    def reset(self, step_id: str) -> None:
+        self.send({"r": step_id})
+
+    def __repr__(self) -> str:
+        return placeholder(self.title)
+
+
+def placeholder(title: str) -> str:
+    """The text/plain of the live view, before and after the run (what nbval compares)."""
+    return f"[{title}: live view]"
+
+
+class WidgetHandler(StreamHandler):
+    """Streams a run into a LiveView, coalescing deltas to at most one send per ``interval``."""
+
+    def __init__(self, interval: float = 0.05) -> None:
+        super().__init__()
+        self.interval = interval
+        self.view: LiveView | None = None
+        self.sends = 0
+        self._handle: DisplayHandle | None = None
+
+    def init(self, run: PipelineRun) -> None:
+        self._pending: dict[str, list[str]] = {}
+        self._counts: dict[str, int] = {}
+        self._started: dict[str, float] = {}
+        self._last_send = 0.0
+        self._run = run
+        self.sends = 0
+        self.view = LiveView(title=run.name, rows=[self._row(s) for s in run.steps.values()])
+        self._handle = display(self.view, display_id=True)
+        super().init(run)
+
+    def _row(self, step: StepResult) -> dict[str, Any]:
+        row: dict[str, Any] = {"id": step.id, "status": step.status, "model": step.model or "",
+                               "tokens": step.usage.output_tokens or self._counts.get(step.id, 0),
+                               "note": step.note}
+        if step.id in self._started:
+            row["started"] = self._started[step.id]
+        if step.duration is not None:
+            row["elapsed"] = round(step.duration, 2)
+        return row
+
+    def _sync_rows(self) -> None:
+        assert self.view is not None
+        self.view.rows = [self._row(s) for s in self._run.steps.values()]
+        self.sends += 1
+
+    def on_step_start(self, step: StepResult) -> None:
+        self._started[step.id] = time.time() * 1000
+        self._sync_rows()
+
+    def on_delta(self, chunk: Chunk) -> None:
+        pending = self._pending.get(chunk.step_id)
+        if pending is None:
+            pending = self._pending[chunk.step_id] = []
+        pending.append(chunk.content)
+        self._counts[chunk.step_id] = self._counts.get(chunk.step_id, 0) + 1
+        if time.monotonic() - self._last_send >= self.interval:
+            self.flush()
+
+    def flush(self) -> None:
+        """Send the text gathered since the last send, one message per step."""
+        if not self._pending or self.view is None:
+            return
+        for step_id, parts in self._pending.items():
+            self.view.append(step_id, "".join(parts), self._counts[step_id])
+            self.sends += 1
+        self._pending = {}
+        self._last_send = time.monotonic()
+
+    def on_retry(self, info: RetryInfo) -> None:
+        assert self.view is not None
+        self._pending.pop(info.step_id, None)
+        self._counts[info.step_id] = 0
+        self.view.reset(info.step_id)
+        self.sends += 1
+        self._sync_rows()
+
+    def on_step_end(self, step: StepResult) -> None:
+        self.flush()
+        self._sync_rows()
+
+    def on_run_end(self, run: PipelineRun) -> None:
+        self.flush()
+        self._sync_rows()
+
+    def close(self) -> None:
+        """Retire the widget: its output becomes the same plain line it showed as text/plain."""
+        if self.view is None:
+            return
+        if self._handle is not None:
+            self._handle.update({"text/plain": placeholder(self.view.title)}, raw=True)
+        self.view.close()
+        self.view = None

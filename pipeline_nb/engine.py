@@ -1,0 +1,275 @@
+"""The engine: plan a run, execute it on a worker thread, deliver events on this one.
+
+The worker reads the streams and never blocks on a handler; events cross a queue;
+the calling (main) thread calls handlers, so every display update happens there and
+a KeyboardInterrupt lands where it can stop the run cleanly. No IPython, no widgets.
+"""
+
+from __future__ import annotations
+
+import importlib
+import queue
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import PipelineError, PipelineSpecError, RunInterrupted
+from .execute import Executor, ResolvedStep
+from .llm import CancelToken, Provider, ProviderError, create_provider
+from .results import PipelineRun, StepResult
+from .spec import PipelineSpec, StepSpec
+from .streaming.events import RUN_END, Event
+from .streaming.handlers import CallbackHandler, Handler
+
+DEFAULT_PROVIDER = "mock"
+DEFAULT_MODEL = "claude-sonnet-5-5"
+DEFAULT_MAX_TOKENS = 1024
+FLUSH_INTERVAL = 0.05
+"""Seconds of quiet after which handlers are flushed."""
+JOIN_TIMEOUT = 1.0
+"""Seconds an interrupted worker gets to stop."""
+
+_END = object()
+
+
+@dataclass
+class RunOptions:
+    """How to run a spec: overrides (strongest), defaults (weakest), where names come from."""
+
+    vars: Mapping[str, Any] = field(default_factory=dict)
+    namespace: Mapping[str, Any] = field(default_factory=dict)
+    provider: str | None = None
+    model: str | None = None
+    stream: bool | None = None
+    default_provider: str = DEFAULT_PROVIDER
+    default_model: str = DEFAULT_MODEL
+    default_max_tokens: int = DEFAULT_MAX_TOKENS
+    handlers: Sequence[Handler | Callable[[Event], Any]] = ()
+
+
+def execute(spec: PipelineSpec, options: RunOptions) -> PipelineRun:
+    """Run ``spec``. Raises PipelineSpecError before any call, RunInterrupted on Ctrl-C;
+    otherwise returns the run, whose status says whether every step succeeded."""
+    return _Run(spec, options).start()
+
+
+def as_handler(obj: Any) -> Handler:
+    """A handler object as is; a plain callable wrapped in CallbackHandler."""
+    if hasattr(obj, "handle_event"):
+        return obj
+    if callable(obj):
+        return CallbackHandler(obj)
+    raise TypeError(f"a handler needs handle_event() or must be callable, got {type(obj).__name__}")
+
+
+def handler_name(handler: Any) -> str:
+    if isinstance(handler, CallbackHandler):
+        return handler.name
+    return type(handler).__qualname__
+
+
+class _Run:
+    def __init__(self, spec: PipelineSpec, options: RunOptions) -> None:
+        self.spec, self.options = spec, options
+        self.cancel = CancelToken()
+        self.events: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.handlers = [as_handler(h) for h in options.handlers]
+        self.routes: dict[str | None, list[Handler]] = {}
+
+    # -- planning: everything that can be wrong is found here, before any call --
+
+    def _plan(self) -> dict[str, ResolvedStep]:
+        available = set(self.options.vars) | set(self.options.namespace)
+        self.spec.check_names(available)
+        providers: dict[str, Provider] = {}
+        resolved: dict[str, ResolvedStep] = {}
+        step_handlers: dict[str, Handler] = {}
+        for step in self.spec.steps:
+            name = self.options.provider or step.provider or self.options.default_provider
+            provider = providers.get(name) or self._provider(name, step)
+            providers[name] = provider
+            resolved[step.id] = ResolvedStep(
+                spec=step,
+                provider=provider,
+                provider_name=name,
+                model=self.options.model or step.model or self.options.default_model,
+                max_tokens=step.max_tokens or self.options.default_max_tokens,
+                stream=step.stream if self.options.stream is None else self.options.stream,
+            )
+            own = []
+            if step.stream_handler:
+                if step.stream_handler not in step_handlers:
+                    step_handlers[step.stream_handler] = self._stream_handler(step)
+                own.append(step_handlers[step.stream_handler])
+            self.routes[step.id] = self.handlers + own
+        for step in resolved.values():
+            try:
+                step.provider.check(_probe(step))
+            except ProviderError as exc:
+                raise PipelineError(f"step '{step.spec.id}': {exc.message}") from None
+        self.routes[None] = self.handlers + list(step_handlers.values())
+        return resolved
+
+    def _provider(self, name: str, step: StepSpec) -> Provider:
+        from .llm import provider_names
+
+        try:
+            return create_provider(name)
+        except KeyError:
+            raise PipelineSpecError(
+                f"unknown provider {name!r}", location=step.where("provider"), step_id=step.id,
+                hint=f"known providers: {', '.join(provider_names())}",
+            ) from None
+
+    def _stream_handler(self, step: StepSpec) -> Handler:
+        name = step.stream_handler
+        assert name is not None
+        try:
+            obj = resolve_name(name, self.options.namespace)
+            if isinstance(obj, type):
+                obj = obj()
+            return as_handler(obj)
+        except Exception as exc:
+            raise PipelineSpecError(
+                f"stream_handler {name!r} cannot be used: {exc}",
+                location=step.where("stream_handler"), step_id=step.id,
+                hint="name a handler class by dotted path (pipeline_nb.streaming.ConsoleHandler) "
+                     "or a name defined in the kernel",
+            ) from None
+
+    # -- running --
+
+    def start(self) -> PipelineRun:
+        resolved = self._plan()
+        run = PipelineRun(
+            name=self.spec.name,
+            description=self.spec.description,
+            steps={s.id: StepResult(s.id, type=s.type, model=resolved[s.id].model) for s in self.spec.steps},
+            saved={s.save_as: s.id for s in self.spec.steps if s.save_as},
+        )
+        self.run = run
+        for handler in self.routes[None]:
+            self._call(handler, handler.init, run)
+        context = {**self.options.namespace, **self.spec.vars, **self.options.vars}
+        executor = Executor(self.spec, run, resolved, context, self.events.put, self.cancel)
+        worker = threading.Thread(target=self._work, args=(executor,), name=f"pipeline_nb:{run.name}", daemon=True)
+        started = time.monotonic()
+        run.status = "running"
+        worker.start()
+        interrupted = False
+        try:
+            self._pump()
+        except KeyboardInterrupt:
+            interrupted = True
+            self._stop(worker)
+        run.duration = time.monotonic() - started
+        run.status = _run_status(run, interrupted)
+        self._deliver(Event(RUN_END, run))
+        for handler in self.routes[None]:
+            self._call(handler, handler.close)
+        if interrupted:
+            raise RunInterrupted(run)
+        return run
+
+    def _work(self, executor: Executor) -> None:
+        try:
+            executor.run_all()
+        finally:
+            self.events.put(_END)
+
+    def _pump(self) -> None:
+        get, deliver = self.events.get, self._deliver
+        while True:
+            try:
+                event = get(timeout=FLUSH_INTERVAL)
+            except queue.Empty:
+                self._flush()
+                continue
+            if event is _END:
+                self._flush()
+                return
+            deliver(event)
+
+    def _stop(self, worker: threading.Thread) -> None:
+        """After Ctrl-C: close the streams, let the worker finish, deliver what it sent."""
+        self.cancel.cancel()
+        worker.join(JOIN_TIMEOUT)
+        while True:
+            try:
+                event = self.events.get_nowait()
+            except queue.Empty:
+                break
+            if event is not _END:
+                self._deliver(event)
+        for step in self.run.steps.values():
+            if step.status == "running":
+                step.status = "interrupted"
+        self._flush()
+
+    def _deliver(self, event: Event) -> None:
+        data = event.data
+        step_id = getattr(data, "step_id", None) or getattr(data, "id", None)
+        if isinstance(data, PipelineRun):
+            step_id = None
+        for handler in self.routes.get(step_id, self.handlers):
+            try:
+                handler.handle_event(event)
+            except Exception as exc:
+                self._handler_failed(handler, exc)
+
+    def _flush(self) -> None:
+        for handler in self.routes[None]:
+            flush = getattr(handler, "flush", None)
+            if flush is not None:
+                self._call(handler, flush)
+
+    def _call(self, handler: Handler, method: Callable[..., Any], *args: Any) -> None:
+        try:
+            method(*args)
+        except Exception as exc:
+            self._handler_failed(handler, exc)
+
+    def _handler_failed(self, handler: Handler, exc: Exception) -> None:
+        """A handler raised: drop it for the rest of the run and record why; results are kept."""
+        self.run.handler_errors.append(f"{handler_name(handler)} raised {type(exc).__name__}: {exc}")
+        for targets in self.routes.values():
+            if handler in targets:
+                targets.remove(handler)
+
+
+def _run_status(run: PipelineRun, interrupted: bool) -> str:
+    if interrupted or any(s.status == "interrupted" for s in run.steps.values()):
+        return "interrupted"
+    if any(s.status == "error" for s in run.steps.values()):
+        return "error"
+    return "ok"
+
+
+def _probe(step: ResolvedStep) -> Any:
+    from .llm import LLMRequest
+
+    return LLMRequest(step.provider_name, step.model, ({"role": "user", "content": ""},), step.max_tokens,
+                      base_url=step.spec.base_url)
+
+
+def resolve_name(name: str, namespace: Mapping[str, Any]) -> Any:
+    """A name from ``namespace``, or an import path ``pkg.mod.attr`` / ``pkg.mod:attr``."""
+    if name in namespace:
+        return namespace[name]
+    if ":" in name:
+        module, _, attr = name.partition(":")
+    elif "." in name:
+        module, _, attr = name.rpartition(".")
+    else:
+        raise LookupError(f"{name!r} is not defined in the kernel and is not an import path")
+    try:
+        obj = importlib.import_module(module)
+    except ImportError as exc:
+        raise LookupError(f"cannot import {module!r}: {exc}") from None
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise LookupError(f"module {module!r} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    return obj

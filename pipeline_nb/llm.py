@@ -1,0 +1,152 @@
+"""The provider interface: one LLM call in, text (streamed or not) out, and the provider registry."""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+from .results import Usage
+
+
+@dataclass(frozen=True)
+class LLMRequest:
+    """One call, fully rendered. Everything here may change the reply."""
+
+    provider: str
+    model: str
+    messages: tuple[dict[str, Any], ...]
+    max_tokens: int
+    system: str | None = None
+    stop_sequences: tuple[str, ...] = ()
+    output_schema: dict[str, Any] | None = None
+    stream: bool = False
+    base_url: str | None = field(default=None, compare=False)
+    options: dict[str, Any] = field(default_factory=dict, compare=False)
+    """Provider-specific settings that are not sent (e.g. mock_response)."""
+
+    @property
+    def prompt(self) -> str:
+        """The text of the last user message."""
+        content = self.messages[-1]["content"]
+        return content if isinstance(content, str) else "".join(p.get("text", "") for p in content)
+
+
+@dataclass(frozen=True)
+class LLMResult:
+    """A finished call."""
+
+    text: str
+    usage: Usage
+    stop_reason: str | None
+    model: str | None
+    request_id: str | None = None
+
+
+class ProviderError(Exception):
+    """A failed call, classified: ``retryable`` says whether another attempt may succeed."""
+
+    def __init__(
+        self,
+        type: str,
+        message: str,
+        *,
+        retryable: bool,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(f"{type}: {message}")
+        self.type = type
+        self.message = message
+        self.retryable = retryable
+        self.request_id = request_id
+        self.retry_after = retry_after
+        self.status = status
+
+
+class Cancelled(Exception):
+    """The call stopped because the run was cancelled (interrupt or timeout)."""
+
+
+class CancelToken:
+    """A cancel flag that also runs closers (e.g. closing an HTTP stream) when set."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._lock = threading.Lock()
+        self._closers: list[Callable[[], Any]] = []
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._event.set()
+            closers, self._closers = self._closers, []
+        for close in closers:
+            try:
+                close()
+            except Exception:  # closing a half-dead stream may fail; cancelling must not
+                pass
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep up to ``seconds``; True if cancelled meanwhile."""
+        return self._event.wait(seconds)
+
+    def on_cancel(self, close: Callable[[], Any]) -> Callable[[], None]:
+        """Run ``close`` on cancel (at once if already cancelled); returns an unregister function."""
+        with self._lock:
+            if not self._event.is_set():
+                self._closers.append(close)
+                return lambda: self._discard(close)
+        close()
+        return lambda: None
+
+    def _discard(self, close: Callable[[], Any]) -> None:
+        with self._lock:
+            if close in self._closers:
+                self._closers.remove(close)
+
+
+Emit = Callable[[str], None]
+
+
+class Provider(Protocol):
+    """An LLM backend. ``complete`` runs on a worker thread; it calls ``emit(text)``
+    for each delta when ``request.stream`` is true, and must return promptly
+    (raising Cancelled) once ``cancel`` is set."""
+
+    name: str
+
+    def check(self, request: LLMRequest) -> None:
+        """Raise ProviderError for a call that cannot work (e.g. no key), before any call."""
+
+    def complete(self, request: LLMRequest, emit: Emit, cancel: CancelToken) -> LLMResult: ...
+
+
+_PROVIDERS: dict[str, str | Callable[[], Provider]] = {
+    "claude": "pipeline_nb.providers.claude:ClaudeProvider",
+    "anthropic": "pipeline_nb.providers.claude:ClaudeProvider",
+    "mock": "pipeline_nb.providers.mock:MockProvider",
+}
+
+
+def register_provider(name: str, factory: str | Callable[[], Provider]) -> None:
+    """Make ``provider: name`` use ``factory`` (a callable or a ``"module:attr"`` string)."""
+    _PROVIDERS[name] = factory
+
+
+def provider_names() -> list[str]:
+    return sorted(_PROVIDERS)
+
+
+def create_provider(name: str) -> Provider:
+    """A new provider instance for ``name``; KeyError if unknown."""
+    factory = _PROVIDERS[name]
+    if isinstance(factory, str):
+        module, _, attr = factory.partition(":")
+        factory = getattr(importlib.import_module(module), attr)
+    return factory()

@@ -1,0 +1,106 @@
+"""``%%pipeline``: parse the options, run the engine, bind and show the results."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.display import display
+from traitlets import Integer, Unicode
+
+from .api import raise_for_status
+from .engine import DEFAULT_MAX_TOKENS, DEFAULT_MODEL, DEFAULT_PROVIDER, RunOptions, execute
+from .errors import RunInterrupted
+from .results import PipelineRun
+from .spec import load_spec
+from .streaming.handlers import ConsoleHandler, Handler
+
+LAST_RUN = "_pipeline"
+
+
+def parse_vars(pairs: list[str]) -> dict[str, str]:
+    """``["k=v", ...]`` as a dict; raises ValueError naming a malformed pair."""
+    result = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise ValueError(f"--var expects KEY=VALUE with KEY a name, got {pair!r}")
+        result[key.strip()] = value
+    return result
+
+
+@magics_class
+class PipelineMagics(Magics):
+    """The ``%%pipeline`` cell magic. Defaults are settable with ``%config PipelineMagics.<trait>``."""
+
+    provider = Unicode(DEFAULT_PROVIDER, help="Provider for steps that set none (claude, mock).").tag(config=True)
+    model = Unicode(DEFAULT_MODEL, help="Model for steps that set none.").tag(config=True)
+    max_tokens = Integer(DEFAULT_MAX_TOKENS, help="max_tokens for steps that set none.").tag(config=True)
+
+    @magic_arguments()
+    @argument("name", nargs="?", help="Kernel name to bind the run (a PipelineRun) to.")
+    @argument("--provider", help="Use this provider for every step (claude, mock).")
+    @argument("--model", help="Use this model for every step.")
+    @argument("--no-stream", action="store_true", help="Do not stream, whatever the steps say.")
+    @argument("--var", action="append", default=[], metavar="KEY=VALUE",
+              help="Template variable; overrides vars: and the kernel namespace. Repeatable.")
+    @cell_magic
+    def pipeline(self, line: str, cell: str) -> None:
+        """Run the YAML pipeline in the cell body, streaming into a live view.
+
+        The run is bound to NAME (if given) and to ``_pipeline``; steps with ``save_as``
+        also bind their output. Templates see --var values, then ``vars:``, then the
+        kernel namespace, and ``steps.<id>.text`` of earlier steps. Line numbers in
+        errors count the ``%%pipeline`` line as line 1.
+        """
+        args = parse_argstring(self.pipeline, line)
+        if args.name is not None and not args.name.isidentifier():
+            raise UsageError(f"%%pipeline NAME must be a Python name, got {args.name!r}")
+        try:
+            overrides = parse_vars(args.var)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        spec = load_spec(cell, line_offset=1, source_name="<cell>")
+        options = RunOptions(
+            vars=overrides,
+            namespace=self.shell.user_ns,
+            provider=args.provider,
+            model=args.model,
+            stream=False if args.no_stream else None,
+            default_provider=self.provider,
+            default_model=self.model,
+            default_max_tokens=self.max_tokens,
+            handlers=[self._view()],
+        )
+        try:
+            run = execute(spec, options)
+        except RunInterrupted as exc:
+            self._finish(exc.run, args.name)
+            interrupt = KeyboardInterrupt(f"pipeline {spec.name!r} interrupted; partial results are kept")
+            interrupt._render_traceback_ = lambda: [f"KeyboardInterrupt: {interrupt}"]  # type: ignore[attr-defined]
+            raise interrupt from None
+        self._finish(run, args.name)
+        raise_for_status(run)
+
+    def _view(self) -> Handler:
+        """The live widget view in a kernel; the console in a terminal."""
+        if getattr(self.shell, "kernel", None) is not None:
+            try:
+                from .display.live import WidgetHandler
+            except ImportError:
+                pass
+            else:
+                return WidgetHandler()
+        return ConsoleHandler()
+
+    def _finish(self, run: PipelineRun, name: str | None) -> None:
+        ns: dict[str, Any] = self.shell.user_ns
+        ns[LAST_RUN] = run
+        if name:
+            ns[name] = run
+        for var, step_id in run.saved.items():
+            if run.steps[step_id].status == "ok":
+                ns[var] = run.steps[step_id].output
+        display(run)

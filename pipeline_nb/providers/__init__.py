@@ -1,0 +1,1 @@
+"""LLM providers: ``claude`` (the anthropic SDK) and ``mock`` (offline, deterministic)."""

@@ -1,0 +1,154 @@
+"""The claude provider: the official anthropic SDK, streamed or not.
+
+The only module that imports ``anthropic``. The SDK's own retries are off
+(``max_retries=0``): the engine retries, so handlers see every retry and the
+``retry-after`` cap applies. Errors come out classified as ProviderError.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import anthropic
+import httpx2
+
+from ..llm import Cancelled, CancelToken, Emit, LLMRequest, LLMResult, ProviderError
+from ..results import Usage
+
+KEY_ENV = "ANTHROPIC_API_KEY"
+
+_FIXES = {
+    400: "the request was rejected as invalid; check the step's model, max_tokens and prompt",
+    401: f"the API key was not accepted; check {KEY_ENV}",
+    403: f"this key may not use this model or feature; check {KEY_ENV} and the model name",
+    404: "not found; check the model name and base_url",
+    413: "the request is too large; shorten the prompt or the earlier text it includes",
+}
+_RETRYABLE_STATUS = {408, 409, 429} | set(range(500, 600))
+
+
+class ClaudeProvider:
+    """Calls the Messages API through ``anthropic.Anthropic``."""
+
+    name = "claude"
+
+    def __init__(self) -> None:
+        self._clients: dict[tuple[str | None, float | None], anthropic.Anthropic] = {}
+
+    def check(self, request: LLMRequest) -> None:
+        if not os.environ.get(KEY_ENV):
+            raise ProviderError(
+                "missing_api_key",
+                f"{KEY_ENV} is not set; export it (or use provider: mock to run offline)",
+                retryable=False,
+            )
+
+    def _client(self, request: LLMRequest) -> anthropic.Anthropic:
+        read_timeout = request.options.get("read_timeout")
+        key = (request.base_url, read_timeout)
+        client = self._clients.get(key)
+        if client is None:
+            timeout = httpx2.Timeout(600.0, connect=10.0, read=read_timeout) if read_timeout else anthropic.NOT_GIVEN
+            client = anthropic.Anthropic(base_url=request.base_url, max_retries=0, timeout=timeout)
+            self._clients[key] = client
+        return client
+
+    def complete(self, request: LLMRequest, emit: Emit, cancel: CancelToken) -> LLMResult:
+        client = self._client(request)
+        params = _params(request)
+        try:
+            if request.stream:
+                return _stream(client, params, emit, cancel)
+            message = client.messages.create(**params)
+            return _result(message, message._request_id)
+        except ProviderError:
+            raise
+        except Exception as exc:
+            if cancel.cancelled:
+                raise Cancelled() from None
+            raise classify(exc) from None
+
+
+def _params(request: LLMRequest) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "model": request.model,
+        "max_tokens": request.max_tokens,
+        "messages": list(request.messages),
+    }
+    if request.system:
+        params["system"] = request.system
+    if request.stop_sequences:
+        params["stop_sequences"] = list(request.stop_sequences)
+    if request.output_schema is not None:
+        params["output_config"] = {"format": {"type": "json_schema", "schema": request.output_schema}}
+    return params
+
+
+def _stream(client: anthropic.Anthropic, params: dict[str, Any], emit: Emit, cancel: CancelToken) -> LLMResult:
+    with client.messages.stream(**params) as stream:
+        unregister = cancel.on_cancel(stream.close)
+        try:
+            for text in stream.text_stream:
+                emit(text)
+            message = stream.get_final_message()
+        finally:
+            unregister()
+        if cancel.cancelled:
+            raise Cancelled()
+        result = _result(message, stream.request_id)
+    if result.stop_reason is None:
+        raise ProviderError(
+            "incomplete_stream", "the stream ended before message_stop", retryable=True,
+            request_id=result.request_id,
+        )
+    return result
+
+
+def _result(message: Any, request_id: str | None) -> LLMResult:
+    text = "".join(block.text for block in message.content if block.type == "text")
+    usage = Usage(message.usage.input_tokens or 0, message.usage.output_tokens or 0)
+    return LLMResult(text, usage, message.stop_reason, message.model, request_id)
+
+
+def classify(exc: Exception) -> ProviderError:
+    """Turn an SDK or transport exception into a ProviderError that says what to do."""
+    if isinstance(exc, anthropic.APIStatusError):
+        status = exc.status_code
+        kind = exc.type or type(exc).__name__
+        message = exc.api_message or str(exc)
+        if status == 200:  # an `event: error` in the middle of a stream
+            return ProviderError(kind, message, retryable=True, request_id=exc.request_id, status=status)
+        fix = _FIXES.get(status)
+        return ProviderError(
+            kind,
+            f"{message} (HTTP {status}){f'; {fix}' if fix else ''}",
+            retryable=status in _RETRYABLE_STATUS,
+            request_id=exc.request_id,
+            retry_after=_retry_after(exc.response.headers),
+            status=status,
+        )
+    if isinstance(exc, anthropic.APITimeoutError):
+        return ProviderError("timeout", "the request timed out", retryable=True)
+    if isinstance(exc, anthropic.APIConnectionError):
+        return ProviderError("connection_error", f"could not reach the API: {exc.message}", retryable=True)
+    if isinstance(exc, httpx2.TimeoutException):
+        return ProviderError("read_timeout", "the stream stalled past the read timeout", retryable=True)
+    if isinstance(exc, httpx2.TransportError):
+        return ProviderError("connection_lost", f"the stream broke off: {type(exc).__name__}", retryable=True)
+    if isinstance(exc, ValueError):  # json.JSONDecodeError from a malformed SSE event
+        return ProviderError("malformed_stream", f"the stream sent invalid data: {exc}", retryable=True)
+    if isinstance(exc, TypeError) and "api_key" in str(exc).lower():
+        return ProviderError("missing_api_key", f"{KEY_ENV} is not set", retryable=False)
+    return ProviderError(type(exc).__name__, str(exc), retryable=False)
+
+
+def _retry_after(headers: Any) -> float | None:
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value:
+            try:
+                return max(0.0, float(value) * scale)
+            except ValueError:
+                continue
+    return None

@@ -1,0 +1,61 @@
+"""The mock provider: offline, deterministic, and marked as mock in its text."""
+
+from __future__ import annotations
+
+import re
+
+from ..llm import Cancelled, CancelToken, Emit, LLMRequest, LLMResult
+from ..results import Usage
+
+DEFAULT_DELAY = 0.02
+"""Seconds between deltas, so streaming is visible."""
+
+_TOKENS = re.compile(r"\S+\s*|\s+")
+
+
+def mock_reply(request: LLMRequest) -> str:
+    """The reply: ``mock_response`` if set, else a fixed text built from the prompt."""
+    scripted = request.options.get("mock_response")
+    if scripted is not None:
+        return scripted
+    prompt = " ".join(request.prompt.split())
+    if len(prompt) > 160:
+        prompt = prompt[:157] + "..."
+    return (
+        f"[mock {request.model}] You asked: {prompt}\n\n"
+        "This reply comes from the offline mock provider, so it costs nothing and is the same "
+        "every time. Set provider: claude and ANTHROPIC_API_KEY to ask Claude instead."
+    )
+
+
+class MockProvider:
+    """Streams :func:`mock_reply` word by word, ``mock_delay`` seconds apart."""
+
+    name = "mock"
+
+    def check(self, request: LLMRequest) -> None:
+        """The mock needs nothing."""
+
+    def complete(self, request: LLMRequest, emit: Emit, cancel: CancelToken) -> LLMResult:
+        text = mock_reply(request)
+        for stop in request.stop_sequences:
+            if stop in text:
+                text, stop_reason = text[: text.index(stop)], "stop_sequence"
+                break
+        else:
+            stop_reason = "end_turn"
+        pieces = _TOKENS.findall(text)
+        if len(pieces) > request.max_tokens:
+            pieces, stop_reason = pieces[: request.max_tokens], "max_tokens"
+            text = "".join(pieces)
+        if request.stream:
+            delay = request.options.get("mock_delay")
+            delay = DEFAULT_DELAY if delay is None else delay
+            for piece in pieces:
+                if cancel.wait(delay) if delay else cancel.cancelled:
+                    raise Cancelled()
+                emit(piece)
+        elif cancel.cancelled:
+            raise Cancelled()
+        usage = Usage(len(_TOKENS.findall(request.prompt)), len(pieces))
+        return LLMResult(text, usage, stop_reason, request.model, None)

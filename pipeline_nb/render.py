@@ -1,0 +1,106 @@
+"""The plain, final rendering of a run: markdown and HTML that read well anywhere
+(JupyterLab, VS Code, GitHub, nbval) with no kernel and no widget state."""
+
+from __future__ import annotations
+
+from html import escape
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .results import PipelineRun, StepResult
+
+ICONS = {"pending": "○", "running": "◐", "ok": "✓", "error": "✗", "skipped": "↷", "interrupted": "■"}
+COLORS = {"pending": "#777", "running": "#1a73e8", "ok": "#188038", "error": "#d93025",
+          "skipped": "#777", "interrupted": "#e37400"}
+
+
+def seconds(value: float | None) -> str:
+    """A duration as ``in 1.23s`` (the form the nbval sanitize file masks)."""
+    return "" if value is None else f"in {value:.2f}s"
+
+
+def step_facts(step: StepResult) -> list[str]:
+    facts = [step.status]
+    if step.model:
+        facts.append(step.model)
+    if step.usage.total:
+        facts.append(f"{step.usage.input_tokens} → {step.usage.output_tokens} tokens")
+    if step.attempts > 1:
+        facts.append(f"{step.attempts} attempts")
+    if step.duration is not None:
+        facts.append(seconds(step.duration))
+    return facts
+
+
+def run_facts(run: PipelineRun) -> list[str]:
+    facts = [run.status, f"{len(run.steps)} step{'s' if len(run.steps) != 1 else ''}"]
+    if run.usage.total:
+        facts.append(f"{run.usage.total} tokens")
+    if run.duration is not None:
+        facts.append(seconds(run.duration))
+    return facts
+
+
+def _step_problem(step: StepResult) -> str:
+    if step.error:
+        return f"error: {step.error}"
+    if step.status == "interrupted":
+        return "interrupted: the text below is what arrived before the interrupt"
+    if step.note and step.status in ("skipped", "pending"):
+        return step.note
+    return ""
+
+
+def step_markdown(step: StepResult, level: int = 4) -> str:
+    lines = [f"{'#' * level} {ICONS[step.status]} {step.id} · {' · '.join(step_facts(step))}", ""]
+    problem = _step_problem(step)
+    if problem:
+        lines += [f"> {problem}", ""]
+    if step.text:
+        lines += [step.text, ""]
+    return "\n".join(lines)
+
+
+def run_markdown(run: PipelineRun) -> str:
+    head = f"**{run.name}** · {' · '.join(run_facts(run))}"
+    parts = [head, ""]
+    if run.description:
+        parts += [f"_{run.description}_", ""]
+    parts += [step_markdown(step) for step in run.steps.values()]
+    parts += [f"> handler error: {e}" for e in run.handler_errors]
+    return "\n".join(parts).rstrip() + "\n"
+
+
+def step_html(step: StepResult) -> str:
+    color = COLORS[step.status]
+    facts = escape(" · ".join(step_facts(step)))
+    parts = [
+        '<div class="pnb-step" style="margin:0.6em 0">',
+        f'<div style="font-weight:600"><span style="color:{color}">{ICONS[step.status]}</span> '
+        f'{escape(step.id)} <span style="font-weight:400;color:#666">· {facts}</span></div>',
+    ]
+    problem = _step_problem(step)
+    if problem:
+        parts.append(f'<div style="color:{color};margin:0.2em 0">{escape(problem)}</div>')
+    if step.text:
+        parts.append(
+            '<div style="white-space:pre-wrap;border-left:3px solid #ddd;padding:0.2em 0.8em;margin-top:0.3em">'
+            f"{escape(step.text)}</div>"
+        )
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def run_html(run: PipelineRun) -> str:
+    color = COLORS.get(run.status, "#777")
+    parts = [
+        '<div class="pnb-run">',
+        f'<div><b>{escape(run.name)}</b> <span style="color:{color}">· '
+        f'{escape(" · ".join(run_facts(run)))}</span></div>',
+    ]
+    if run.description:
+        parts.append(f"<div><i>{escape(run.description)}</i></div>")
+    parts += [step_html(step) for step in run.steps.values()]
+    parts += [f'<div style="color:#d93025">handler error: {escape(e)}</div>' for e in run.handler_errors]
+    parts.append("</div>")
+    return "".join(parts)

@@ -1,0 +1,121 @@
+"""What a run leaves behind: PipelineRun and its StepResults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+StepStatus = Literal["pending", "running", "ok", "error", "skipped", "interrupted"]
+RunStatus = Literal["pending", "running", "ok", "error", "interrupted"]
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Token counts of one call, a step, or a whole run."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(self.input_tokens + other.input_tokens, self.output_tokens + other.output_tokens)
+
+    @property
+    def total(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    """Why a step failed: the error type (the API's when it gave one), message and request id."""
+
+    type: str
+    message: str
+    request_id: str | None = None
+
+    def __str__(self) -> str:
+        rid = f" (request {self.request_id})" if self.request_id else ""
+        return f"{self.type}: {self.message}{rid}"
+
+
+@dataclass(eq=False)
+class StepResult:
+    """The result of one step. ``text`` is the final attempt's text only."""
+
+    id: str
+    type: str = "llm"
+    status: StepStatus = "pending"
+    text: str = ""
+    output: Any = None
+    usage: Usage = field(default_factory=Usage)
+    attempts: int = 0
+    duration: float | None = None
+    error: ErrorInfo | None = None
+    model: str | None = None
+    stop_reason: str | None = None
+    note: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def __repr__(self) -> str:
+        text = self.text if len(self.text) <= 60 else self.text[:57] + "..."
+        error = f", error={str(self.error)!r}" if self.error else ""
+        return f"StepResult(id={self.id!r}, status={self.status!r}, text={text!r}{error})"
+
+    def _repr_markdown_(self) -> str:
+        from .render import step_markdown
+
+        return step_markdown(self)
+
+    def _repr_html_(self) -> str:
+        from .render import step_html
+
+        return step_html(self)
+
+
+@dataclass(eq=False)
+class PipelineRun:
+    """A pipeline run: its steps by id, in order, and what they produced."""
+
+    name: str
+    steps: dict[str, StepResult]
+    description: str = ""
+    status: RunStatus = "pending"
+    duration: float | None = None
+    saved: dict[str, str] = field(default_factory=dict)
+    """Kernel names (``save_as``) → step ids."""
+    handler_errors: list[str] = field(default_factory=list)
+
+    @property
+    def outputs(self) -> dict[str, Any]:
+        return {sid: step.output for sid, step in self.steps.items() if step.status == "ok"}
+
+    @property
+    def usage(self) -> Usage:
+        return sum((s.usage for s in self.steps.values()), Usage())
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def failed(self) -> list[StepResult]:
+        return [s for s in self.steps.values() if s.status in ("error", "interrupted")]
+
+    def __repr__(self) -> str:
+        counts: dict[str, int] = {}
+        for step in self.steps.values():
+            counts[step.status] = counts.get(step.status, 0) + 1
+        summary = ", ".join(f"{n} {status}" for status, n in counts.items())
+        return f"PipelineRun(name={self.name!r}, status={self.status!r}, steps: {summary})"
+
+    def _repr_markdown_(self) -> str:
+        from .render import run_markdown
+
+        return run_markdown(self)
+
+    def _repr_html_(self) -> str:
+        from .render import run_html
+
+        return run_html(self)

@@ -1,0 +1,326 @@
+"""Pipeline specs: YAML (or a dict) in, validated frozen dataclasses out.
+
+Every problem raises PipelineSpecError with the YAML line:col and the step id,
+before any step runs.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Container, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from ._yaml import SourceMap, load_yaml
+from .errors import Location, PipelineSpecError
+from .templates import STEPS, Template, TemplateProblem, compile_template
+
+TEMPLATE_KEYS = ("prompt", "system")
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    """One step as written, with ``defaults`` merged in. ``None`` means unset."""
+
+    id: str
+    index: int
+    type: str
+    location: Location | None
+    prompt: Template | None = None
+    system: Template | None = None
+    provider: str | None = None
+    model: str | None = None
+    max_tokens: int | None = None
+    stop_sequences: tuple[str, ...] = ()
+    stream: bool | None = None
+    stream_handler: str | None = None
+    save_as: str | None = None
+    base_url: str | None = None
+    mock_response: str | None = None
+    mock_delay: float | None = None
+    retries: int = 2
+    retry_backoff: tuple[float, float] = (0.5, 8.0)
+    retry_after_cap: float = 30.0
+    timeout: float | None = None
+    read_timeout: float | None = None
+    continue_on_error: bool = False
+    key_locations: Mapping[str, Location] = field(default_factory=dict, repr=False, compare=False)
+
+    def where(self, key: str) -> Location | None:
+        """Location of ``key`` in this step (or in defaults), else of the step."""
+        return self.key_locations.get(key, self.location)
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    """A validated pipeline."""
+
+    name: str
+    steps: tuple[StepSpec, ...]
+    description: str = ""
+    vars: Mapping[str, Any] = field(default_factory=dict)
+    source: str = "<pipeline>"
+    base_dir: Path | None = None
+
+    def step(self, step_id: str) -> StepSpec:
+        return next(s for s in self.steps if s.id == step_id)
+
+    def check_names(self, available: Container[str]) -> None:
+        """Raise PipelineSpecError for a template name that nothing defines."""
+        for step in self.steps:
+            for key in TEMPLATE_KEYS:
+                template = getattr(step, key)
+                if template is None:
+                    continue
+                for name in sorted(template.names):
+                    if name != STEPS and name not in self.vars and name not in available:
+                        raise PipelineSpecError(
+                            f"{key} uses {{{{ {name} }}}}, which is not defined",
+                            location=step.where(key),
+                            step_id=step.id,
+                            hint=f"define it in the kernel, under vars:, or with --var {name}=VALUE",
+                        )
+
+
+@lru_cache(maxsize=1)
+def schema() -> dict[str, Any]:
+    """The JSON Schema for pipeline files, shipped as ``pipeline_nb/schema.json``."""
+    text = resources.files("pipeline_nb").joinpath("schema.json").read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+@lru_cache(maxsize=1)
+def _validator() -> jsonschema.protocols.Validator:
+    cls = jsonschema.validators.validator_for(schema())
+    return cls(schema())
+
+
+def step_keys() -> frozenset[str]:
+    return frozenset(schema()["$defs"]["stepKeys"]["properties"]) | {"id"}
+
+
+def load_spec(
+    source: str | Path | Mapping[str, Any],
+    *,
+    name: str | None = None,
+    line_offset: int = 0,
+    source_name: str | None = None,
+) -> PipelineSpec:
+    """Load a spec from YAML text, a path to a YAML file, or a dict."""
+    base_dir = None
+    if isinstance(source, Mapping):
+        data, smap = source, SourceMap(source_name or "<dict>")
+    else:
+        text, label = str(source), source_name or "<pipeline>"
+        if isinstance(source, Path) or ("\n" not in text and text.endswith((".yaml", ".yml"))):
+            path = Path(text)
+            try:
+                text = path.read_text(encoding="utf-8")
+            except OSError as exc:
+                raise PipelineSpecError(f"cannot read pipeline file: {exc.strerror}: {path}") from None
+            label, base_dir = str(path), path.parent
+        data, smap = load_yaml(text, source=label, line_offset=line_offset)
+    return parse_spec(data, smap, name=name, base_dir=base_dir)
+
+
+def parse_spec(
+    data: Any, smap: SourceMap, *, name: str | None = None, base_dir: Path | None = None
+) -> PipelineSpec:
+    """Validate loaded data against the schema and the reference rules."""
+    if not isinstance(data, Mapping):
+        got = "an empty document" if data is None else f"a {type(data).__name__}"
+        raise PipelineSpecError(
+            f"a pipeline must be a mapping with a 'steps' list, got {got}",
+            location=smap.locate(()) or Location(smap.source, 1 + smap.line_offset, 1),
+            hint="start with 'steps:' followed by '  - id: first' and '    prompt: ...'",
+        )
+    _check_schema(data, smap)
+    defaults = data.get("defaults", {})
+    steps: list[StepSpec] = []
+    seen: dict[str, int] = {}
+    for index, raw in enumerate(data["steps"]):
+        step = _build_step(index, raw, defaults, smap)
+        if step.id in seen:
+            raise PipelineSpecError(
+                f"duplicate step id {step.id!r} (first used by step {seen[step.id] + 1})",
+                location=smap.locate(("steps", index, "id")),
+                step_id=step.id,
+                hint="give every step its own id",
+            )
+        seen[step.id] = index
+        _check_refs(step, seen)
+        steps.append(step)
+    return PipelineSpec(
+        name=name or data.get("name") or "pipeline",
+        description=data.get("description", ""),
+        vars=dict(data.get("vars", {})),
+        steps=tuple(steps),
+        source=smap.source,
+        base_dir=base_dir,
+    )
+
+
+def _build_step(index: int, raw: Mapping[str, Any], defaults: Mapping[str, Any], smap: SourceMap) -> StepSpec:
+    step_id = raw["id"]
+    merged = {**defaults, **raw}
+    locations = {key: smap.locate(("defaults", key)) for key in defaults}
+    locations.update({key: smap.locate(("steps", index, key)) for key in raw})
+    step_type = merged.get("type") or ("llm" if "prompt" in merged else None)
+    here = smap.locate(("steps", index))
+    if step_type is None:
+        raise PipelineSpecError(
+            "step has no type and no prompt", location=here, step_id=step_id,
+            hint="add a prompt: for an llm step, or set type:",
+        )
+    if step_type == "llm" and "prompt" not in merged:
+        raise PipelineSpecError(
+            "llm step is missing 'prompt'", location=here, step_id=step_id,
+            hint='add prompt: "..." to the step',
+        )
+    templates = {}
+    for key in TEMPLATE_KEYS:
+        if key in merged:
+            try:
+                templates[key] = compile_template(merged[key])
+            except TemplateProblem as exc:
+                where = locations[key]
+                if where and exc.line and exc.line > 1:
+                    where = Location(where.source, where.line + exc.line - 1, 1)
+                raise PipelineSpecError(
+                    f"bad template in {key}: {exc}", location=where, step_id=step_id,
+                    hint="templates use {{ name }}; close every {{ and {%",
+                ) from None
+    plain = {k: v for k, v in merged.items() if k not in ("id", "type", *TEMPLATE_KEYS)}
+    for key in ("stop_sequences", "retry_backoff"):
+        if key in plain:
+            plain[key] = tuple(plain[key])
+    return StepSpec(
+        id=step_id, index=index, type=step_type, location=here,
+        key_locations={k: v for k, v in locations.items() if v}, **templates, **plain,
+    )
+
+
+def _check_refs(step: StepSpec, earlier: Mapping[str, int]) -> None:
+    for key in TEMPLATE_KEYS:
+        template = getattr(step, key)
+        for ref in template.step_refs if template else ():
+            if ref == step.id:
+                problem = "refers to its own result"
+            elif ref in earlier:
+                continue
+            else:
+                problem = f"refers to steps.{ref}, which is not an earlier step"
+            known = [s for s in earlier if s != step.id]
+            raise PipelineSpecError(
+                f"{key} {problem}",
+                location=step.where(key),
+                step_id=step.id,
+                hint=f"earlier steps: {', '.join(known)}" if known else "this is the first step",
+            )
+
+
+def _check_schema(data: Mapping[str, Any], smap: SourceMap) -> None:
+    errors = list(_validator().iter_errors(data))
+    if not errors:
+        return
+    leaves = [_leaf(e) for e in errors]
+    first = min(leaves, key=lambda e: _position(e, smap))
+    raise _friendly(first, data, smap)
+
+
+def _leaf(error: jsonschema.ValidationError) -> jsonschema.ValidationError:
+    """The most specific error under ``error`` (allOf/anyOf wrap the useful one)."""
+    while error.context:
+        error = min(error.context, key=lambda e: -len(e.absolute_path))
+    return error
+
+
+def _position(error: jsonschema.ValidationError, smap: SourceMap) -> tuple[int, int]:
+    where = smap.locate(tuple(error.absolute_path))
+    return (where.line, where.col) if where else (0, 0)
+
+
+def _friendly(error: jsonschema.ValidationError, data: Mapping[str, Any], smap: SourceMap) -> PipelineSpecError:
+    path = tuple(error.absolute_path)
+    step_id = None
+    if len(path) >= 2 and path[0] == "steps" and isinstance(path[1], int):
+        raw = data["steps"][path[1]]
+        step_id = raw.get("id") if isinstance(raw, Mapping) and isinstance(raw.get("id"), str) else None
+    key = next((p for p in reversed(path) if isinstance(p, str)), None)
+    label = _label(path)
+    where = smap.locate(path)
+    value = error.instance
+    hint = None
+    kind = error.validator
+    if kind in ("additionalProperties", "unevaluatedProperties"):
+        allowed = _allowed_keys(path)
+        unknown = sorted(k for k in value if k not in allowed) if isinstance(value, Mapping) else []
+        bad = unknown[0] if unknown else "?"
+        close = difflib.get_close_matches(str(bad), sorted(allowed), n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(sorted(allowed))}"
+        return PipelineSpecError(
+            f"unknown key {bad!r}" + (f" in {label}" if label else ""),
+            location=smap.locate(path + (bad,), key=True) or where, step_id=step_id, hint=hint,
+        )
+    if kind == "required":
+        missing = str(error.message).split("'")[1] if "'" in error.message else "?"
+        what = "step" if len(path) == 2 and path[0] == "steps" else (label or "pipeline")
+        return PipelineSpecError(
+            f"{what} is missing {missing!r}", location=where, step_id=step_id,
+            hint="every step needs a unique id:" if missing == "id" else "add 'steps:' with a list of steps",
+        )
+    if kind == "type":
+        expected = error.validator_value
+        expected = " or ".join(expected) if isinstance(expected, list) else expected
+        article = "an" if str(expected)[0] in "aeiou" else "a"
+        message = f"{label or 'value'} must be {article} {expected}, got {_describe(value)}"
+        if expected == "array" and isinstance(value, Mapping):
+            hint = "write each list item on its own line starting with '- '"
+    elif kind == "enum":
+        choices = ", ".join(map(str, error.validator_value))
+        message = f"{label} is {value!r}; expected one of: {choices}"
+        if key == "type":
+            message = f"unknown step type {value!r}; known types: {choices}"
+    elif kind == "minimum":
+        message = f"{label} must be at least {error.validator_value}, got {value!r}"
+    elif kind == "minItems":
+        message = f"{label} must not be empty"
+    elif kind == "minLength":
+        message = f"{label} must not be empty"
+    elif kind == "pattern":
+        if error.validator_value.startswith("^[A-Za-z_]"):
+            message = f"{label} {value!r} is not a valid name"
+            hint = "use letters, digits and _, not starting with a digit (it is used as steps.<id>)"
+        else:
+            message = f"{label} {value!r} does not match {error.validator_value}"
+    else:
+        message = f"{label or 'pipeline'}: {error.message}"
+    return PipelineSpecError(message, location=where, step_id=step_id, hint=hint)
+
+
+def _allowed_keys(path: tuple[Any, ...]) -> frozenset[str]:
+    if not path:
+        return frozenset(schema()["properties"])
+    if path == ("defaults",):
+        return step_keys() - {"id"}
+    return step_keys()
+
+
+def _label(path: tuple[Any, ...]) -> str:
+    if len(path) >= 2 and path[0] == "steps" and isinstance(path[1], int):
+        path = path[2:]
+    return ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in path).replace(".[", "[")
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    name = {dict: "mapping", list: "list", str: "string", bool: "boolean"}.get(type(value), type(value).__name__)
+    shown = repr(value)
+    return f"{name} {shown}" if len(shown) <= 40 else name

@@ -1,0 +1,242 @@
+"""The handler protocol and the built-in handlers.
+
+A handler has ``init(run)`` (called at run start: reset state here), ``handle_event(event)``
+and ``close()``; ``flush()`` is optional and is called when the stream goes quiet.
+Events arrive in order on one thread. Subclasses of :class:`StreamHandler` are
+idempotent: a delta or done event seen before (same step, attempt, seq) is ignored,
+and a ``retry`` drops the step's partial text so only the final attempt's text remains.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import queue
+import sys
+import threading
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
+
+from .events import DELTA, DONE, RETRY, RUN_END, RUN_START, STEP_END, STEP_START, Chunk, Event, Response, RetryInfo
+
+if TYPE_CHECKING:
+    from ..results import PipelineRun, StepResult
+
+
+@runtime_checkable
+class Handler(Protocol):
+    """What the engine calls. Any object with these methods is a handler."""
+
+    def init(self, run: PipelineRun) -> None: ...
+
+    def handle_event(self, event: Event) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class StreamHandler:
+    """Base class: deduplicates events and dispatches them to ``on_<kind>`` methods."""
+
+    def __init__(self) -> None:
+        self._positions: dict[str, tuple[int, int]] = {}
+        self._done: set[tuple[str, int]] = set()
+
+    def init(self, run: PipelineRun) -> None:
+        self._positions = {}
+        self._done = set()
+        self.on_run_start(run)
+
+    def handle_event(self, event: Event) -> None:
+        if self.accept(event):
+            self.dispatch(event)
+
+    def accept(self, event: Event) -> bool:
+        """False for an event already seen (same step, attempt and seq) or a stale attempt's."""
+        kind, data = event
+        if kind == DELTA:
+            position = (data.attempt, data.seq)
+        elif kind == RETRY:
+            position = (data.attempt + 1, -1)
+        elif kind == DONE:
+            key = (data.step_id, data.attempt)
+            if key in self._done:
+                return False
+            self._done.add(key)
+            return True
+        else:
+            return True
+        if position <= self._positions.get(data.step_id, (0, -1)):
+            return False
+        self._positions[data.step_id] = position
+        return True
+
+    def dispatch(self, event: Event) -> None:
+        """Call the ``on_<kind>`` method for an accepted event."""
+        method = getattr(self, f"on_{event.kind}", None)
+        if method is not None:
+            method(event.data)
+
+    def close(self) -> None:
+        """Release resources. Called once per run, after ``run_end``."""
+
+    def on_run_start(self, run: PipelineRun) -> None: ...
+    def on_step_start(self, step: StepResult) -> None: ...
+    def on_delta(self, chunk: Chunk) -> None: ...
+    def on_retry(self, info: RetryInfo) -> None: ...
+    def on_done(self, response: Response) -> None: ...
+    def on_step_end(self, step: StepResult) -> None: ...
+    def on_run_end(self, run: PipelineRun) -> None: ...
+
+
+class BufferHandler(StreamHandler):
+    """Keeps each step's streamed text and final response in memory.
+
+    >>> buf = BufferHandler()
+    >>> # pipeline_nb.run(spec, on_event=buf); buf.texts["a"]
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: dict[str, list[str]] = {}
+        self.responses: dict[str, Response] = {}
+        self.events: list[Event] = []
+
+    def init(self, run: PipelineRun) -> None:
+        self.parts, self.responses, self.events = {}, {}, []
+        super().init(run)
+
+    def handle_event(self, event: Event) -> None:
+        if self.accept(event):
+            self.events.append(event)
+            self.dispatch(event)
+
+    @property
+    def texts(self) -> dict[str, str]:
+        return {step_id: "".join(parts) for step_id, parts in self.parts.items()}
+
+    def on_delta(self, chunk: Chunk) -> None:
+        self.parts.setdefault(chunk.step_id, []).append(chunk.content)
+
+    def on_retry(self, info: RetryInfo) -> None:
+        self.parts[info.step_id] = []
+
+    def on_done(self, response: Response) -> None:
+        self.responses[response.step_id] = response
+
+
+class ConsoleHandler(StreamHandler):
+    """Writes deltas to stdout as they arrive; step headers and retries go to stderr."""
+
+    def __init__(self, out: IO[str] | None = None, err: IO[str] | None = None, *, headers: bool = True) -> None:
+        super().__init__()
+        self._out, self._err, self._headers = out, err, headers
+        self._streamed: set[str] = set()
+
+    @property
+    def out(self) -> IO[str]:
+        return self._out or sys.stdout
+
+    @property
+    def err(self) -> IO[str]:
+        return self._err or sys.stderr
+
+    def init(self, run: PipelineRun) -> None:
+        self._streamed = set()
+        super().init(run)
+
+    def on_step_start(self, step: StepResult) -> None:
+        if self._headers:
+            model = f" ({step.model})" if step.model else ""
+            self.err.write(f"── {step.id}{model} ──\n")
+            self.err.flush()
+
+    def on_delta(self, chunk: Chunk) -> None:
+        self._streamed.add(chunk.step_id)
+        self.out.write(chunk.content)
+        self.out.flush()
+
+    def on_retry(self, info: RetryInfo) -> None:
+        if info.step_id in self._streamed:
+            self.out.write("\n")
+            self.out.flush()
+        self.err.write(f"[{info.step_id}: retry {info.attempt}/{info.retries} after {info.reason}; "
+                       f"the partial text above is discarded]\n")
+        self.err.flush()
+
+    def on_done(self, response: Response) -> None:
+        if response.step_id in self._streamed:
+            self.out.write("\n")
+            self.out.flush()
+
+
+class CallbackHandler(StreamHandler):
+    """Calls ``fn(event)`` for every event, once (duplicates are filtered)."""
+
+    def __init__(self, fn: Callable[[Event], Any]) -> None:
+        super().__init__()
+        self.fn = fn
+        self.name = getattr(fn, "__qualname__", None) or repr(fn)
+
+    def handle_event(self, event: Event) -> None:
+        if self.accept(event):
+            self.fn(event)
+
+    def on_run_start(self, run: PipelineRun) -> None:
+        self.fn(Event(RUN_START, run))
+
+
+class FileHandler(StreamHandler):
+    """Appends the stream to a file from a writer thread, so disk never stalls the stream.
+
+    ``format="text"`` writes the text with a header per step; ``format="jsonl"`` writes
+    one JSON object per event. The default path is ``<run name>.stream.txt``.
+    """
+
+    def __init__(self, path: str | Path | None = None, *, format: str = "text") -> None:
+        super().__init__()
+        if format not in ("text", "jsonl"):
+            raise ValueError(f"FileHandler format must be 'text' or 'jsonl', not {format!r}")
+        self.path = Path(path) if path else None
+        self.format = format
+        self._queue: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+
+    def init(self, run: PipelineRun) -> None:
+        path = self.path or Path(f"{run.name}.stream.{'txt' if self.format == 'text' else 'jsonl'}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = io.open(path, "a", encoding="utf-8")
+        self._writer = threading.Thread(target=self._write_loop, name="pipeline_nb-file", daemon=True)
+        self._writer.start()
+        super().init(run)
+
+    def _write_loop(self) -> None:
+        while (text := self._queue.get()) is not None:
+            self._file.write(text)
+        self._file.close()
+
+    def _emit(self, kind: str, text: str, **fields: Any) -> None:
+        if self.format == "text":
+            self._queue.put(text)
+        else:
+            self._queue.put(json.dumps({"event": kind, **fields}, ensure_ascii=False) + "\n")
+
+    def on_step_start(self, step: StepResult) -> None:
+        self._emit(STEP_START, f"\n## {step.id}\n", step=step.id, model=step.model)
+
+    def on_delta(self, chunk: Chunk) -> None:
+        self._emit(DELTA, chunk.content, step=chunk.step_id, attempt=chunk.attempt, seq=chunk.seq,
+                   content=chunk.content)
+
+    def on_retry(self, info: RetryInfo) -> None:
+        self._emit(RETRY, f"\n[retry {info.attempt}/{info.retries} after {info.reason}: text above discarded]\n",
+                   step=info.step_id, attempt=info.attempt, reason=info.reason, delay=info.delay)
+
+    def on_done(self, response: Response) -> None:
+        self._emit(DONE, "\n", step=response.step_id, attempt=response.attempt,
+                   stop_reason=response.stop_reason, output_tokens=response.usage.output_tokens)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._queue.put(None)
+            self._writer.join()
+            self._writer = None

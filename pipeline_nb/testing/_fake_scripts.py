@@ -1,0 +1,218 @@
+"""Scripts, faults and request records for :mod:`pipeline_nb.testing.fake_anthropic`.
+
+Private: import the public names from ``fake_anthropic``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, Union
+
+Matcher = Union[None, str, Callable[["RecordedRequest"], bool]]
+
+#: Fault kinds that only make sense for a streamed response.
+STREAM_FAULTS = frozenset({"overloaded", "cut", "close", "stall", "malformed"})
+#: Aliases for ``kind="http"`` with a fixed status.
+HTTP_ALIASES = {"rate_limit": 429, "overloaded_http": 529, "server_error": 500}
+#: The ``error.type`` the real API uses for each status.
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    529: "overloaded_error",
+}
+_DEFAULT_MESSAGES = {
+    400: "Invalid request",
+    401: "invalid x-api-key",
+    403: "Your API key does not have permission to use the specified resource.",
+    404: "Not found",
+    413: "Request exceeds the maximum allowed number of bytes.",
+    429: "Number of request tokens has exceeded your per-minute rate limit",
+    500: "Internal server error",
+    529: "Overloaded",
+}
+_SECRET_HEADERS = frozenset({"authorization", "x-api-key", "proxy-authorization"})
+_WORDS = re.compile(r"\S+\s*|\s+")
+
+
+@dataclass
+class RecordedRequest:
+    """One request the fake received. ``headers`` keys are lower-case; secrets are ``"<redacted>"``."""
+
+    method: str
+    path: str
+    body: dict[str, Any]
+    headers: dict[str, str]
+    prompt: str = ""
+    stream: bool = False
+
+
+def redact(headers: dict[str, str]) -> dict[str, str]:
+    """Lower-case header names and hide credential values."""
+    return {k.lower(): ("<redacted>" if k.lower() in _SECRET_HEADERS else v) for k, v in headers.items()}
+
+
+def last_user_text(body: dict[str, Any]) -> str:
+    """Text of the last ``user`` message: a string, or its ``text`` blocks joined by newlines."""
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        return ""
+    for msg in reversed(messages):
+        if isinstance(msg, dict) and msg.get("role") == "user":
+            content = msg.get("content")
+            if isinstance(content, str):
+                return content
+            if isinstance(content, list):
+                return "\n".join(
+                    b["text"] for b in content
+                    if isinstance(b, dict) and b.get("type") == "text" and isinstance(b.get("text"), str)
+                )
+            return ""
+    return ""
+
+
+def _matches(when: Matcher, req: RecordedRequest) -> bool:
+    if when is None:
+        return True
+    if isinstance(when, str):
+        return when in req.prompt
+    return bool(when(req))
+
+
+@dataclass
+class Reply:
+    """A scripted reply (see ``FakeAnthropic.reply``)."""
+
+    text: str
+    when: Matcher = None
+    times: Optional[int] = None
+    delay: float = 0.0
+    chunks: Optional[list[str]] = None
+    usage: Optional[tuple[int, int]] = None
+    stop_reason: str = "end_turn"
+    model: Optional[str] = None
+    used: int = 0
+
+    def live(self) -> bool:
+        return self.times is None or self.used < self.times
+
+
+@dataclass
+class Fault:
+    """A scripted failure (see ``FakeAnthropic.fault``)."""
+
+    kind: str
+    when: Matcher = None
+    times: Optional[int] = 1
+    after: int = 2
+    status: Optional[int] = None
+    retry_after: Union[int, float, str, None] = None
+    error_type: Optional[str] = None
+    message: Optional[str] = None
+    stall_seconds: float = 30.0
+    used: int = 0
+
+    def live(self) -> bool:
+        return self.times is None or self.used < self.times
+
+    def applies_to(self, req: RecordedRequest) -> bool:
+        return (req.stream or self.kind not in STREAM_FAULTS) and _matches(self.when, req)
+
+
+def make_fault(kind: str, **kw: Any) -> Fault:
+    """Build a :class:`Fault`, resolving aliases and checking arguments."""
+    if kind in HTTP_ALIASES:
+        kw["status"] = kw.get("status") or HTTP_ALIASES[kind]
+        kind = "http"
+    if kind != "http" and kind not in STREAM_FAULTS:
+        raise ValueError(f"unknown fault kind {kind!r}")
+    if kind == "http" and not kw.get("status"):
+        raise ValueError('fault("http") needs status=')
+    return Fault(kind, **kw)
+
+
+def pick(scripts: list, req: RecordedRequest, consume: bool) -> Any:
+    """First live script in ``scripts`` matching ``req`` (counting a use if ``consume``), or None."""
+    for s in scripts:
+        ok = s.applies_to(req) if isinstance(s, Fault) else _matches(s.when, req)
+        if s.live() and ok:
+            if consume:
+                s.used += 1
+            return s
+    return None
+
+
+def error_body(status: int, error_type: Optional[str], message: Optional[str], request_id: str) -> bytes:
+    """The JSON body the real API sends with an error status."""
+    etype = error_type or ERROR_TYPES.get(status, "api_error")
+    msg = message or _DEFAULT_MESSAGES.get(status, "Error")
+    return json.dumps(
+        {"type": "error", "error": {"type": etype, "message": msg}, "request_id": request_id}
+    ).encode()
+
+
+@dataclass
+class Plan:
+    """What one response will say: deltas, stop reason and usage."""
+
+    deltas: list[str]
+    stop_reason: Optional[str]
+    stop_sequence: Optional[str]
+    input_tokens: int
+    output_tokens: int
+    model: str
+    delay: float = 0.0
+    text: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.text = "".join(self.deltas)
+
+
+def plan_reply(reply: Optional[Reply], req: RecordedRequest) -> Plan:
+    """Turn a script (or the default echo reply) into a :class:`Plan` for ``req``."""
+    if reply is None:
+        reply = Reply("Fake reply to: " + req.prompt)
+    deltas = list(reply.chunks) if reply.chunks is not None else _WORDS.findall(reply.text)
+    stop_reason: Optional[str] = reply.stop_reason
+    stop_seq = None
+    seqs = req.body.get("stop_sequences")
+    if isinstance(seqs, list):
+        text = "".join(deltas)
+        hits = [(text.find(s), s) for s in seqs if isinstance(s, str) and s and s in text]
+        if hits:
+            cut, stop_seq = min(hits)
+            deltas, stop_reason = _truncate(deltas, cut), "stop_sequence"
+    if reply.usage is not None:
+        in_tok, out_tok = reply.usage
+    else:
+        in_tok, out_tok = len(req.prompt) // 4 + 1, len(deltas)
+    model = reply.model or str(req.body.get("model") or "claude-fake")
+    return Plan(deltas, stop_reason, stop_seq, in_tok, out_tok, model, reply.delay)
+
+
+def message_obj(plan: Plan, msg_id: str, text: Optional[str]) -> dict[str, Any]:
+    """A Message object; with ``text=None``, the empty one that opens a stream."""
+    done = text is not None
+    return {
+        "id": msg_id, "type": "message", "role": "assistant", "model": plan.model,
+        "content": [{"type": "text", "text": text}] if done else [],
+        "stop_reason": plan.stop_reason if done else None,
+        "stop_sequence": plan.stop_sequence if done else None,
+        "usage": {"input_tokens": plan.input_tokens, "output_tokens": plan.output_tokens},
+    }
+
+
+def _truncate(deltas: list[str], n: int) -> list[str]:
+    out: list[str] = []
+    for d in deltas:
+        if n <= 0:
+            break
+        out.append(d[:n])
+        n -= len(d)
+    return out
