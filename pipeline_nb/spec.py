@@ -229,9 +229,17 @@ def _check_schema(data: Mapping[str, Any], smap: SourceMap) -> None:
     errors = list(_validator().iter_errors(data))
     if not errors:
         return
-    leaves = [_leaf(e) for e in errors]
+    leaves = [e for e in map(_leaf, errors) if not _spurious(e)] or [_leaf(errors[0])]
     first = min(leaves, key=lambda e: _position(e, smap))
     raise _friendly(first, data, smap)
+
+
+def _spurious(error: jsonschema.ValidationError) -> bool:
+    """An unevaluatedProperties error caused by a sibling failure, with no unknown key."""
+    if error.validator not in ("additionalProperties", "unevaluatedProperties"):
+        return False
+    allowed = _allowed_keys(tuple(error.absolute_path))
+    return isinstance(error.instance, Mapping) and all(k in allowed for k in error.instance)
 
 
 def _leaf(error: jsonschema.ValidationError) -> jsonschema.ValidationError:
