@@ -12,7 +12,7 @@ from .errors import StepError
 from .results import PipelineRun
 from ._yaml import SourceMap
 from .spec import load_spec, parse_spec
-from .streaming.events import Event, Response
+from .streaming.events import DONE, Event, Response
 from .templates import literal
 
 OnEvent = Callable[[Event], Any]
@@ -32,8 +32,8 @@ def run(
     """Run a pipeline from YAML text, a path to a YAML file, or a dict.
 
     ``vars`` override the spec's ``vars``; ``provider``/``model``/``stream`` override every
-    step; ``on_event`` is a handler or any callable taking an Event. With ``raise_on_error``
-    a failed step raises StepError, whose ``.run`` keeps every result.
+    step; ``on_event`` is a handler (or handler class) or any callable taking an Event.
+    With ``raise_on_error`` a failed step raises StepError, whose ``.run`` keeps every result.
     """
     spec = load_spec(source)
     options = RunOptions(
@@ -42,12 +42,19 @@ def run(
         provider=provider,
         model=model,
         stream=stream,
-        handlers=[on_event] if on_event is not None else [],
+        handlers=_handlers(on_event),
     )
     result = execute(spec, options)
     if raise_on_error:
         raise_for_status(result)
     return result
+
+
+def _handlers(on_event: OnEvent | Any | None) -> list[Any]:
+    """``on_event`` as a handler list; a handler class is instantiated, as in ``stream_handler:``."""
+    if on_event is None:
+        return []
+    return [on_event() if isinstance(on_event, type) else on_event]
 
 
 def raise_for_status(run: PipelineRun) -> None:
@@ -72,14 +79,21 @@ def invoke(
     """One LLM call, the Python form of the guide's ``Pipeline.LLM.invoke!``.
 
     ``params`` are llm step keys (``system``, ``max_tokens``, ``stop_sequences``, ...).
-    The prompt is sent as is, not rendered as a template.
+    The prompt and system are sent as they are, not rendered as templates.
+    Returns the call's ``done`` Response; raises StepError if the call failed.
     """
+    system = params.pop("system", None)
     data: dict[str, Any] = {"name": "invoke", "steps": [{"id": "invoke", "type": "llm", "prompt": "", **params}]}
     spec = parse_spec(data, SourceMap("<invoke>"))
-    spec = replace(spec, steps=(replace(spec.steps[0], prompt=literal(prompt)),))
-    result = execute(spec, RunOptions(provider=provider, model=model, stream=stream,
-                                      handlers=[on_event] if on_event is not None else []))
+    step = replace(spec.steps[0], prompt=literal(prompt), system=literal(system) if system is not None else None)
+    spec = replace(spec, steps=(step,))
+    done: list[Response] = []
+
+    def keep_done(event: Event) -> None:
+        if event.kind == DONE:
+            done.append(event.data)
+
+    handlers = [keep_done, *_handlers(on_event)]
+    result = execute(spec, RunOptions(provider=provider, model=model, stream=stream, handlers=handlers))
     raise_for_status(result)
-    step_result = result.steps["invoke"]
-    return Response("invoke", step_result.attempts, step_result.text, step_result.usage,
-                    step_result.stop_reason, step_result.model, None, step_result.output)
+    return done[-1]

@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--provider", help="use this provider for every step (claude, mock)")
     run.add_argument("--model", help="use this model for every step")
     run.add_argument("--var", action="append", default=[], metavar="KEY=VALUE", help="template variable (repeatable)")
+    run.set_defaults(parser=run)
     return parser
 
 
@@ -53,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         overrides = parse_vars(args.var)
     except ValueError as exc:
-        parser.error(str(exc))
+        args.parser.error(str(exc))
     try:
         spec = load_spec(args.file, source_name=args.file)
         run = execute(spec, RunOptions(vars=overrides, provider=args.provider, model=args.model,

@@ -12,11 +12,11 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .errors import PipelineError, PipelineSpecError, RunInterrupted
-from .execute import Executor, ResolvedStep
+from .execute import Executor, ResolvedStep, interrupted
 from .llm import CancelToken, Provider, ProviderError, create_provider
 from .results import PipelineRun, StepResult
 from .spec import PipelineSpec, StepSpec
@@ -163,7 +163,7 @@ class _Run:
             self._pump()
         except KeyboardInterrupt:
             interrupted = True
-            self._stop(worker)
+            self._stop(worker, executor)
         run.duration = time.monotonic() - started
         run.status = _run_status(run, interrupted)
         self._deliver(Event(RUN_END, run))
@@ -192,8 +192,13 @@ class _Run:
                 return
             deliver(event)
 
-    def _stop(self, worker: threading.Thread) -> None:
-        """After Ctrl-C: close the streams, let the worker finish, deliver what it sent."""
+    def _stop(self, worker: threading.Thread, executor: Executor) -> None:
+        """After Ctrl-C: close the streams, let the worker finish, deliver what it sent.
+
+        A worker still busy after JOIN_TIMEOUT (a provider that ignores the cancel) is
+        left behind as a daemon with its own StepResult; the run gets a copy, marked
+        interrupted, with the text received so far.
+        """
         self.cancel.cancel()
         worker.join(JOIN_TIMEOUT)
         while True:
@@ -203,9 +208,11 @@ class _Run:
                 break
             if event is not _END:
                 self._deliver(event)
-        for step in self.run.steps.values():
+        for step_id, step in self.run.steps.items():
             if step.status == "running":
-                step.status = "interrupted"
+                kept = replace(step, text="".join(executor.received))
+                interrupted(kept)
+                self.run.steps[step_id] = kept
         self._flush()
 
     def _deliver(self, event: Event) -> None:

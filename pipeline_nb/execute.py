@@ -53,6 +53,8 @@ class Executor:
         self.spec, self.run, self.steps = spec, run, steps
         self.context = ChainMap({STEPS: run.steps}, context)
         self.emit, self.cancel = emit, cancel
+        self.received: list[str] = []
+        """The text the running attempt has received so far."""
 
     def run_all(self) -> None:
         failed: list[str] = []
@@ -123,6 +125,7 @@ class Executor:
         for attempt in range(1, step.retries + 2):
             result.attempts = attempt
             parts: list[str] = []
+            self.received = parts
             append = parts.append
 
             def on_delta(text: str, _attempt: int = attempt) -> None:
@@ -137,11 +140,16 @@ class Executor:
                 return
             except ProviderError as exc:
                 result.text = "".join(parts)
-                delay = self._retry_delay(step, exc, attempt, started)
-                if delay is None:
-                    _fail(result, exc.type, exc.message, exc.request_id)
+                if not exc.retryable or attempt > step.retries:
+                    gave_up = f"; gave up after {attempt} attempts" if attempt > 1 else ""
+                    _fail(result, exc.type, exc.message + gave_up, exc.request_id)
                     return
-                result.note = f"retry {attempt}/{step.retries} after {exc.type}"
+                delay = _backoff(step, exc, attempt)
+                if step.timeout and time.monotonic() + delay - started > step.timeout:
+                    _fail(result, exc.type, f"{exc.message}; not retried: the step's timeout of "
+                          f"{step.timeout:g} s would pass first", exc.request_id)
+                    return
+                result.text, result.note = "", f"retry {attempt}/{step.retries} after {exc.type}"
                 emit(Event(RETRY, RetryInfo(step_id, attempt, step.retries, exc.type, delay)))
                 if token.wait(delay):
                     self._stopped(step, result)
@@ -155,22 +163,9 @@ class Executor:
     def _stopped(self, step: StepSpec, result: StepResult) -> None:
         """The step's token fired: the run was interrupted, or the step timed out."""
         if self.cancel.cancelled:
-            result.status = "interrupted"
+            interrupted(result)
         else:
             _fail(result, "timeout", f"the step took longer than its timeout of {step.timeout:g} s")
-
-    @staticmethod
-    def _retry_delay(step: StepSpec, exc: ProviderError, attempt: int, started: float) -> float | None:
-        """Seconds to wait before the next attempt, or None when the step must fail now."""
-        if not exc.retryable or attempt > step.retries:
-            return None
-        base, cap = step.retry_backoff
-        delay = min(cap, base * 2 ** (attempt - 1))
-        if exc.retry_after is not None:
-            delay = min(exc.retry_after, step.retry_after_cap)
-        if step.timeout and time.monotonic() + delay - started > step.timeout:
-            return None
-        return delay
 
     @staticmethod
     def _succeed(result: StepResult, answer: LLMResult, attempt: int) -> None:
@@ -181,6 +176,20 @@ class Executor:
         result.model = answer.model or result.model
         result.status = "ok"
         result.note = f"ok after {attempt} attempts" if attempt > 1 else ""
+
+
+def interrupted(result: StepResult) -> None:
+    """Mark ``result`` interrupted; its text so far is kept."""
+    result.status = "interrupted"
+    result.note = f"interrupted: the {len(result.text)} characters received before it are kept"
+
+
+def _backoff(step: StepSpec, exc: ProviderError, attempt: int) -> float:
+    """Seconds before the next attempt: the server's ``retry-after`` (capped), else exponential backoff."""
+    if exc.retry_after is not None:
+        return min(exc.retry_after, step.retry_after_cap)
+    base, cap = step.retry_backoff
+    return min(cap, base * 2 ** (attempt - 1))
 
 
 def _fail(result: StepResult, kind: str, message: str, request_id: str | None = None) -> None:

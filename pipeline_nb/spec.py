@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Container, Mapping
+import os
+import math
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -51,10 +53,27 @@ class StepSpec:
     read_timeout: float | None = None
     continue_on_error: bool = False
     key_locations: Mapping[str, Location] = field(default_factory=dict, repr=False, compare=False)
+    block_locations: Mapping[str, Location] = field(default_factory=dict, repr=False, compare=False)
+    """For keys written as block scalars (``|``, ``>``): where their text starts."""
 
-    def where(self, key: str) -> Location | None:
-        """Location of ``key`` in this step (or in defaults), else of the step."""
-        return self.key_locations.get(key, self.location)
+    def where(self, key: str, line: int | None = None) -> Location | None:
+        """Location of ``key`` in this step (or in defaults), else of the step;
+        with ``line``, of that 1-based line of the key's text."""
+        where = self.key_locations.get(key)
+        if where is None:
+            return self.location
+        return _at_line(where, self.block_locations.get(key), line)
+
+
+def _at_line(where: Location, block: Location | None, line: int | None) -> Location:
+    """Line ``line`` of a string value at ``where`` (exact for ``|`` blocks, close for others)."""
+    if line is None:
+        return where
+    if block is not None:
+        return Location(block.source, block.line + max(line, 1) - 1, block.col)
+    if line > 1:
+        return Location(where.source, where.line + line - 1, 1)
+    return where
 
 
 @dataclass(frozen=True)
@@ -80,11 +99,14 @@ class PipelineSpec:
                     continue
                 for name in sorted(template.names):
                     if name != STEPS and name not in self.vars and name not in available:
+                        known = [*self.vars, *(available if isinstance(available, Iterable) else ())]
+                        close = difflib.get_close_matches(name, [k for k in known if isinstance(k, str)], n=1)
+                        hint = f"did you mean {close[0]!r}? " if close else ""
                         raise PipelineSpecError(
                             f"{key} uses {{{{ {name} }}}}, which is not defined",
-                            location=step.where(key),
+                            location=step.where(key, template.lines.get(name)),
                             step_id=step.id,
-                            hint=f"define it in the kernel, under vars:, or with --var {name}=VALUE",
+                            hint=hint + f"define it in the kernel, under vars:, or with --var {name}=VALUE",
                         )
 
 
@@ -118,7 +140,7 @@ def load_spec(
         data, smap = source, SourceMap(source_name or "<dict>")
     else:
         text, label = str(source), source_name or "<pipeline>"
-        if isinstance(source, Path) or ("\n" not in text and text.endswith((".yaml", ".yml"))):
+        if isinstance(source, os.PathLike) or ("\n" not in text and text.endswith((".yaml", ".yml"))):
             path = Path(text)
             try:
                 text = path.read_text(encoding="utf-8")
@@ -134,16 +156,19 @@ def parse_spec(
 ) -> PipelineSpec:
     """Validate loaded data against the schema and the reference rules."""
     if not isinstance(data, Mapping):
-        got = "an empty document" if data is None else f"a {type(data).__name__}"
+        got = "an empty document" if data is None else _describe(data)
+        hint = "start with 'steps:' followed by '  - id: first' and '    prompt: ...'"
+        if isinstance(data, str) and "\n" not in data.strip():
+            hint = "to run a file, pass a pathlib.Path or a name ending in .yaml; " + hint
         raise PipelineSpecError(
             f"a pipeline must be a mapping with a 'steps' list, got {got}",
-            location=smap.locate(()) or Location(smap.source, 1 + smap.line_offset, 1),
-            hint="start with 'steps:' followed by '  - id: first' and '    prompt: ...'",
+            location=smap.locate(()) or Location(smap.source, 1 + smap.line_offset, 1), hint=hint,
         )
     _check_schema(data, smap)
     defaults = data.get("defaults", {})
     steps: list[StepSpec] = []
     seen: dict[str, int] = {}
+    all_ids = [raw["id"] for raw in data["steps"]]
     for index, raw in enumerate(data["steps"]):
         step = _build_step(index, raw, defaults, smap)
         if step.id in seen:
@@ -154,7 +179,7 @@ def parse_spec(
                 hint="give every step its own id",
             )
         seen[step.id] = index
-        _check_refs(step, seen)
+        _check_refs(step, seen, all_ids)
         steps.append(step)
     return PipelineSpec(
         name=name or data.get("name") or "pipeline",
@@ -169,8 +194,10 @@ def parse_spec(
 def _build_step(index: int, raw: Mapping[str, Any], defaults: Mapping[str, Any], smap: SourceMap) -> StepSpec:
     step_id = raw["id"]
     merged = {**defaults, **raw}
-    locations = {key: smap.locate(("defaults", key)) for key in defaults}
-    locations.update({key: smap.locate(("steps", index, key)) for key in raw})
+    paths = {key: ("defaults", key) for key in defaults}
+    paths.update({key: ("steps", index, key) for key in raw})
+    locations = {key: smap.locate(path) for key, path in paths.items()}
+    blocks = {key: smap.blocks[path] for key, path in paths.items() if path in smap.blocks}
     step_type = merged.get("type") or ("llm" if "prompt" in merged else None)
     here = smap.locate(("steps", index))
     if step_type is None:
@@ -190,38 +217,47 @@ def _build_step(index: int, raw: Mapping[str, Any], defaults: Mapping[str, Any],
                 templates[key] = compile_template(merged[key])
             except TemplateProblem as exc:
                 where = locations[key]
-                if where and exc.line and exc.line > 1:
-                    where = Location(where.source, where.line + exc.line - 1, 1)
+                if where is not None:
+                    where = _at_line(where, blocks.get(key), exc.line)
                 raise PipelineSpecError(
                     f"bad template in {key}: {exc}", location=where, step_id=step_id,
                     hint="templates use {{ name }}; close every {{ and {%",
                 ) from None
     plain = {k: v for k, v in merged.items() if k not in ("id", "type", *TEMPLATE_KEYS)}
+    for key, value in plain.items():  # JSON Schema lets NaN through every bound
+        if any(isinstance(v, float) and math.isnan(v) for v in (value if isinstance(value, list) else [value])):
+            raise PipelineSpecError(f"{key} must not be NaN, got {value!r}", location=locations[key], step_id=step_id)
     for key in ("stop_sequences", "retry_backoff"):
         if key in plain:
             plain[key] = tuple(plain[key])
     return StepSpec(
         id=step_id, index=index, type=step_type, location=here,
-        key_locations={k: v for k, v in locations.items() if v}, **templates, **plain,
+        key_locations={k: v for k, v in locations.items() if v}, block_locations=blocks, **templates, **plain,
     )
 
 
-def _check_refs(step: StepSpec, earlier: Mapping[str, int]) -> None:
+def _check_refs(step: StepSpec, earlier: Mapping[str, int], all_ids: list[str]) -> None:
     for key in TEMPLATE_KEYS:
         template = getattr(step, key)
         for ref in template.step_refs if template else ():
+            known = [s for s in earlier if s != step.id]
+            hint = f"earlier steps: {', '.join(known)}" if known else "this is the first step"
             if ref == step.id:
                 problem = "refers to its own result"
             elif ref in earlier:
                 continue
+            elif ref in all_ids:
+                problem = f"refers to steps.{ref}, which runs after this step"
+                hint = f"move step {ref!r} above step {step.id!r}" + (f"; {hint}" if known else "")
             else:
-                problem = f"refers to steps.{ref}, which is not an earlier step"
-            known = [s for s in earlier if s != step.id]
+                problem = f"refers to steps.{ref}, which is not a step"
+                close = difflib.get_close_matches(ref, known, n=1)
+                hint = f"did you mean steps.{close[0]}? {hint}" if close else hint
             raise PipelineSpecError(
                 f"{key} {problem}",
-                location=step.where(key),
+                location=step.where(key, template.lines.get(f"{STEPS}.{ref}")),
                 step_id=step.id,
-                hint=f"earlier steps: {', '.join(known)}" if known else "this is the first step",
+                hint=hint,
             )
 
 
@@ -268,28 +304,31 @@ def _friendly(error: jsonschema.ValidationError, data: Mapping[str, Any], smap: 
     kind = error.validator
     if kind in ("additionalProperties", "unevaluatedProperties"):
         allowed = _allowed_keys(path)
-        unknown = sorted(k for k in value if k not in allowed) if isinstance(value, Mapping) else []
+        unknown = sorted((k for k in value if k not in allowed), key=str) if isinstance(value, Mapping) else []
         bad = unknown[0] if unknown else "?"
         close = difflib.get_close_matches(str(bad), sorted(allowed), n=1)
         hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(sorted(allowed))}"
         return PipelineSpecError(
-            f"unknown key {bad!r}" + (f" in {label}" if label else ""),
+            f"unknown key {bad!r}" + (f" in {label}" if label and not step_id else ""),
             location=smap.locate(path + (bad,), key=True) or where, step_id=step_id, hint=hint,
         )
     if kind == "required":
         missing = str(error.message).split("'")[1] if "'" in error.message else "?"
-        what = "step" if len(path) == 2 and path[0] == "steps" else (label or "pipeline")
+        what = label or "pipeline"
         return PipelineSpecError(
             f"{what} is missing {missing!r}", location=where, step_id=step_id,
-            hint="every step needs a unique id:" if missing == "id" else "add 'steps:' with a list of steps",
+            hint="add 'id: name' to the step; every step needs a unique id" if missing == "id" else "add 'steps:' with a list of steps",
         )
     if kind == "type":
         expected = error.validator_value
-        expected = " or ".join(expected) if isinstance(expected, list) else expected
-        article = "an" if str(expected)[0] in "aeiou" else "a"
-        message = f"{label or 'value'} must be {article} {expected}, got {_describe(value)}"
-        if expected == "array" and isinstance(value, Mapping):
+        expected = [expected] if isinstance(expected, str) else expected
+        words = " or ".join(_TYPE_WORDS.get(e, e) for e in expected)
+        article = "an" if words[0] in "aeiou" else "a"
+        message = f"{label or 'value'} must be {article} {words}, got {_describe(value)}"
+        if expected == ["array"] and isinstance(value, Mapping):
             hint = "write each list item on its own line starting with '- '"
+        elif expected == ["object"] and label.startswith("step "):
+            hint = "write a step as '- id: name' with its keys (prompt: ...) indented below"
     elif kind == "enum":
         choices = ", ".join(map(str, error.validator_value))
         message = f"{label} is {value!r}; expected one of: {choices}"
@@ -297,6 +336,13 @@ def _friendly(error: jsonschema.ValidationError, data: Mapping[str, Any], smap: 
             message = f"unknown step type {value!r}; known types: {choices}"
     elif kind == "minimum":
         message = f"{label} must be at least {error.validator_value}, got {value!r}"
+    elif kind == "maximum":
+        message = f"{label} must be at most {error.validator_value}, got {value!r}"
+    elif kind == "exclusiveMinimum":
+        message = f"{label} must be more than {error.validator_value}, got {value!r}"
+    elif kind in ("minItems", "maxItems") and error.validator_value != 1:
+        size = "at least" if kind == "minItems" else "at most"
+        message = f"{label} must have {size} {error.validator_value} items, got {len(value)}"
     elif kind == "minItems":
         message = f"{label} must not be empty"
     elif kind == "minLength":
@@ -320,7 +366,12 @@ def _allowed_keys(path: tuple[Any, ...]) -> frozenset[str]:
     return step_keys()
 
 
+_TYPE_WORDS = {"object": "mapping", "array": "list", "boolean": "boolean (true or false)"}
+
+
 def _label(path: tuple[Any, ...]) -> str:
+    if len(path) == 2 and path[0] == "steps" and isinstance(path[1], int):
+        return f"step {path[1] + 1}"
     if len(path) >= 2 and path[0] == "steps" and isinstance(path[1], int):
         path = path[2:]
     return ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in path).replace(".[", "[")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -40,6 +40,8 @@ class Template:
     names: frozenset[str]
     step_refs: tuple[str, ...]
     _compiled: jinja2.Template | None
+    lines: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)
+    """1-based line of the first use of each name and of each ``steps.<id>``."""
 
     @property
     def is_static(self) -> bool:
@@ -79,18 +81,29 @@ def compile_template(source: str) -> Template:
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateProblem(exc.message or "bad template syntax", exc.lineno) from None
     names = frozenset(meta.find_undeclared_variables(ast))
-    return Template(source, names, _step_refs(ast), compiled)
+    lines: dict[str, int] = {}
+    for name in ast.find_all(nodes.Name):
+        if name.name in names:
+            lines[name.name] = min(lines.get(name.name, name.lineno), name.lineno)
+    refs = _step_refs(ast, lines)
+    return Template(source, names, refs, compiled, lines)
 
 
-def _step_refs(ast: nodes.Template) -> tuple[str, ...]:
-    """Step ids named as ``steps.x`` or ``steps['x']``, in order of appearance."""
+def _step_refs(ast: nodes.Template, lines: dict[str, int]) -> tuple[str, ...]:
+    """Step ids named as ``steps.x`` or ``steps['x']``, in order of appearance;
+    records the line of each as ``lines["steps.x"]``."""
     refs: list[str] = []
     for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
         target = node.node
         if not (isinstance(target, nodes.Name) and target.name == STEPS):
             continue
         if isinstance(node, nodes.Getattr):
-            refs.append(node.attr)
+            ref = node.attr
         elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
-            refs.append(node.arg.value)
+            ref = node.arg.value
+        else:
+            continue
+        refs.append(ref)
+        key = f"{STEPS}.{ref}"
+        lines[key] = min(lines.get(key, node.lineno), node.lineno)
     return tuple(dict.fromkeys(refs))

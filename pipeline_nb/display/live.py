@@ -51,7 +51,12 @@ def placeholder(title: str) -> str:
 
 
 class WidgetHandler(StreamHandler):
-    """Streams a run into a LiveView, coalescing deltas to at most one send per ``interval``."""
+    """Streams a run into a LiveView, coalescing deltas to at most one send per ``interval``.
+
+    ``view_class`` is the widget made for each run (a LiveView subclass may observe sends).
+    """
+
+    view_class: type[LiveView] = LiveView
 
     def __init__(self, interval: float = 0.05) -> None:
         super().__init__()
@@ -67,7 +72,7 @@ class WidgetHandler(StreamHandler):
         self._last_send = 0.0
         self._run = run
         self.sends = 0
-        self.view = LiveView(title=run.name, rows=[self._row(s) for s in run.steps.values()])
+        self.view = self.view_class(title=run.name, rows=[self._row(s) for s in run.steps.values()])
         self._handle = display(self.view, display_id=True)
         super().init(run)
 

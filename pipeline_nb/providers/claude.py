@@ -3,11 +3,19 @@
 The only module that imports ``anthropic``. The SDK's own retries are off
 (``max_retries=0``): the engine retries, so handlers see every retry and the
 ``retry-after`` cap applies. Errors come out classified as ProviderError.
+A cancel shuts down the provider's sockets, which wakes a worker blocked on a
+read (closing a stream from another thread does not).
 """
 
 from __future__ import annotations
 
+import email.utils
+import json
 import os
+import socket
+import threading
+import time
+import weakref
 from typing import Any
 
 import anthropic
@@ -35,6 +43,7 @@ class ClaudeProvider:
 
     def __init__(self) -> None:
         self._clients: dict[tuple[str | None, float | None], anthropic.Anthropic] = {}
+        self._sockets = _Sockets()
 
     def check(self, request: LLMRequest) -> None:
         if not os.environ.get(KEY_ENV):
@@ -50,13 +59,15 @@ class ClaudeProvider:
         client = self._clients.get(key)
         if client is None:
             timeout = httpx2.Timeout(600.0, connect=10.0, read=read_timeout) if read_timeout else anthropic.NOT_GIVEN
-            client = anthropic.Anthropic(base_url=request.base_url, max_retries=0, timeout=timeout)
+            http = anthropic.DefaultHttpxClient(event_hooks={"request": [self._sockets.trace_request]})
+            client = anthropic.Anthropic(base_url=request.base_url, max_retries=0, timeout=timeout, http_client=http)
             self._clients[key] = client
         return client
 
     def complete(self, request: LLMRequest, emit: Emit, cancel: CancelToken) -> LLMResult:
         client = self._client(request)
         params = _params(request)
+        unregister = cancel.on_cancel(self._sockets.shutdown)
         try:
             if request.stream:
                 return _stream(client, params, emit, cancel)
@@ -68,6 +79,37 @@ class ClaudeProvider:
             if cancel.cancelled:
                 raise Cancelled() from None
             raise classify(exc) from None
+        finally:
+            unregister()
+
+
+class _Sockets:
+    """The sockets a provider's clients opened, recorded through httpcore's ``trace`` extension."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open: weakref.WeakSet[socket.socket] = weakref.WeakSet()
+
+    def trace_request(self, request: httpx2.Request) -> None:
+        """An httpx event hook: ask the transport to report the connections it makes for ``request``."""
+        request.extensions["trace"] = self._trace
+
+    def _trace(self, event: str, info: dict[str, Any]) -> None:
+        if event.endswith(("connect_tcp.complete", "start_tls.complete")):
+            sock = info["return_value"].get_extra_info("socket")
+            if sock is not None:
+                with self._lock:
+                    self._open.add(sock)
+
+    def shutdown(self) -> None:
+        """Shut every recorded socket down, so a blocked read returns at once (any thread)."""
+        with self._lock:
+            sockets = list(self._open)
+        for sock in sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:  # already closed, or detached by TLS
+                pass
 
 
 def _params(request: LLMRequest) -> dict[str, Any]:
@@ -87,14 +129,15 @@ def _params(request: LLMRequest) -> dict[str, Any]:
 
 def _stream(client: anthropic.Anthropic, params: dict[str, Any], emit: Emit, cancel: CancelToken) -> LLMResult:
     with client.messages.stream(**params) as stream:
-        unregister = cancel.on_cancel(stream.close)
         try:
             for text in stream.text_stream:
                 emit(text)
             message = stream.get_final_message()
-        finally:
-            unregister()
-        if cancel.cancelled:
+        except Exception as exc:
+            if cancel.cancelled:
+                raise Cancelled() from None
+            raise classify(exc, stream.request_id) from None
+        if cancel.cancelled:  # a shut-down socket can also end a stream quietly
             raise Cancelled()
         result = _result(message, stream.request_id)
     if result.stop_reason is None:
@@ -111,8 +154,9 @@ def _result(message: Any, request_id: str | None) -> LLMResult:
     return LLMResult(text, usage, message.stop_reason, message.model, request_id)
 
 
-def classify(exc: Exception) -> ProviderError:
-    """Turn an SDK or transport exception into a ProviderError that says what to do."""
+def classify(exc: Exception, request_id: str | None = None) -> ProviderError:
+    """Turn an SDK or transport exception into a ProviderError that says what to do.
+    ``request_id`` is the id of the stream that broke, for errors that do not carry one."""
     if isinstance(exc, anthropic.APIStatusError):
         status = exc.status_code
         kind = exc.type or type(exc).__name__
@@ -129,26 +173,36 @@ def classify(exc: Exception) -> ProviderError:
             status=status,
         )
     if isinstance(exc, anthropic.APITimeoutError):
-        return ProviderError("timeout", "the request timed out", retryable=True)
+        return ProviderError("timeout", "the request timed out", retryable=True, request_id=request_id)
     if isinstance(exc, anthropic.APIConnectionError):
         return ProviderError("connection_error", f"could not reach the API: {exc.message}", retryable=True)
     if isinstance(exc, httpx2.TimeoutException):
-        return ProviderError("read_timeout", "the stream stalled past the read timeout", retryable=True)
+        return ProviderError("read_timeout", "the stream stalled past the read timeout", retryable=True,
+                             request_id=request_id)
     if isinstance(exc, httpx2.TransportError):
-        return ProviderError("connection_lost", f"the stream broke off: {type(exc).__name__}", retryable=True)
-    if isinstance(exc, ValueError):  # json.JSONDecodeError from a malformed SSE event
-        return ProviderError("malformed_stream", f"the stream sent invalid data: {exc}", retryable=True)
+        return ProviderError("connection_lost", f"the stream broke off: {type(exc).__name__}", retryable=True,
+                             request_id=request_id)
+    if isinstance(exc, json.JSONDecodeError):  # from a malformed SSE event
+        return ProviderError("malformed_stream", f"the stream sent invalid data: {exc}", retryable=True,
+                             request_id=request_id)
     if isinstance(exc, TypeError) and "api_key" in str(exc).lower():
         return ProviderError("missing_api_key", f"{KEY_ENV} is not set", retryable=False)
-    return ProviderError(type(exc).__name__, str(exc), retryable=False)
+    return ProviderError(type(exc).__name__, str(exc), retryable=False, request_id=request_id)
 
 
 def _retry_after(headers: Any) -> float | None:
+    """Seconds the server asks us to wait: ``retry-after-ms``, or ``retry-after`` in seconds or as an HTTP date."""
     for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
         value = headers.get(name)
-        if value:
-            try:
-                return max(0.0, float(value) * scale)
-            except ValueError:
-                continue
+        if not value:
+            continue
+        try:
+            return max(0.0, float(value) * scale)
+        except ValueError:
+            pass
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            continue
+        return max(0.0, when.timestamp() - time.time())
     return None

@@ -8,9 +8,10 @@ Every event is a two-item NamedTuple, so handlers can ``match`` on it::
         case ("done", response):
             print(f"\\n[{response.step_id}: {response.usage.output_tokens} tokens]")
 
-Kinds, in the order a run produces them: ``run_start`` (PipelineRun), then per step
-``step_start`` (StepResult), ``delta`` (Chunk)..., ``retry`` (RetryInfo), ``done``
-(Response), ``step_end`` (StepResult), and finally ``run_end`` (PipelineRun).
+Kinds, in the order a run produces them: ``run_start`` (PipelineRun; only plain callables
+get it as an event, handler objects get ``init(run)``), then per step ``step_start``
+(StepResult), ``delta`` (Chunk)..., ``retry`` (RetryInfo), ``done`` (Response),
+``step_end`` (StepResult), and finally ``run_end`` (PipelineRun).
 """
 
 from __future__ import annotations

@@ -125,12 +125,14 @@ class BufferHandler(StreamHandler):
 
 
 class ConsoleHandler(StreamHandler):
-    """Writes deltas to stdout as they arrive; step headers and retries go to stderr."""
+    """Writes deltas to stdout as they arrive (a step that did not stream: its text when
+    done), each step's text ending in a newline; step headers and retries go to stderr."""
 
     def __init__(self, out: IO[str] | None = None, err: IO[str] | None = None, *, headers: bool = True) -> None:
         super().__init__()
         self._out, self._err, self._headers = out, err, headers
         self._streamed: set[str] = set()
+        self._open: set[str] = set()  # steps whose text line on stdout is not ended yet
 
     @property
     def out(self) -> IO[str]:
@@ -141,8 +143,14 @@ class ConsoleHandler(StreamHandler):
         return self._err or sys.stderr
 
     def init(self, run: PipelineRun) -> None:
-        self._streamed = set()
+        self._streamed, self._open = set(), set()
         super().init(run)
+
+    def _end_line(self, step_id: str) -> None:
+        if step_id in self._open:
+            self._open.discard(step_id)
+            self.out.write("\n")
+            self.out.flush()
 
     def on_step_start(self, step: StepResult) -> None:
         if self._headers:
@@ -152,21 +160,25 @@ class ConsoleHandler(StreamHandler):
 
     def on_delta(self, chunk: Chunk) -> None:
         self._streamed.add(chunk.step_id)
+        self._open.add(chunk.step_id)
         self.out.write(chunk.content)
         self.out.flush()
 
     def on_retry(self, info: RetryInfo) -> None:
-        if info.step_id in self._streamed:
-            self.out.write("\n")
-            self.out.flush()
+        self._end_line(info.step_id)
         self.err.write(f"[{info.step_id}: retry {info.attempt}/{info.retries} after {info.reason}; "
                        f"the partial text above is discarded]\n")
         self.err.flush()
 
     def on_done(self, response: Response) -> None:
-        if response.step_id in self._streamed:
-            self.out.write("\n")
+        if response.step_id not in self._streamed and response.text:
+            self.out.write(response.text + "\n")
             self.out.flush()
+        self._end_line(response.step_id)
+
+    def on_step_end(self, step: StepResult) -> None:
+        if step.status != "interrupted":  # interrupted: stdout keeps exactly the text received
+            self._end_line(step.id)  # a step that failed mid-stream; the next step starts a line
 
 
 class CallbackHandler(StreamHandler):
@@ -189,7 +201,9 @@ class FileHandler(StreamHandler):
     """Appends the stream to a file from a writer thread, so disk never stalls the stream.
 
     ``format="text"`` writes the text with a header per step; ``format="jsonl"`` writes
-    one JSON object per event. The default path is ``<run name>.stream.txt``.
+    one JSON object per event. The default path is ``<run name>.stream.txt``. The file
+    is opened and written on the writer thread, flushed whenever the writer catches up,
+    and closed by ``close()``, which raises the writer's error if it had one.
     """
 
     def __init__(self, path: str | Path | None = None, *, format: str = "text") -> None:
@@ -200,30 +214,42 @@ class FileHandler(StreamHandler):
         self.format = format
         self._queue: queue.SimpleQueue[str | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
+        self._error: OSError | None = None
+        self._streamed: set[str] = set()
 
     def init(self, run: PipelineRun) -> None:
+        self.close()  # a run that ended without close(): finish its file first
         path = self.path or Path(f"{run.name}.stream.{'txt' if self.format == 'text' else 'jsonl'}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = io.open(path, "a", encoding="utf-8")
-        self._writer = threading.Thread(target=self._write_loop, name="pipeline_nb-file", daemon=True)
+        self._queue, self._error, self._streamed = queue.SimpleQueue(), None, set()
+        self._writer = threading.Thread(target=self._write_loop, args=(path, self._queue),
+                                        name="pipeline_nb-file", daemon=True)
         self._writer.start()
         super().init(run)
 
-    def _write_loop(self) -> None:
-        while (text := self._queue.get()) is not None:
-            self._file.write(text)
-        self._file.close()
+    def _write_loop(self, path: Path, items: queue.SimpleQueue[str | None]) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with io.open(path, "a", encoding="utf-8") as file:
+                while (text := items.get()) is not None:
+                    file.write(text)
+                    if items.empty():
+                        file.flush()
+        except OSError as exc:
+            self._error = exc
+            while items.get() is not None:  # drain, so close() still returns
+                pass
 
-    def _emit(self, kind: str, text: str, **fields: Any) -> None:
+    def _emit(self, kind: str, line: str, **fields: Any) -> None:
         if self.format == "text":
-            self._queue.put(text)
+            self._queue.put(line)
         else:
             self._queue.put(json.dumps({"event": kind, **fields}, ensure_ascii=False) + "\n")
 
     def on_step_start(self, step: StepResult) -> None:
-        self._emit(STEP_START, f"\n## {step.id}\n", step=step.id, model=step.model)
+        self._emit(STEP_START, f"## {step.id}\n", step=step.id, model=step.model)
 
     def on_delta(self, chunk: Chunk) -> None:
+        self._streamed.add(chunk.step_id)
         self._emit(DELTA, chunk.content, step=chunk.step_id, attempt=chunk.attempt, seq=chunk.seq,
                    content=chunk.content)
 
@@ -232,11 +258,25 @@ class FileHandler(StreamHandler):
                    step=info.step_id, attempt=info.attempt, reason=info.reason, delay=info.delay)
 
     def on_done(self, response: Response) -> None:
-        self._emit(DONE, "\n", step=response.step_id, attempt=response.attempt,
+        text = "\n" if response.step_id in self._streamed else response.text + "\n"
+        self._emit(DONE, text, step=response.step_id, attempt=response.attempt, text=response.text,
                    stop_reason=response.stop_reason, output_tokens=response.usage.output_tokens)
 
+    def on_step_end(self, step: StepResult) -> None:
+        error = str(step.error) if step.error else None
+        if self.format == "jsonl":
+            self._emit(STEP_END, "", step=step.id, status=step.status, error=error)
+        elif step.status != "ok":
+            self._emit(STEP_END, f"\n[{step.id}: {step.status}{f': {error}' if error else ''}]\n\n")
+        else:
+            self._emit(STEP_END, "\n")
+
     def close(self) -> None:
-        if self._writer is not None:
-            self._queue.put(None)
-            self._writer.join()
-            self._writer = None
+        """Write what is queued, close the file; raise OSError if writing failed."""
+        if self._writer is None:
+            return
+        self._queue.put(None)
+        self._writer.join()
+        self._writer = None
+        if self._error is not None:
+            raise self._error

@@ -45,6 +45,7 @@ from __future__ import annotations
 import itertools
 import json
 import socket
+import sys
 import threading
 import time
 import traceback
@@ -88,7 +89,8 @@ class _Server(ThreadingHTTPServer):
         self.server_name, self.server_port = self.server_address[:2]
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        if not self.fake._stopping.is_set():
+        gone = isinstance(sys.exc_info()[1], ConnectionError)  # the client hung up (e.g. it was cancelled)
+        if not gone and not self.fake._stopping.is_set():
             traceback.print_exc()
 
 

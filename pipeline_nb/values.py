@@ -1,0 +1,88 @@
+"""Templated values: ``vars:``, ``args:``, ``inputs:``, ``when:`` and ``for_each:``.
+
+A string that is exactly one ``{{ expression }}`` evaluates to the expression's own
+value (a list stays a list); any other string is rendered as text; mappings and lists
+are templated item by item; everything else is kept as is.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import jinja2
+from jinja2.sandbox import SecurityError
+
+from .templates import Template, TemplateProblem, _environment, compile_template
+
+_SINGLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\}\}).)*)\}\}\s*$", re.S)
+
+
+@dataclass(frozen=True)
+class Value:
+    """A compiled templated value."""
+
+    raw: Any
+    templates: tuple[Template, ...]
+    _evaluate: Any
+
+    @property
+    def names(self) -> frozenset[str]:
+        return frozenset().union(*(t.names for t in self.templates))
+
+    @property
+    def step_refs(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(ref for t in self.templates for ref in t.step_refs))
+
+    def evaluate(self, context: Mapping[str, Any]) -> Any:
+        return self._evaluate(context)
+
+
+def compile_value(raw: Any, *, expression: bool = False) -> Value:
+    """Compile ``raw``; with ``expression``, a string without braces is one expression."""
+    if expression and isinstance(raw, str) and "{{" not in raw:
+        raw = "{{ " + raw + " }}"
+    templates: list[Template] = []
+    evaluate = _compile(raw, templates)
+    return Value(raw, tuple(templates), evaluate)
+
+
+def _compile(raw: Any, templates: list[Template]) -> Any:
+    if isinstance(raw, Mapping):
+        parts = {key: _compile(item, templates) for key, item in raw.items()}
+        return lambda ctx: {key: part(ctx) for key, part in parts.items()}
+    if isinstance(raw, list):
+        items = [_compile(item, templates) for item in raw]
+        return lambda ctx: [item(ctx) for item in items]
+    if not isinstance(raw, str):
+        return lambda ctx: raw
+    template = compile_template(raw)
+    templates.append(template)
+    match = _SINGLE_EXPRESSION.match(raw)
+    if match is None or template.is_static:
+        return template.render
+    try:
+        expr = _environment().compile_expression(match["expr"], undefined_to_none=False)
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateProblem(exc.message or "bad expression", exc.lineno) from None
+    names = template.names
+
+    def native(ctx: Mapping[str, Any]) -> Any:
+        try:
+            value = expr(**{name: ctx[name] for name in names if name in ctx})
+        except SecurityError as exc:
+            raise TemplateProblem(f"refused by the template sandbox: {exc}") from None
+        except jinja2.TemplateError as exc:
+            raise TemplateProblem(str(exc)) from None
+        except Exception as exc:
+            raise TemplateProblem(f"{type(exc).__name__} while evaluating {raw!r}: {exc}") from None
+        if isinstance(value, jinja2.Undefined):
+            try:
+                str(value)
+            except jinja2.UndefinedError as exc:
+                raise TemplateProblem(f"undefined in template: {exc.message}") from None
+        return value
+
+    return native
