@@ -185,6 +185,9 @@ def classify(exc: Exception, request_id: str | None = None) -> ProviderError:
     if isinstance(exc, json.JSONDecodeError):  # from a malformed SSE event
         return ProviderError("malformed_stream", f"the stream sent invalid data: {exc}", retryable=True,
                              request_id=request_id)
+    if isinstance(exc, ValueError) and "Streaming is required" in str(exc):  # the SDK refused before sending
+        return ProviderError("streaming_required", f"{exc} (set stream: true on the step, or lower max_tokens)",
+                             retryable=False)
     if isinstance(exc, TypeError) and "api_key" in str(exc).lower():
         return ProviderError("missing_api_key", f"{KEY_ENV} is not set", retryable=False)
     return ProviderError(type(exc).__name__, str(exc), retryable=False, request_id=request_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email.utils
 import io
+import socket
 import time
 
 import pytest
@@ -16,7 +17,7 @@ from pipeline_nb.spec import load_spec
 from pipeline_nb.streaming.events import DELTA, RETRY
 from pipeline_nb.streaming.handlers import BufferHandler, ConsoleHandler, StreamHandler
 
-from conftest import REPLY, pipeline
+from _support import REPLY, pipeline
 
 STEP = {"id": "a", "prompt": "Explain tides.", "stream": True}
 
@@ -62,6 +63,17 @@ def test_http_faults_are_retried_without_streaming_too(fake_anthropic, kind):
     assert [r.stream for r in fake_anthropic.requests] == [False, False]
 
 
+def test_an_unreachable_api_is_retried_then_fails(fake_anthropic, monkeypatch):
+    with socket.socket() as unused:  # a port with nothing listening
+        unused.bind(("127.0.0.1", 0))
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", f"http://127.0.0.1:{unused.getsockname()[1]}")
+    buf = BufferHandler()
+    run = pipeline_nb.run(pipeline(STEP), on_event=buf, raise_on_error=False)
+    a = run.steps["a"]
+    assert (a.status, a.attempts, a.error.type) == ("error", 3, "connection_error")
+    assert [e.data.reason for e in buf.events if e.kind == RETRY] == ["connection_error"] * 2
+
+
 def test_retry_after_is_honoured_up_to_the_cap(fake_anthropic):
     fake_anthropic.reply(REPLY)
     fake_anthropic.fault("rate_limit", retry_after=30)
@@ -105,6 +117,14 @@ def test_a_client_error_is_not_retried_and_says_what_to_fix(fake_anthropic, monk
     assert step.error.type.endswith(("_error", "too_large"))
     for text in (str(raised.value), repr(step), str(step.error)):
         assert "do-not-echo-me" not in text
+
+
+def test_a_request_the_sdk_refuses_is_not_retried_and_says_what_to_fix(fake_anthropic):
+    run = pipeline_nb.run(pipeline({**STEP, "stream": False, "max_tokens": 64000}), raise_on_error=False)
+    a = run.steps["a"]
+    assert (a.status, a.attempts, a.error.type) == ("error", 1, "streaming_required")
+    assert "set stream: true on the step" in a.error.message
+    assert fake_anthropic.requests == []
 
 
 def test_exhausted_retries_fail_with_the_api_error_type_message_and_request_id(fake_anthropic):

@@ -18,7 +18,7 @@ import pipeline_nb
 from pipeline_nb.llm import LLMRequest
 from pipeline_nb.providers.claude import ClaudeProvider
 
-from conftest import REPLY, kernel_manager
+from _support import REPLY, kernel_manager
 
 KEY = "sk-ant-SECRET-canary-1234"
 SCENARIOS = {  # name: (prompt, what the fake does with it)
@@ -101,6 +101,8 @@ def test_no_key_in_a_kernel_s_messages_or_the_saved_notebook(fake, tmp_path):
     assert set(errors) == {"denied", "crashed"} and errors["denied"].ename == "StepError"
     assert "check ANTHROPIC_API_KEY" in errors["denied"].evalue
     assert REPLY in saved and "connection_lost" in saved
+    assert not [o for o in nb.cells[4].outputs if o.output_type == "error"]  # every run was bound to its name
+    assert "PipelineRun(name='pipeline', status='error'" in saved
     assert any(m["msg_type"] == "comm_msg" for m in client.messages)  # the live view's traffic is scanned too
     assert_no_key("the saved notebook", saved)
     assert_no_key("the kernel's messages", json.dumps(client.messages, default=str))
