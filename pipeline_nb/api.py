@@ -97,3 +97,14 @@ def invoke(
     result = execute(spec, RunOptions(provider=provider, model=model, stream=stream, handlers=handlers))
     raise_for_status(result)
     return done[-1]
+
+
+def parse_vars(pairs: list[str]) -> dict[str, str]:
+    """``["k=v", ...]`` as a dict; raises ValueError naming a malformed pair."""
+    result = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise ValueError(f"--var expects KEY=VALUE with KEY a name, got {pair!r}")
+        result[key.strip()] = value
+    return result

@@ -10,10 +10,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from .api import raise_for_status
+from .api import parse_vars, raise_for_status
 from .engine import RunOptions, execute
 from .errors import PipelineError, PipelineSpecError, RunInterrupted
-from .magics import parse_vars
 from .render import ICONS, run_facts, step_facts
 from .results import PipelineRun
 from .spec import load_spec

@@ -103,13 +103,13 @@ class _Run:
                 if step.stream_handler not in step_handlers:
                     step_handlers[step.stream_handler] = self._stream_handler(step)
                 own.append(step_handlers[step.stream_handler])
-            self.routes[step.id] = self.handlers + own
+            self.routes[step.id] = _unique(self.handlers + own)
         for step in resolved.values():
             try:
                 step.provider.check(_probe(step))
             except ProviderError as exc:
                 raise PipelineError(f"step '{step.spec.id}': {exc.message}") from None
-        self.routes[None] = self.handlers + list(step_handlers.values())
+        self.routes[None] = _unique(self.handlers + list(step_handlers.values()))
         return resolved
 
     def _provider(self, name: str, step: StepSpec) -> Provider:
@@ -150,7 +150,8 @@ class _Run:
             saved={s.save_as: s.id for s in self.spec.steps if s.save_as},
         )
         self.run = run
-        for handler in self.routes[None]:
+        self.initialised = list(self.routes[None])
+        for handler in self.initialised:
             self._call(handler, handler.init, run)
         context = {**self.options.namespace, **self.spec.vars, **self.options.vars}
         executor = Executor(self.spec, run, resolved, context, self.events.put, self.cancel)
@@ -167,8 +168,11 @@ class _Run:
         run.duration = time.monotonic() - started
         run.status = _run_status(run, interrupted)
         self._deliver(Event(RUN_END, run))
-        for handler in self.routes[None]:
-            self._call(handler, handler.close)
+        for handler in self.initialised:  # a handler dropped after an error is still closed
+            try:
+                handler.close()
+            except Exception as exc:
+                self.run.handler_errors.append(f"{handler_name(handler)} raised {type(exc).__name__}: {exc} (in close)")
         if interrupted:
             raise RunInterrupted(run)
         return run
@@ -244,6 +248,11 @@ class _Run:
         for targets in self.routes.values():
             if handler in targets:
                 targets.remove(handler)
+
+
+def _unique(handlers: list[Handler]) -> list[Handler]:
+    """The handlers in order, each object once (one may be both on_event and a stream_handler)."""
+    return list({id(h): h for h in handlers}.values())
 
 
 def _run_status(run: PipelineRun, interrupted: bool) -> str:

@@ -34,8 +34,12 @@ class ResolvedStep:
     stream: bool
 
 
-class StepTimedOut(Exception):
-    """The step's ``timeout`` ran out."""
+class KeyedTemplateProblem(Exception):
+    """A template of step key ``key`` failed to render."""
+
+    def __init__(self, key: str, problem: TemplateProblem) -> None:
+        super().__init__(str(problem))
+        self.key, self.problem = key, problem
 
 
 class Executor:
@@ -65,6 +69,7 @@ class Executor:
             blockers = [s for s in self._uses(step) if self.run.steps[s].status != "ok"]
             if failed and not (step.continue_on_error and not blockers):
                 result.status, result.note = "skipped", f"skipped: step {failed[0]!r} failed"
+                self.emit(Event(STEP_END, result))
                 continue
             self.run_step(self.steps[step.id], result)
             if result.status == "interrupted":
@@ -90,8 +95,9 @@ class Executor:
         try:
             request = self._request(resolved)
             self._attempts(resolved, request, result, token, started)
-        except TemplateProblem as exc:
-            _fail(result, "template_error", f"{exc} (at {step.where('prompt')})")
+        except KeyedTemplateProblem as exc:
+            where = step.where(exc.key, exc.problem.line)
+            _fail(result, "template_error", f"{exc.problem}" + (f" (at {where})" if where else ""))
         except Exception as exc:  # a bug must not lose the run: report it on the step
             _fail(result, type(exc).__name__, str(exc))
         finally:
@@ -108,14 +114,20 @@ class Executor:
         return LLMRequest(
             provider=resolved.provider_name,
             model=resolved.model,
-            messages=({"role": "user", "content": step.prompt.render(self.context)},),
+            messages=({"role": "user", "content": self._render(step, "prompt")},),
             max_tokens=resolved.max_tokens,
-            system=step.system.render(self.context) if step.system else None,
+            system=self._render(step, "system") if step.system else None,
             stop_sequences=step.stop_sequences,
             stream=resolved.stream,
             base_url=step.base_url,
             options={k: v for k, v in options.items() if v is not None},
         )
+
+    def _render(self, step: StepSpec, key: str) -> str:
+        try:
+            return getattr(step, key).render(self.context)
+        except TemplateProblem as exc:
+            raise KeyedTemplateProblem(key, exc) from None
 
     def _attempts(
         self, resolved: ResolvedStep, request: LLMRequest, result: StepResult, token: CancelToken, started: float

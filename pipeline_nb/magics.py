@@ -10,7 +10,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from IPython.display import display
 from traitlets import Integer, Unicode
 
-from .api import raise_for_status
+from .api import parse_vars, raise_for_status
 from .engine import DEFAULT_MAX_TOKENS, DEFAULT_MODEL, DEFAULT_PROVIDER, RunOptions, execute
 from .errors import RunInterrupted
 from .results import PipelineRun
@@ -18,17 +18,6 @@ from .spec import load_spec
 from .streaming.handlers import ConsoleHandler, Handler
 
 LAST_RUN = "_pipeline"
-
-
-def parse_vars(pairs: list[str]) -> dict[str, str]:
-    """``["k=v", ...]`` as a dict; raises ValueError naming a malformed pair."""
-    result = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip().isidentifier():
-            raise ValueError(f"--var expects KEY=VALUE with KEY a name, got {pair!r}")
-        result[key.strip()] = value
-    return result
 
 
 @magics_class

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import ModuleType
 from functools import lru_cache
 from typing import Any
 
@@ -23,9 +24,21 @@ class TemplateProblem(Exception):
         self.line = line
 
 
+class _Sandbox(SandboxedEnvironment):
+    """Jinja2's sandbox, plus: no module objects (``{{ os.system(...) }}`` with ``os`` in the kernel)."""
+
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        if isinstance(obj, ModuleType) or isinstance(value, ModuleType):
+            return False
+        return super().is_safe_attribute(obj, attr, value)
+
+    def is_safe_callable(self, obj: Any) -> bool:
+        return not isinstance(obj, ModuleType) and super().is_safe_callable(obj)
+
+
 @lru_cache(maxsize=1)
 def _environment() -> SandboxedEnvironment:
-    return SandboxedEnvironment(
+    return _Sandbox(
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,
@@ -51,7 +64,7 @@ class Template:
         """Render with only the names this template uses taken from ``context``."""
         if self._compiled is None:
             return self.source
-        values = {name: context[name] for name in self.names if name in context}
+        values = pick(self.names, context)
         try:
             return self._compiled.render(values)
         except SecurityError as exc:
@@ -63,6 +76,16 @@ class Template:
             raise TemplateProblem(str(exc), getattr(exc, "lineno", None)) from None
         except Exception as exc:  # a user's object raised while being rendered
             raise TemplateProblem(f"{type(exc).__name__} while rendering: {exc}") from None
+
+
+def pick(names: frozenset[str], context: Mapping[str, Any]) -> dict[str, Any]:
+    """The values of ``names`` found in ``context``; a module among them is refused."""
+    values = {name: context[name] for name in names if name in context}
+    for name, value in values.items():
+        if isinstance(value, ModuleType):
+            raise TemplateProblem(f"refused by the template sandbox: {name!r} is a module, "
+                                  "and templates may not use modules")
+    return values
 
 
 def literal(text: str) -> Template:

@@ -15,7 +15,7 @@ from typing import Any
 import jinja2
 from jinja2.sandbox import SecurityError
 
-from .templates import Template, TemplateProblem, _environment, compile_template
+from .templates import Template, TemplateProblem, _environment, compile_template, pick
 
 _SINGLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\}\}).)*)\}\}\s*$", re.S)
 
@@ -70,8 +70,9 @@ def _compile(raw: Any, templates: list[Template]) -> Any:
     names = template.names
 
     def native(ctx: Mapping[str, Any]) -> Any:
+        values = pick(names, ctx)
         try:
-            value = expr(**{name: ctx[name] for name in names if name in ctx})
+            value = expr(**values)
         except SecurityError as exc:
             raise TemplateProblem(f"refused by the template sandbox: {exc}") from None
         except jinja2.TemplateError as exc:

@@ -46,7 +46,7 @@ class ClaudeProvider:
         self._sockets = _Sockets()
 
     def check(self, request: LLMRequest) -> None:
-        if not os.environ.get(KEY_ENV):
+        if not (os.environ.get(KEY_ENV) or os.environ.get("ANTHROPIC_AUTH_TOKEN")):
             raise ProviderError(
                 "missing_api_key",
                 f"{KEY_ENV} is not set; export it (or use provider: mock to run offline)",
