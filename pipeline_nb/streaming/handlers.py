@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
 
-from .events import DELTA, DONE, RETRY, RUN_END, RUN_START, STEP_END, STEP_START, Chunk, Event, Response, RetryInfo
+from .events import DELTA, DONE, RETRY, RUN_START, STEP_END, STEP_START, Chunk, Event, Response, RetryInfo
 
 if TYPE_CHECKING:
     from ..results import PipelineRun, StepResult
