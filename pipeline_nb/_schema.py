@@ -136,7 +136,7 @@ def _allowed_keys(path: tuple[Any, ...]) -> frozenset[str]:
     if not path:
         return frozenset(schema()["properties"])
     if path == ("defaults",):
-        return step_keys() - {"id"}
+        return (step_keys() - {"id"}) | {"pricing"}
     return step_keys()
 
 

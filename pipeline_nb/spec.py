@@ -16,11 +16,14 @@ from typing import Any
 
 
 from ._schema import _describe, check_schema
+from .structured import schema_problem
+from .values import Value, compile_value
 from ._yaml import SourceMap, load_yaml
 from .errors import Location, PipelineSpecError
 from .templates import STEPS, Template, TemplateProblem, compile_template
 
 TEMPLATE_KEYS = ("prompt", "system")
+Path_ = tuple[Any, ...]
 
 
 @dataclass(frozen=True)
@@ -49,9 +52,40 @@ class StepSpec:
     timeout: float | None = None
     read_timeout: float | None = None
     continue_on_error: bool = False
+    set_vars: Mapping[str, Value] = field(default_factory=dict)
+    """``vars:`` of a set step."""
+    call: str | None = None
+    args: Value | None = None
+    for_each: Value | None = None
+    loop_var: str = "item"
+    """``as:``, the name of the for_each item."""
+    max_parallel: int = 4
+    when: Value | None = None
+    output_schema: Mapping[str, Any] | None = None
+    continue_from: str | None = None
+    """``continue:``, the llm step whose conversation this one goes on with."""
+    children: tuple[StepSpec, ...] = ()
+    """``steps:`` of a parallel step."""
+    file: str | None = None
+    pipeline: Mapping[str, Any] | None = None
+    inputs: Value | None = None
+    output_to_file: Template | None = None
     key_locations: Mapping[str, Location] = field(default_factory=dict, repr=False, compare=False)
     block_locations: Mapping[str, Location] = field(default_factory=dict, repr=False, compare=False)
     """For keys written as block scalars (``|``, ``>``): where their text starts."""
+
+    def templates(self) -> list[tuple[str, Template]]:
+        """Every template of this step (not its children), with the key it is under."""
+        found = [(key, t) for key in ("prompt", "system", "output_to_file") if (t := getattr(self, key))]
+        values = [("args", self.args), ("for_each", self.for_each), ("when", self.when), ("inputs", self.inputs)]
+        values += [("vars", v) for v in self.set_vars.values()]
+        found += [(key, t) for key, value in values if value for t in value.templates]
+        return found
+
+    def step_refs(self) -> list[str]:
+        """Ids of the steps this step reads (``steps.<id>`` and ``continue:``)."""
+        refs = [ref for _, t in self.templates() for ref in t.step_refs]
+        return refs + [self.continue_from] if self.continue_from else refs
 
     def where(self, key: str, line: int | None = None) -> Location | None:
         """Location of ``key`` in this step (or in defaults), else of the step;
@@ -83,20 +117,29 @@ class PipelineSpec:
     vars: Mapping[str, Any] = field(default_factory=dict)
     source: str = "<pipeline>"
     base_dir: Path | None = None
+    pricing: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
     def step(self, step_id: str) -> StepSpec:
-        return next(s for s in self.steps if s.id == step_id)
+        return next(s for s in self.all_steps() if s.id == step_id)
+
+    def all_steps(self) -> list[StepSpec]:
+        """Every step, parallel children included, in document order."""
+        return [s for step in self.steps for s in (step, *step.children)]
 
     def check_names(self, available: Container[str]) -> None:
-        """Raise PipelineSpecError for a template name that nothing defines."""
-        for step in self.steps:
-            for key in TEMPLATE_KEYS:
-                template = getattr(step, key)
-                if template is None:
-                    continue
+        """Raise PipelineSpecError for a template name that nothing defines.
+
+        Defined are: ``available`` (--var and the kernel), ``vars:``, the vars of earlier
+        set steps, ``steps``, ``loop``, and a for_each step's loop variable.
+        """
+        defined = {STEPS, "loop", *self.vars}
+        for step in self.all_steps():
+            own = {step.loop_var} if step.for_each else set()
+            for key, template in step.templates():
+                scope = defined if key == "for_each" else defined | own
                 for name in sorted(template.names):
-                    if name != STEPS and name not in self.vars and name not in available:
-                        known = [*self.vars, *(available if isinstance(available, Iterable) else ())]
+                    if name not in scope and name not in available:
+                        known = [*scope, *(available if isinstance(available, Iterable) else ())]
                         close = difflib.get_close_matches(name, [k for k in known if isinstance(k, str)], n=1)
                         hint = f"did you mean {close[0]!r}? " if close else ""
                         raise PipelineSpecError(
@@ -105,6 +148,7 @@ class PipelineSpec:
                             step_id=step.id,
                             hint=hint + f"define it in the kernel, under vars:, or with --var {name}=VALUE",
                         )
+            defined |= set(step.set_vars)
 
 
 def load_spec(
@@ -145,87 +189,127 @@ def parse_spec(
             location=smap.locate(()) or Location(smap.source, 1 + smap.line_offset, 1), hint=hint,
         )
     check_schema(data, smap)
-    defaults = data.get("defaults", {})
-    steps: list[StepSpec] = []
-    seen: dict[str, int] = {}
-    all_ids = [raw["id"] for raw in data["steps"]]
-    for index, raw in enumerate(data["steps"]):
-        step = _build_step(index, raw, defaults, smap)
-        if step.id in seen:
-            raise PipelineSpecError(
-                f"duplicate step id {step.id!r} (first used by step {seen[step.id] + 1})",
-                location=smap.locate(("steps", index, "id")),
-                step_id=step.id,
-                hint="give every step its own id",
-            )
-        seen[step.id] = index
-        _check_refs(step, seen, all_ids)
-        steps.append(step)
+    defaults = dict(data.get("defaults", {}))
+    pricing = defaults.pop("pricing", {})
+    builder = _StepBuilder(defaults, smap)
+    steps = tuple(builder.build(raw, ("steps", index)) for index, raw in enumerate(data["steps"]))
+    builder.check_refs(steps)
     return PipelineSpec(
         name=name or data.get("name") or "pipeline",
         description=data.get("description", ""),
         vars=dict(data.get("vars", {})),
-        steps=tuple(steps),
+        steps=steps,
         source=smap.source,
         base_dir=base_dir,
+        pricing=pricing,
     )
 
 
-def _build_step(index: int, raw: Mapping[str, Any], defaults: Mapping[str, Any], smap: SourceMap) -> StepSpec:
-    step_id = raw["id"]
-    merged = {**defaults, **raw}
-    paths = {key: ("defaults", key) for key in defaults}
-    paths.update({key: ("steps", index, key) for key in raw})
-    locations = {key: smap.locate(path) for key, path in paths.items()}
-    blocks = {key: smap.blocks[path] for key, path in paths.items() if path in smap.blocks}
-    step_type = merged.get("type") or ("llm" if "prompt" in merged else None)
-    here = smap.locate(("steps", index))
-    if step_type is None:
-        raise PipelineSpecError(
-            "step has no type and no prompt", location=here, step_id=step_id,
-            hint="add a prompt: for an llm step, or set type:",
-        )
-    if step_type == "llm" and "prompt" not in merged:
-        raise PipelineSpecError(
-            "llm step is missing 'prompt'", location=here, step_id=step_id,
-            hint='add prompt: "..." to the step',
-        )
-    templates = {}
-    for key in TEMPLATE_KEYS:
-        if key in merged:
+_RENAMED = {"vars": "set_vars", "as": "loop_var", "continue": "continue_from", "steps": "children"}
+_INFERRED = (("prompt", "llm"), ("call", "python"), ("steps", "parallel"), ("file", "pipeline"),
+             ("pipeline", "pipeline"), ("vars", "set"))
+_REQUIRED = {"llm": ("prompt",), "python": ("call",), "parallel": ("steps",), "set": ("vars",)}
+_EXPRESSIONS = ("for_each", "when")
+
+
+class _StepBuilder:
+    """Builds StepSpecs (children included) and checks ids and references across them."""
+
+    def __init__(self, defaults: Mapping[str, Any], smap: SourceMap) -> None:
+        self.defaults, self.smap = defaults, smap
+        self.order: list[StepSpec] = []
+        self.seen: dict[str, Path_] = {}
+
+    def build(self, raw: Mapping[str, Any], path: Path_) -> StepSpec:
+        smap, step_id = self.smap, raw["id"]
+        if step_id in self.seen:
+            first = self.seen[step_id]
+            raise PipelineSpecError(
+                f"duplicate step id {step_id!r} (first used by step {first[-1] + 1})",
+                location=smap.locate(path + ("id",)), step_id=step_id, hint="give every step its own id",
+            )
+        self.seen[step_id] = path
+        merged = {**self.defaults, **raw}
+        paths = {key: ("defaults", key) for key in self.defaults}
+        paths.update({key: path + (key,) for key in raw})
+        locations = {key: smap.locate(p) for key, p in paths.items()}
+        blocks = {key: smap.blocks[p] for key, p in paths.items() if p in smap.blocks}
+        here = smap.locate(path)
+        step_type = merged.get("type") or next((t for key, t in _INFERRED if key in raw), None)
+        if step_type is None:
+            raise PipelineSpecError(
+                "step has no type and no prompt", location=here, step_id=step_id,
+                hint="add a prompt: for an llm step, or set type: (set, python, parallel, pipeline)",
+            )
+        for key in _REQUIRED.get(step_type, ()):
+            if key not in merged:
+                raise PipelineSpecError(f"{step_type} step is missing {key!r}", location=here, step_id=step_id,
+                                        hint=f"add {key}: to the step")
+        if step_type == "pipeline" and ("file" in raw) == ("pipeline" in raw):
+            raise PipelineSpecError("pipeline step needs exactly one of 'file' and 'pipeline'", location=here,
+                                    step_id=step_id, hint="file: child.yaml, or pipeline: {steps: [...]}")
+        fields: dict[str, Any] = {}
+        for key, value in merged.items():
+            if key in ("id", "type") or (key == "steps" and step_type != "parallel"):
+                continue
+            where = locations[key]
             try:
-                templates[key] = compile_template(merged[key])
+                fields[_RENAMED.get(key, key)] = self._field(key, value, path)
             except TemplateProblem as exc:
-                where = locations[key]
-                if where is not None:
-                    where = _at_line(where, blocks.get(key), exc.line)
+                where = _at_line(where, blocks.get(key), exc.line) if where else None
                 raise PipelineSpecError(
                     f"bad template in {key}: {exc}", location=where, step_id=step_id,
                     hint="templates use {{ name }}; close every {{ and {%",
                 ) from None
-    plain = {k: v for k, v in merged.items() if k not in ("id", "type", *TEMPLATE_KEYS)}
-    for key, value in plain.items():  # JSON Schema lets NaN through every bound
-        if any(isinstance(v, float) and math.isnan(v) for v in (value if isinstance(value, list) else [value])):
-            raise PipelineSpecError(f"{key} must not be NaN, got {value!r}", location=locations[key], step_id=step_id)
-    for key in ("stop_sequences", "retry_backoff"):
-        if key in plain:
-            plain[key] = tuple(plain[key])
-    return StepSpec(
-        id=step_id, index=index, type=step_type, location=here,
-        key_locations={k: v for k, v in locations.items() if v}, block_locations=blocks, **templates, **plain,
-    )
+            if key == "output_schema" and (problem := schema_problem(value)):
+                raise PipelineSpecError(problem, location=where, step_id=step_id)
+            if any(isinstance(v, float) and math.isnan(v) for v in (value if isinstance(value, list) else [value])):
+                raise PipelineSpecError(f"{key} must not be NaN, got {value!r}", location=where, step_id=step_id)
+        step = StepSpec(
+            id=step_id, index=path[-1], type=step_type, location=here,
+            key_locations={k: v for k, v in locations.items() if v}, block_locations=blocks, **fields,
+        )
+        self.order.append(step)
+        return step
 
+    def _field(self, key: str, value: Any, path: Path_) -> Any:
+        if key in TEMPLATE_KEYS or key == "output_to_file":
+            return compile_template(value)
+        if key in _EXPRESSIONS:
+            return compile_value(value, expression=True)
+        if key in ("args", "inputs"):
+            return compile_value(value)
+        if key == "vars":
+            return {name: compile_value(item) for name, item in value.items()}
+        if key == "steps":
+            return tuple(self.build(child, path + ("steps", i)) for i, child in enumerate(value))
+        if key in ("stop_sequences", "retry_backoff"):
+            return tuple(value)
+        return value
 
-def _check_refs(step: StepSpec, earlier: Mapping[str, int], all_ids: list[str]) -> None:
-    for key in TEMPLATE_KEYS:
-        template = getattr(step, key)
-        for ref in template.step_refs if template else ():
+    def check_refs(self, steps: tuple[StepSpec, ...]) -> None:
+        """Every ``steps.<id>`` names an earlier step (a parallel step's children count after it)."""
+        earlier: list[str] = []
+        all_ids = list(self.seen)
+        for step in steps:
+            for member in (*step.children, step):
+                self._check_step_refs(member, earlier, all_ids)
+            earlier += [step.id, *(c.id for c in step.children)]
+
+    def _check_step_refs(self, step: StepSpec, earlier: list[str], all_ids: list[str]) -> None:
+        keyed = [(key, t, ref) for key, t in step.templates() for ref in t.step_refs]
+        if step.continue_from:
+            keyed.append(("continue", None, step.continue_from))
+        for key, template, ref in keyed:
             known = [s for s in earlier if s != step.id]
             hint = f"earlier steps: {', '.join(known)}" if known else "this is the first step"
             if ref == step.id:
                 problem = "refers to its own result"
             elif ref in earlier:
-                continue
+                if key == "continue" and self._type_of(ref) != "llm":
+                    problem = f"continues step {ref!r}, which is not an llm step"
+                else:
+                    continue
             elif ref in all_ids:
                 problem = f"refers to steps.{ref}, which runs after this step"
                 hint = f"move step {ref!r} above step {step.id!r}" + (f"; {hint}" if known else "")
@@ -233,9 +317,9 @@ def _check_refs(step: StepSpec, earlier: Mapping[str, int], all_ids: list[str]) 
                 problem = f"refers to steps.{ref}, which is not a step"
                 close = difflib.get_close_matches(ref, known, n=1)
                 hint = f"did you mean steps.{close[0]}? {hint}" if close else hint
-            raise PipelineSpecError(
-                f"{key} {problem}",
-                location=step.where(key, template.lines.get(f"{STEPS}.{ref}")),
-                step_id=step.id,
-                hint=hint,
-            )
+            line = template.lines.get(f"{STEPS}.{ref}") if template else None
+            raise PipelineSpecError(f"{key} {problem}", location=step.where(key, line), step_id=step.id, hint=hint)
+
+    def _type_of(self, step_id: str) -> str:
+        return next(s.type for s in self.order if s.id == step_id)
+

@@ -5,15 +5,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import jsonschema
 
 
 class StructuredOutputError(ValueError):
     """A reply that is not JSON, or does not match ``output_schema``; names the failing path."""
 
 
-def check_schema(schema: Any) -> str | None:
+def schema_problem(schema: Any) -> str | None:
     """Why ``schema`` is not a usable JSON Schema, or None."""
+    import jsonschema
+
     if not isinstance(schema, dict):
         return f"output_schema must be a mapping, got {type(schema).__name__}"
     try:
@@ -30,6 +31,8 @@ def parse_reply(text: str, schema: dict[str, Any]) -> Any:
     except json.JSONDecodeError as exc:
         msg = f"the reply is not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
         raise StructuredOutputError(msg) from None
+    import jsonschema
+
     validator = jsonschema.validators.validator_for(schema)(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(value))
     if error is not None:
