@@ -7,7 +7,6 @@ a KeyboardInterrupt lands where it can stop the run cleanly. No IPython, no widg
 
 from __future__ import annotations
 
-import importlib
 import queue
 import threading
 import time
@@ -16,7 +15,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .errors import PipelineError, PipelineSpecError, RunInterrupted
-from .execute import Executor, ResolvedStep, interrupted
+from .execute import Executor, resolve_name
+from .llm_call import ResolvedStep, interrupted
 from .llm import CancelToken, Provider, ProviderError, create_provider
 from .results import PipelineRun, StepResult
 from .spec import PipelineSpec, StepSpec
@@ -80,37 +80,40 @@ class _Run:
 
     # -- planning: everything that can be wrong is found here, before any call --
 
-    def _plan(self) -> dict[str, ResolvedStep]:
+    def _plan(self) -> None:
         available = set(self.options.vars) | set(self.options.namespace)
         self.spec.check_names(available)
-        providers: dict[str, Provider] = {}
-        resolved: dict[str, ResolvedStep] = {}
+        self.providers: dict[str, Provider] = {}
         step_handlers: dict[str, Handler] = {}
-        for step in self.spec.steps:
-            name = self.options.provider or step.provider or self.options.default_provider
-            provider = providers.get(name) or self._provider(name, step)
-            providers[name] = provider
-            resolved[step.id] = ResolvedStep(
-                spec=step,
-                provider=provider,
-                provider_name=name,
-                model=self.options.model or step.model or self.options.default_model,
-                max_tokens=step.max_tokens or self.options.default_max_tokens,
-                stream=step.stream if self.options.stream is None else self.options.stream,
-            )
+        for step in self.spec.all_steps():
             own = []
             if step.stream_handler:
                 if step.stream_handler not in step_handlers:
                     step_handlers[step.stream_handler] = self._stream_handler(step)
                 own.append(step_handlers[step.stream_handler])
             self.routes[step.id] = _unique(self.handlers + own)
-        for step in resolved.values():
-            try:
-                step.provider.check(_probe(step))
-            except ProviderError as exc:
-                raise PipelineError(f"step '{step.spec.id}': {exc.message}") from None
+            if step.type == "llm":
+                resolved = self.resolve(step)
+                try:
+                    resolved.provider.check(_probe(resolved))
+                except ProviderError as exc:
+                    raise PipelineError(f"step '{step.id}': {exc.message}") from None
         self.routes[None] = _unique(self.handlers + list(step_handlers.values()))
-        return resolved
+
+    def resolve(self, step: StepSpec) -> ResolvedStep:
+        """The provider, model and stream flag of ``step`` under this run's options."""
+        name = self.options.provider or step.provider or self.options.default_provider
+        provider = self.providers.get(name)
+        if provider is None:
+            provider = self.providers[name] = self._provider(name, step)
+        return ResolvedStep(
+            spec=step,
+            provider=provider,
+            provider_name=name,
+            model=self.options.model or step.model or self.options.default_model,
+            max_tokens=step.max_tokens or self.options.default_max_tokens,
+            stream=bool(step.stream) if self.options.stream is None else self.options.stream,
+        )
 
     def _provider(self, name: str, step: StepSpec) -> Provider:
         from .llm import provider_names
@@ -142,19 +145,21 @@ class _Run:
     # -- running --
 
     def start(self) -> PipelineRun:
-        resolved = self._plan()
+        self._plan()
         run = PipelineRun(
             name=self.spec.name,
             description=self.spec.description,
-            steps={s.id: StepResult(s.id, type=s.type, model=resolved[s.id].model) for s in self.spec.steps},
-            saved={s.save_as: s.id for s in self.spec.steps if s.save_as},
+            steps={s.id: StepResult(s.id, type=s.type, model=self.resolve(s).model if s.type == "llm" else None)
+                   for s in self.spec.all_steps()},
+            saved={s.save_as: s.id for s in self.spec.all_steps() if s.save_as},
         )
         self.run = run
         self.initialised = list(self.routes[None])
         for handler in self.initialised:
             self._call(handler, handler.init, run)
         context = {**self.options.namespace, **self.spec.vars, **self.options.vars}
-        executor = Executor(self.spec, run, resolved, context, self.events.put, self.cancel)
+        executor = Executor(self.spec, run, self.resolve, context, self.events.put, self.cancel,
+                            namespace=self.options.namespace)
         worker = threading.Thread(target=self._work, args=(executor,), name=f"pipeline_nb:{run.name}", daemon=True)
         started = time.monotonic()
         run.status = "running"
@@ -214,7 +219,7 @@ class _Run:
                 self._deliver(event)
         for step_id, step in self.run.steps.items():
             if step.status == "running":
-                kept = replace(step, text="".join(executor.received))
+                kept = replace(step, text="".join(executor.received.get(step_id, ())))
                 interrupted(kept)
                 self.run.steps[step_id] = kept
         self._flush()
@@ -268,24 +273,3 @@ def _probe(step: ResolvedStep) -> Any:
 
     return LLMRequest(step.provider_name, step.model, ({"role": "user", "content": ""},), step.max_tokens,
                       base_url=step.spec.base_url)
-
-
-def resolve_name(name: str, namespace: Mapping[str, Any]) -> Any:
-    """A name from ``namespace``, or an import path ``pkg.mod.attr`` / ``pkg.mod:attr``."""
-    if name in namespace:
-        return namespace[name]
-    if ":" in name:
-        module, _, attr = name.partition(":")
-    elif "." in name:
-        module, _, attr = name.rpartition(".")
-    else:
-        raise LookupError(f"{name!r} is not defined in the kernel and is not an import path")
-    try:
-        obj = importlib.import_module(module)
-    except ImportError as exc:
-        raise LookupError(f"cannot import {module!r}: {exc}") from None
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise LookupError(f"module {module!r} has no attribute {attr!r}")
-        obj = getattr(obj, part)
-    return obj

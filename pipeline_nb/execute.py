@@ -1,4 +1,4 @@
-"""Running steps on the worker thread: render, call, retry, and report events.
+"""Running steps on worker threads: when, for_each, and each step type.
 
 Nothing here touches handlers or displays: every event goes to ``emit``, which the
 engine's main thread drains. Failures are collected as values on the StepResult.
@@ -6,59 +6,58 @@ engine's main thread drains. Failures are collected as values on the StepResult.
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import threading
 import time
 from collections import ChainMap
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
-from .llm import Cancelled, CancelToken, LLMRequest, LLMResult, Provider, ProviderError
-from .results import ErrorInfo, PipelineRun, StepResult
-from .spec import PipelineSpec, StepSpec
-from .streaming.events import DELTA, DONE, RETRY, STEP_END, STEP_START, Chunk, Event, Response, RetryInfo
-from .templates import STEPS, TemplateProblem
+from . import llm_call
+from ._yaml import SourceMap
+from .context import Step, StepContext
+from .errors import PipelineError
+from .files import UnsafePath, write_output
+from .llm import CancelToken
+from .llm_call import EmitEvent, KeyedTemplateProblem, ResolvedStep, fail
+from .results import PipelineRun, StepResult, Usage
+from .spec import PipelineSpec, StepSpec, load_spec, parse_spec
+from .streaming.events import PROGRESS, STEP_END, STEP_START, Chunk, Event, Response, RetryInfo
+from .templates import STEPS, TemplateProblem, literal
 
-EmitEvent = Callable[[Event], None]
+MAX_DEPTH = 8
+"""How deeply pipeline steps may nest."""
 
-
-@dataclass(frozen=True)
-class ResolvedStep:
-    """A step with its provider, model and stream flag settled."""
-
-    spec: StepSpec
-    provider: Provider
-    provider_name: str
-    model: str
-    max_tokens: int
-    stream: bool
-
-
-class KeyedTemplateProblem(Exception):
-    """A template of step key ``key`` failed to render."""
-
-    def __init__(self, key: str, problem: TemplateProblem) -> None:
-        super().__init__(str(problem))
-        self.key, self.problem = key, problem
+Resolve = Callable[[StepSpec], ResolvedStep]
 
 
 class Executor:
-    """Runs a pipeline's steps in order; one instance per run."""
+    """Runs a pipeline's steps in order; one instance per (nested) run."""
 
     def __init__(
         self,
         spec: PipelineSpec,
         run: PipelineRun,
-        steps: Mapping[str, ResolvedStep],
+        resolve: Resolve,
         context: Mapping[str, Any],
         emit: EmitEvent,
         cancel: CancelToken,
+        *,
+        namespace: Mapping[str, Any] | None = None,
+        stack: tuple[str, ...] = (),
     ) -> None:
-        self.spec, self.run, self.steps = spec, run, steps
-        self.context = ChainMap({STEPS: run.steps}, context)
-        self.emit, self.cancel = emit, cancel
-        self.received: list[str] = []
-        """The text the running attempt has received so far."""
+        self.spec, self.run, self.resolve = spec, run, resolve
+        self.set_vars: dict[str, Any] = {}
+        self.context = ChainMap({STEPS: run.steps}, self.set_vars, context)
+        self.namespace = namespace or {}
+        self.emit, self.cancel, self.stack = emit, cancel, stack
+        self.received: dict[str, list[str]] = {}
+        """Text each running attempt has received so far, by result id."""
+        self._lock = threading.Lock()
 
     def run_all(self) -> None:
         failed: list[str] = []
@@ -66,26 +65,68 @@ class Executor:
             if self.cancel.cancelled:
                 return
             result = self.run.steps[step.id]
-            blockers = [s for s in self._uses(step) if self.run.steps[s].status != "ok"]
+            blockers = [s for s in step.step_refs() if self.run.steps[s].status != "ok"]
             if failed and not (step.continue_on_error and not blockers):
-                result.status, result.note = "skipped", f"skipped: step {failed[0]!r} failed"
-                self.emit(Event(STEP_END, result))
+                for skipped in (step, *step.children):
+                    self._skip(self.run.steps[skipped.id], f"skipped: step {failed[0]!r} failed")
                 continue
-            self.run_step(self.steps[step.id], result)
+            self.run_step(step, result)
             if result.status == "interrupted":
                 return
             if result.status == "error":
                 failed.append(step.id)
 
-    def _uses(self, step: StepSpec) -> list[str]:
-        return [ref for t in (step.prompt, step.system) if t for ref in t.step_refs]
+    def _skip(self, result: StepResult, note: str) -> None:
+        result.status, result.note = "skipped", note
+        self.emit(Event(STEP_END, result))
 
-    def run_step(self, resolved: ResolvedStep, result: StepResult) -> None:
-        """Run one llm step, with retries, and leave its outcome on ``result``."""
-        step = resolved.spec
+    def run_step(self, step: StepSpec, result: StepResult) -> None:
+        """Run one step (its ``when``, its items) and leave its outcome on ``result``."""
         started = time.monotonic()
-        result.status, result.model = "running", resolved.model
+        result.status = "running"
         self.emit(Event(STEP_START, result))
+        try:
+            if step.when is not None and not step.when.evaluate(self.context):
+                result.status, result.note = "skipped", f"skipped: when {step.when.raw!r} was false"
+                for child in step.children:
+                    self._skip(self.run.steps[child.id], f"skipped: step {step.id!r} was skipped")
+            elif step.for_each is not None:
+                self._for_each(step, result)
+            else:
+                self._body(step, result, self.context)
+            if result.status == "ok" and step.output_to_file is not None:
+                path = write_output(step.output_to_file.render(self.context), result.output)
+                result.note = f"saved to {path.name}"
+        except KeyedTemplateProblem as exc:
+            where = step.where(exc.key, exc.problem.line)
+            fail(result, "template_error", f"{exc.problem}" + (f" (at {where})" if where else ""))
+        except TemplateProblem as exc:
+            fail(result, "template_error", str(exc))
+        except UnsafePath as exc:
+            fail(result, "unsafe_path", str(exc))
+        except Exception as exc:  # a bug or a user's function must not lose the run
+            fail(result, type(exc).__name__, str(exc))
+        finally:
+            result.duration = time.monotonic() - started
+            self.emit(Event(STEP_END, result))
+
+    # -- bodies by step type; each leaves output and status on ``result`` --
+
+    def _body(self, step: StepSpec, result: StepResult, context: Mapping[str, Any]) -> None:
+        body = {"llm": self._llm, "set": self._set, "python": self._python,
+                "parallel": self._parallel, "pipeline": self._pipeline}[step.type]
+        body(step, result, context)
+
+    def _llm(self, step: StepSpec, result: StepResult, context: Mapping[str, Any],
+             prompt: str | None = None, emit: EmitEvent | None = None) -> None:
+        resolved = self.resolve(step)
+        result.model = result.model or resolved.model
+        history: tuple[dict[str, Any], ...] = ()
+        if step.continue_from:
+            earlier = self.run.steps[step.continue_from]
+            history = (*earlier.messages, {"role": "assistant", "content": earlier.text})
+        text = prompt if prompt is not None else llm_call.render(step, "prompt", context)
+        request = llm_call.build_request(resolved, text, context, history)
         token = CancelToken()
         unlink = self.cancel.on_cancel(token.cancel)
         timer = threading.Timer(step.timeout, token.cancel) if step.timeout else None
@@ -93,118 +134,195 @@ class Executor:
             timer.daemon = True
             timer.start()
         try:
-            request = self._request(resolved)
-            self._attempts(resolved, request, result, token, started)
-        except KeyedTemplateProblem as exc:
-            where = step.where(exc.key, exc.problem.line)
-            _fail(result, "template_error", f"{exc.problem}" + (f" (at {where})" if where else ""))
-        except Exception as exc:  # a bug must not lose the run: report it on the step
-            _fail(result, type(exc).__name__, str(exc))
+            llm_call.call(resolved, request, result, token, self.cancel, emit or self.emit, self.received)
         finally:
             if timer:
                 timer.cancel()
             unlink()
-            result.duration = time.monotonic() - started
-            self.emit(Event(STEP_END, result))
+        result.cost = llm_call.cost(result.usage, result.model, self.spec.pricing)
 
-    def _request(self, resolved: ResolvedStep) -> LLMRequest:
-        step = resolved.spec
-        assert step.prompt is not None
-        options = {k: getattr(step, k) for k in ("mock_response", "mock_delay", "read_timeout")}
-        return LLMRequest(
-            provider=resolved.provider_name,
-            model=resolved.model,
-            messages=({"role": "user", "content": self._render(step, "prompt")},),
-            max_tokens=resolved.max_tokens,
-            system=self._render(step, "system") if step.system else None,
-            stop_sequences=step.stop_sequences,
-            stream=resolved.stream,
-            base_url=step.base_url,
-            options={k: v for k, v in options.items() if v is not None},
-        )
+    def _set(self, step: StepSpec, result: StepResult, context: Mapping[str, Any]) -> None:
+        values = {name: value.evaluate(context) for name, value in step.set_vars.items()}
+        with self._lock:
+            self.set_vars.update(values)
+        result.output, result.status = values, "ok"
 
-    def _render(self, step: StepSpec, key: str) -> str:
-        try:
-            return getattr(step, key).render(self.context)
-        except TemplateProblem as exc:
-            raise KeyedTemplateProblem(key, exc) from None
-
-    def _attempts(
-        self, resolved: ResolvedStep, request: LLMRequest, result: StepResult, token: CancelToken, started: float
-    ) -> None:
-        step, emit = resolved.spec, self.emit
-        step_id = step.id
-        for attempt in range(1, step.retries + 2):
-            result.attempts = attempt
-            parts: list[str] = []
-            self.received = parts
-            append = parts.append
-
-            def on_delta(text: str, _attempt: int = attempt) -> None:
-                append(text)
-                emit(Event(DELTA, Chunk(step_id, _attempt, len(parts), text)))
-
-            try:
-                answer = resolved.provider.complete(request, on_delta, token)
-            except Cancelled:
-                result.text = "".join(parts)
-                self._stopped(step, result)
-                return
-            except ProviderError as exc:
-                result.text = "".join(parts)
-                if not exc.retryable or attempt > step.retries:
-                    gave_up = f"; gave up after {attempt} attempts" if attempt > 1 else ""
-                    _fail(result, exc.type, exc.message + gave_up, exc.request_id)
-                    return
-                delay = _backoff(step, exc, attempt)
-                if step.timeout and time.monotonic() + delay - started > step.timeout:
-                    _fail(result, exc.type, f"{exc.message}; not retried: the step's timeout of "
-                          f"{step.timeout:g} s would pass first", exc.request_id)
-                    return
-                result.text, result.note = "", f"retry {attempt}/{step.retries} after {exc.type}"
-                emit(Event(RETRY, RetryInfo(step_id, attempt, step.retries, exc.type, delay)))
-                if token.wait(delay):
-                    self._stopped(step, result)
-                    return
-                continue
-            self._succeed(result, answer, attempt)
-            emit(Event(DONE, Response(step_id, attempt, answer.text, answer.usage, answer.stop_reason,
-                                      answer.model, answer.request_id, result.output)))
-            return
-
-    def _stopped(self, step: StepSpec, result: StepResult) -> None:
-        """The step's token fired: the run was interrupted, or the step timed out."""
-        if self.cancel.cancelled:
-            interrupted(result)
+    def _python(self, step: StepSpec, result: StepResult, context: Mapping[str, Any]) -> None:
+        assert step.call is not None
+        target = resolve_name(step.call, self.namespace)
+        args = dict(step.args.evaluate(context)) if step.args else {}
+        ctx = StepContext(result.id, context, self.run.steps, args, self._invoker(step, result))
+        if isinstance(target, type) and issubclass(target, Step):
+            output = target().run(ctx)
+        elif callable(target):
+            if "ctx" in _parameters(target) and "ctx" not in args:
+                args["ctx"] = ctx
+            output = target(**args)
         else:
-            _fail(result, "timeout", f"the step took longer than its timeout of {step.timeout:g} s")
+            raise TypeError(f"call {step.call!r} is a {type(target).__name__}, not a function or Step class")
+        result.output, result.status = output, "ok"
+        result.text = output if isinstance(output, str) else result.text
 
-    @staticmethod
-    def _succeed(result: StepResult, answer: LLMResult, attempt: int) -> None:
-        result.text = answer.text
-        result.output = answer.text
-        result.usage = answer.usage
-        result.stop_reason = answer.stop_reason
-        result.model = answer.model or result.model
+    def _invoker(self, step: StepSpec, result: StepResult) -> Callable[..., Response]:
+        """``ctx.invoke``: an llm call that streams under its own id, ``<step>.invoke<n>``."""
+        calls = iter(range(1, 1_000_000))
+
+        def invoke(prompt: str, *, stream: bool, on_event: Callable[[Event], Any] | None, **params: Any) -> Response:
+            data = {"steps": [{"id": "invoke", "type": "llm", "prompt": "", "stream": stream, **params}]}
+            call_spec = parse_spec(data, SourceMap(f"{result.id}.invoke")).steps[0]
+            for key in ("provider", "model", "base_url", "mock_delay", "max_tokens"):
+                if getattr(call_spec, key) is None and getattr(step, key) is not None:
+                    call_spec = replace(call_spec, **{key: getattr(step, key)})
+            call_result = StepResult(f"{result.id}.invoke{next(calls)}")
+            emit = self.emit if on_event is None else _tee(self.emit, on_event)
+            self._llm(replace(call_spec, prompt=literal(prompt)), call_result, {}, prompt, emit)
+            result.usage = result.usage + call_result.usage
+            if call_result.status != "ok":
+                raise PipelineError(f"ctx.invoke failed: {call_result.error or call_result.status}")
+            return Response(call_result.id, call_result.attempts, call_result.text, call_result.usage,
+                            call_result.stop_reason, call_result.model, None, call_result.output)
+
+        return invoke
+
+    def _parallel(self, step: StepSpec, result: StepResult, context: Mapping[str, Any]) -> None:
+        children = [(child, self.run.steps[child.id]) for child in step.children]
+        with ThreadPoolExecutor(max_workers=min(step.max_parallel, len(children))) as pool:
+            for future in [pool.submit(self.run_step, child, res) for child, res in children]:
+                future.result()
+        result.output = {child.id: res.output for child, res in children}
+        _settle(result, [res for _, res in children], "child")
+
+    def _pipeline(self, step: StepSpec, result: StepResult, context: Mapping[str, Any]) -> None:
+        if step.file is not None:
+            base = self.spec.base_dir or Path.cwd()
+            path = (base / step.file).resolve()
+            if str(path) in self.stack:
+                chain = " → ".join([*map(_short, self.stack), _short(str(path))])
+                raise PipelineError(f"pipeline recursion: {chain}")
+            child_spec, key = load_spec(path), str(path)
+        else:
+            child_spec, key = parse_spec(step.pipeline, SourceMap(f"{self.spec.source}#{step.id}")), f"#{step.id}"
+        if len(self.stack) >= MAX_DEPTH:
+            raise PipelineError(f"pipelines nest more than {MAX_DEPTH} deep; check for a cycle")
+        inputs = dict(step.inputs.evaluate(context)) if step.inputs else {}
+        child_spec.check_names(set(inputs) | set(self.namespace))
+        child = PipelineRun(name=child_spec.name, steps={s.id: StepResult(s.id, type=s.type)
+                                                         for s in child_spec.all_steps()})
+        result.child = child
+        executor = Executor(child_spec, child, self.resolve, {**self.namespace, **child_spec.vars, **inputs},
+                            _prefixed(self.emit, result.id), self.cancel, namespace=self.namespace,
+                            stack=(*self.stack, key))
+        executor.run_all()
+        result.output = child.outputs
+        result.usage, result.cost = child.usage, child.cost
+        last = next((s for s in reversed(child.steps.values()) if s.status == "ok"), None)
+        result.text = last.text if last else ""
+        _settle(result, list(child.steps.values()), "step")
+
+    def _for_each(self, step: StepSpec, result: StepResult) -> None:
+        assert step.for_each is not None
+        items = step.for_each.evaluate(self.context)
+        if isinstance(items, (str, bytes, Mapping)) or not isinstance(items, Iterable):
+            raise TypeError(f"for_each must give a list, got {type(items).__name__} {items!r:.60}")
+        items = list(items)
+        results = [StepResult(f"{step.id}[{i}]", type=step.type, model=result.model) for i in range(len(items))]
+        result.items = results
+        done = failed = 0
+        if items:
+            workers = min(step.max_parallel, len(items))
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"pipeline_nb:{step.id}") as pool:
+                futures = [pool.submit(self._item, step, res, item, i, len(items))
+                           for i, (res, item) in enumerate(zip(results, items))]
+                for future in as_completed(futures):
+                    future.result()
+                    done += 1
+                    failed = sum(r.status in ("error", "interrupted") for r in results)
+                    result.note = f"{done} of {len(items)}" + (f", {failed} failed" if failed else "")
+                    self.emit(Event(PROGRESS, result))
+        result.output = [r.output for r in results]
+        result.text = "\n\n".join(r.text for r in results if r.text)
+        result.usage = sum((r.usage for r in results), Usage())
+        costs = [r.cost for r in results if r.cost is not None]
+        result.cost = sum(costs) if costs else None
+        result.attempts = max((r.attempts for r in results), default=0)
+        _settle(result, results, "item")
+        result.note = f"{len(items)} items" + (f", {failed} failed" if failed else "")
+
+    def _item(self, step: StepSpec, result: StepResult, item: Any, index: int, count: int) -> None:
+        if self.cancel.cancelled:
+            return
+        started = time.monotonic()
+        result.status = "running"
+        scope = ChainMap({step.loop_var: item, "loop": {"index": index, "length": count}}, self.context)
+        try:
+            self._body(step, result, scope)
+        except KeyedTemplateProblem as exc:
+            fail(result, "template_error", str(exc.problem))
+        except Exception as exc:
+            fail(result, type(exc).__name__, str(exc))
+        result.duration = time.monotonic() - started
+
+
+def _settle(result: StepResult, parts: list[StepResult], noun: str) -> None:
+    """Status of a step made of parts: ok if all are, else interrupted or error (naming the first)."""
+    if any(p.status == "interrupted" for p in parts):
+        result.status = "interrupted"
+        return
+    bad = [p for p in parts if p.status == "error"]
+    if not bad:
         result.status = "ok"
-        result.note = f"ok after {attempt} attempts" if attempt > 1 else ""
+        return
+    first = bad[0]
+    fail(result, f"{noun}_failed", f"{len(bad)} of {len(parts)} {noun}s failed; first: {first.id}: {first.error}")
 
 
-def interrupted(result: StepResult) -> None:
-    """Mark ``result`` interrupted; its text so far is kept."""
-    result.status = "interrupted"
-    result.note = f"interrupted: the {len(result.text)} characters received before it are kept"
+def _tee(emit: EmitEvent, on_event: Callable[[Event], Any]) -> EmitEvent:
+    def both(event: Event) -> None:
+        emit(event)
+        on_event(event)
+
+    return both
 
 
-def _backoff(step: StepSpec, exc: ProviderError, attempt: int) -> float:
-    """Seconds before the next attempt: the server's ``retry-after`` (capped), else exponential backoff."""
-    if exc.retry_after is not None:
-        return min(exc.retry_after, step.retry_after_cap)
-    base, cap = step.retry_backoff
-    return min(cap, base * 2 ** (attempt - 1))
+def _prefixed(emit: EmitEvent, prefix: str) -> EmitEvent:
+    """A nested pipeline's stream events, renamed ``<step>/<child step>``; its step events dropped."""
+    def rename(event: Event) -> None:
+        data = event.data
+        if isinstance(data, (Chunk, Response, RetryInfo)):
+            emit(Event(event.kind, data._replace(step_id=f"{prefix}/{data.step_id}")))
+
+    return rename
 
 
-def _fail(result: StepResult, kind: str, message: str, request_id: str | None = None) -> None:
-    result.status = "error"
-    result.error = ErrorInfo(kind, message, request_id)
+def _parameters(fn: Callable[..., Any]) -> Mapping[str, Any]:
+    try:
+        return inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return {}
+
+
+def _short(path: str) -> str:
+    return Path(path).name if not path.startswith("#") else path
+
+
+def resolve_name(name: str, namespace: Mapping[str, Any]) -> Any:
+    """A name from ``namespace``, or an import path ``pkg.mod.attr`` / ``pkg.mod:attr``."""
+    if name in namespace:
+        return namespace[name]
+    if ":" in name:
+        module, _, attr = name.partition(":")
+    elif "." in name:
+        module, _, attr = name.rpartition(".")
+    else:
+        raise LookupError(f"{name!r} is not defined in the kernel and is not an import path")
+    try:
+        obj = importlib.import_module(module)
+    except ImportError as exc:
+        raise LookupError(f"cannot import {module!r}: {exc}") from None
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise LookupError(f"module {module!r} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    return obj
+
 

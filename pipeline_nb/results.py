@@ -53,6 +53,14 @@ class StepResult:
     model: str | None = None
     stop_reason: str | None = None
     note: str = ""
+    cost: float | None = None
+    """USD, when ``defaults.pricing`` prices the model."""
+    items: list[StepResult] | None = None
+    """Per-item results of a for_each step, in input order."""
+    child: PipelineRun | None = field(default=None, repr=False)
+    """The run of a pipeline step's child pipeline."""
+    messages: tuple[dict[str, Any], ...] = field(default=(), repr=False)
+    """The conversation sent (for ``continue:``)."""
 
     @property
     def ok(self) -> bool:
@@ -94,6 +102,12 @@ class PipelineRun:
     @property
     def usage(self) -> Usage:
         return sum((s.usage for s in self.steps.values()), Usage())
+
+    @property
+    def cost(self) -> float | None:
+        """USD for the priced steps, or None when nothing is priced."""
+        costs = [s.cost for s in self.steps.values() if s.cost is not None]
+        return sum(costs) if costs else None
 
     @property
     def ok(self) -> bool:

@@ -122,6 +122,9 @@ class WidgetHandler(StreamHandler):
         self.sends += 1
         self._sync_rows()
 
+    def on_progress(self, step: StepResult) -> None:
+        self._sync_rows()
+
     def on_step_end(self, step: StepResult) -> None:
         self.flush()
         self._sync_rows()

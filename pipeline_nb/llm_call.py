@@ -1,0 +1,170 @@
+"""One llm step's call: build the request, stream it, retry it, parse structured output.
+
+Runs on a worker thread. Events go to ``emit``; the outcome is left on the StepResult.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .llm import Cancelled, CancelToken, LLMRequest, LLMResult, Provider, ProviderError
+from .results import ErrorInfo, StepResult, Usage
+from .spec import StepSpec
+from .streaming.events import DELTA, DONE, RETRY, Chunk, Event, Response, RetryInfo
+from .structured import StructuredOutputError, parse_reply
+from .templates import TemplateProblem
+
+EmitEvent = Callable[[Event], None]
+
+
+@dataclass(frozen=True)
+class ResolvedStep:
+    """A step with its provider, model and stream flag settled."""
+
+    spec: StepSpec
+    provider: Provider
+    provider_name: str
+    model: str
+    max_tokens: int
+    stream: bool
+
+
+class KeyedTemplateProblem(Exception):
+    """A template of step key ``key`` failed to render."""
+
+    def __init__(self, key: str, problem: TemplateProblem) -> None:
+        super().__init__(str(problem))
+        self.key, self.problem = key, problem
+
+
+def render(step: StepSpec, key: str, context: Mapping[str, Any]) -> str:
+    try:
+        return getattr(step, key).render(context)
+    except TemplateProblem as exc:
+        raise KeyedTemplateProblem(key, exc) from None
+
+
+def build_request(
+    resolved: ResolvedStep, prompt: str, context: Mapping[str, Any], history: tuple[dict[str, Any], ...] = ()
+) -> LLMRequest:
+    """The request for ``prompt``, after ``history`` (an earlier conversation) if any."""
+    step = resolved.spec
+    options = {k: getattr(step, k) for k in ("mock_response", "mock_delay", "read_timeout")}
+    return LLMRequest(
+        provider=resolved.provider_name,
+        model=resolved.model,
+        messages=(*history, {"role": "user", "content": prompt}),
+        max_tokens=resolved.max_tokens,
+        system=render(step, "system", context) if step.system else None,
+        stop_sequences=step.stop_sequences,
+        output_schema=dict(step.output_schema) if step.output_schema is not None else None,
+        stream=resolved.stream,
+        base_url=step.base_url,
+        options={k: v for k, v in options.items() if v is not None},
+    )
+
+
+def call(
+    resolved: ResolvedStep,
+    request: LLMRequest,
+    result: StepResult,
+    token: CancelToken,
+    run_cancel: CancelToken,
+    emit: EmitEvent,
+    received: dict[str, list[str]],
+) -> None:
+    """Run ``request`` with the step's retry policy; leave text, output and status on ``result``."""
+    step, step_id, started = resolved.spec, result.id, time.monotonic()
+    for attempt in range(1, step.retries + 2):
+        result.attempts = attempt
+        parts: list[str] = []
+        received[step_id] = parts
+        append = parts.append
+
+        def on_delta(text: str, _attempt: int = attempt) -> None:
+            append(text)
+            emit(Event(DELTA, Chunk(step_id, _attempt, len(parts), text)))
+
+        try:
+            answer = resolved.provider.complete(request, on_delta, token)
+        except Cancelled:
+            result.text = "".join(parts)
+            stopped(step, result, run_cancel)
+            return
+        except ProviderError as exc:
+            result.text = "".join(parts)
+            if not exc.retryable or attempt > step.retries:
+                gave_up = f"; gave up after {attempt} attempts" if attempt > 1 else ""
+                fail(result, exc.type, exc.message + gave_up, exc.request_id)
+                return
+            delay = backoff(step, exc, attempt)
+            if step.timeout and time.monotonic() + delay - started > step.timeout:
+                fail(result, exc.type, f"{exc.message}; not retried: the step's timeout of "
+                     f"{step.timeout:g} s would pass first", exc.request_id)
+                return
+            result.text, result.note = "", f"retry {attempt}/{step.retries} after {exc.type}"
+            emit(Event(RETRY, RetryInfo(step_id, attempt, step.retries, exc.type, delay)))
+            if token.wait(delay):
+                stopped(step, result, run_cancel)
+                return
+            continue
+        succeed(result, answer, attempt, request)
+        emit(Event(DONE, Response(step_id, attempt, answer.text, answer.usage, answer.stop_reason,
+                                  answer.model, answer.request_id, result.output)))
+        return
+
+
+def succeed(result: StepResult, answer: LLMResult, attempt: int, request: LLMRequest) -> None:
+    result.text = answer.text
+    result.usage = result.usage + answer.usage if result.type == "python" else answer.usage
+    result.stop_reason = answer.stop_reason
+    result.model = answer.model or result.model
+    result.messages = request.messages
+    result.note = f"ok after {attempt} attempts" if attempt > 1 else ""
+    if request.output_schema is not None:
+        try:
+            result.output = parse_reply(answer.text, request.output_schema)
+        except StructuredOutputError as exc:
+            fail(result, "invalid_output", str(exc), answer.request_id)
+            return
+    else:
+        result.output = answer.text
+    result.status = "ok"
+
+
+def stopped(step: StepSpec, result: StepResult, run_cancel: CancelToken) -> None:
+    """The step's token fired: the run was interrupted, or the step timed out."""
+    if run_cancel.cancelled:
+        interrupted(result)
+    else:
+        fail(result, "timeout", f"the step took longer than its timeout of {step.timeout:g} s")
+
+
+def interrupted(result: StepResult) -> None:
+    """Mark ``result`` interrupted; its text so far is kept."""
+    result.status = "interrupted"
+    result.note = f"interrupted: the {len(result.text)} characters received before it are kept"
+
+
+def backoff(step: StepSpec, exc: ProviderError, attempt: int) -> float:
+    """Seconds before the next attempt: the server's ``retry-after`` (capped), else exponential backoff."""
+    if exc.retry_after is not None:
+        return min(exc.retry_after, step.retry_after_cap)
+    base, cap = step.retry_backoff
+    return min(cap, base * 2 ** (attempt - 1))
+
+
+def fail(result: StepResult, kind: str, message: str, request_id: str | None = None) -> None:
+    result.status = "error"
+    result.error = ErrorInfo(kind, message, request_id)
+
+
+def cost(usage: Usage, model: str | None, pricing: Mapping[str, Mapping[str, float]]) -> float | None:
+    """USD for ``usage`` at ``pricing[model]`` (per million tokens), or None if unpriced."""
+    price = pricing.get(model or "")
+    if price is None:
+        return None
+    return (usage.input_tokens * price["input"] + usage.output_tokens * price["output"]) / 1e6
