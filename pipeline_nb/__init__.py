@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from .api import invoke, raise_for_status, run
+from .context import Step, StepContext
 from .errors import PipelineError, PipelineSpecError, RunInterrupted, StepError
 from .results import ErrorInfo, PipelineRun, StepResult, Usage
 
@@ -27,6 +28,8 @@ __all__ = [
     "PipelineRun",
     "PipelineSpecError",
     "RunInterrupted",
+    "Step",
+    "StepContext",
     "StepError",
     "StepResult",
     "Usage",
