@@ -33,6 +33,9 @@ MAX_DEPTH = 8
 """How deeply pipeline steps may nest."""
 
 Resolve = Callable[[StepSpec], ResolvedStep]
+_INVOKE_INHERITS = ("provider", "model", "base_url", "max_tokens", "mock_delay", "retries", "retry_backoff",
+                    "retry_after_cap", "read_timeout")
+"""Keys ``ctx.invoke`` takes from its python step (and defaults) unless passed."""
 
 
 class Executor:
@@ -49,12 +52,15 @@ class Executor:
         *,
         namespace: Mapping[str, Any] | None = None,
         stack: tuple[str, ...] = (),
+        depth: int = 0,
     ) -> None:
         self.spec, self.run, self.resolve = spec, run, resolve
         self.set_vars: dict[str, Any] = {}
         self.context = ChainMap({STEPS: run.steps}, self.set_vars, context)
         self.namespace = namespace or {}
-        self.emit, self.cancel, self.stack = emit, cancel, stack
+        if not stack and spec.base_dir is not None:  # the top run's own file counts for recursion
+            stack = (str(Path(spec.source).resolve()),)
+        self.emit, self.cancel, self.stack, self.depth = emit, cancel, stack, depth
         self.received: dict[str, list[str]] = {}
         """Text each running attempt has received so far, by result id."""
         self._lock = threading.Lock()
@@ -76,6 +82,14 @@ class Executor:
             if result.status == "error":
                 failed.append(step.id)
 
+    def _skip_reason(self, step: StepSpec) -> str | None:
+        """Why ``step`` is skipped: a false ``when``, or it continues a skipped step; else None."""
+        if step.when is not None and not truthy(step.when.evaluate(self.context)):
+            return f"skipped: when {step.when.raw!r} was false"
+        if step.continue_from and self.run.steps[step.continue_from].status == "skipped":
+            return f"skipped: it continues step {step.continue_from!r}, which was skipped"
+        return None
+
     def _skip(self, result: StepResult, note: str) -> None:
         result.status, result.note = "skipped", note
         self.emit(Event(STEP_END, result))
@@ -86,15 +100,15 @@ class Executor:
         result.status = "running"
         self.emit(Event(STEP_START, result))
         try:
-            if step.when is not None and not step.when.evaluate(self.context):
-                result.status, result.note = "skipped", f"skipped: when {step.when.raw!r} was false"
+            if reason := self._skip_reason(step):
+                result.status, result.note = "skipped", reason
                 for child in step.children:
                     self._skip(self.run.steps[child.id], f"skipped: step {step.id!r} was skipped")
             elif step.for_each is not None:
                 self._for_each(step, result)
             else:
                 self._body(step, result, self.context)
-            if result.status == "ok" and step.output_to_file is not None:
+            if result.status == "ok" and step.output_to_file is not None and not _per_item(step):
                 path = write_output(step.output_to_file.render(self.context), result.output)
                 result.note = f"saved to {path.name}"
         except KeyedTemplateProblem as exc:
@@ -159,7 +173,7 @@ class Executor:
                 args["ctx"] = ctx
             output = target(**args)
         else:
-            raise TypeError(f"call {step.call!r} is a {type(target).__name__}, not a function or Step class")
+            raise TypeError(f"call {step.call!r} is not a function or Step class: got {type(target).__name__}")
         result.output, result.status = output, "ok"
         result.text = output if isinstance(output, str) else result.text
 
@@ -168,15 +182,18 @@ class Executor:
         calls = iter(range(1, 1_000_000))
 
         def invoke(prompt: str, *, stream: bool, on_event: Callable[[Event], Any] | None, **params: Any) -> Response:
+            system = params.pop("system", None)
             data = {"steps": [{"id": "invoke", "type": "llm", "prompt": "", "stream": stream, **params}]}
             call_spec = parse_spec(data, SourceMap(f"{result.id}.invoke")).steps[0]
-            for key in ("provider", "model", "base_url", "mock_delay", "max_tokens"):
-                if getattr(call_spec, key) is None and getattr(step, key) is not None:
-                    call_spec = replace(call_spec, **{key: getattr(step, key)})
+            inherited = {key: getattr(step, key) for key in _INVOKE_INHERITS
+                         if key not in params and getattr(step, key) is not None}
+            call_spec = replace(call_spec, **inherited, system=literal(system) if system is not None else None)
             call_result = StepResult(f"{result.id}.invoke{next(calls)}")
             emit = self.emit if on_event is None else _tee(self.emit, on_event)
             self._llm(replace(call_spec, prompt=literal(prompt)), call_result, {}, prompt, emit)
             result.usage = result.usage + call_result.usage
+            if call_result.cost is not None:
+                result.cost = (result.cost or 0.0) + call_result.cost
             if call_result.status != "ok":
                 raise PipelineError(f"ctx.invoke failed: {call_result.error or call_result.status}")
             return Response(call_result.id, call_result.attempts, call_result.text, call_result.usage,
@@ -201,9 +218,11 @@ class Executor:
                 raise PipelineError(f"pipeline recursion: {chain}")
             child_spec, key = load_spec(path), str(path)
         else:
-            child_spec, key = parse_spec(step.pipeline, SourceMap(f"{self.spec.source}#{step.id}")), f"#{step.id}"
-        if len(self.stack) >= MAX_DEPTH:
+            child_spec = step.inline or parse_spec(step.pipeline, SourceMap(f"{self.spec.source}#{step.id}"))
+            child_spec, key = replace(child_spec, base_dir=self.spec.base_dir), f"{self.spec.source}#{step.id}"
+        if self.depth >= MAX_DEPTH:
             raise PipelineError(f"pipelines nest more than {MAX_DEPTH} deep; check for a cycle")
+        child_spec = replace(child_spec, pricing={**self.spec.pricing, **child_spec.pricing})
         inputs = dict(step.inputs.evaluate(context)) if step.inputs else {}
         child_spec.check_names(set(inputs) | set(self.namespace))
         child = PipelineRun(name=child_spec.name, steps={s.id: StepResult(s.id, type=s.type)
@@ -211,7 +230,7 @@ class Executor:
         result.child = child
         executor = Executor(child_spec, child, self.resolve, {**self.namespace, **child_spec.vars, **inputs},
                             _prefixed(self.emit, result.id), self.cancel, namespace=self.namespace,
-                            stack=(*self.stack, key))
+                            stack=(*self.stack, key), depth=self.depth + 1)
         executor.run_all()
         result.output = child.outputs
         result.usage, result.cost = child.usage, child.cost
@@ -238,7 +257,7 @@ class Executor:
                     done += 1
                     failed = sum(r.status in ("error", "interrupted") for r in results)
                     result.note = f"{done} of {len(items)}" + (f", {failed} failed" if failed else "")
-                    self.emit(Event(PROGRESS, result))
+                    self.emit(Event(PROGRESS, replace(result)))  # a snapshot: the note moves on
         result.output = [r.output for r in results]
         result.text = "\n\n".join(r.text for r in results if r.text)
         result.usage = sum((r.usage for r in results), Usage())
@@ -256,8 +275,13 @@ class Executor:
         scope = ChainMap({step.loop_var: item, "loop": {"index": index, "length": count}}, self.context)
         try:
             self._body(step, result, scope)
+            if result.status == "ok" and step.output_to_file is not None and _per_item(step):
+                path = write_output(step.output_to_file.render(scope), result.output)
+                result.note = f"saved to {path.name}"
         except KeyedTemplateProblem as exc:
             fail(result, "template_error", str(exc.problem))
+        except UnsafePath as exc:
+            fail(result, "unsafe_path", str(exc))
         except Exception as exc:
             fail(result, type(exc).__name__, str(exc))
         result.duration = time.monotonic() - started
@@ -265,7 +289,7 @@ class Executor:
 
 def _settle(result: StepResult, parts: list[StepResult], noun: str) -> None:
     """Status of a step made of parts: ok if all are, else interrupted or error (naming the first)."""
-    if any(p.status == "interrupted" for p in parts):
+    if any(p.status in ("interrupted", "pending", "running") for p in parts):
         result.status = "interrupted"
         return
     bad = [p for p in parts if p.status == "error"]
@@ -273,7 +297,21 @@ def _settle(result: StepResult, parts: list[StepResult], noun: str) -> None:
         result.status = "ok"
         return
     first = bad[0]
-    fail(result, f"{noun}_failed", f"{len(bad)} of {len(parts)} {noun}s failed; first: {first.id}: {first.error}")
+    plural = "children" if noun == "child" else f"{noun}s"
+    fail(result, f"{noun}_failed", f"{len(bad)} of {len(parts)} {plural} failed; first: {first.id}: {first.error}")
+
+
+def truthy(value: Any) -> bool:
+    """``when``'s test: rendered text such as "false", "no", "0" or "" is false."""
+    if isinstance(value, str):
+        return value.strip().lower() not in ("", "false", "no", "0", "none", "off")
+    return bool(value)
+
+
+def _per_item(step: StepSpec) -> bool:
+    """A for_each step whose ``output_to_file`` names the item: one file per item."""
+    target = step.output_to_file
+    return step.for_each is not None and target is not None and bool({step.loop_var, "loop"} & target.names)
 
 
 def _tee(emit: EmitEvent, on_event: Callable[[Event], Any]) -> EmitEvent:

@@ -68,6 +68,8 @@ class StepSpec:
     """``steps:`` of a parallel step."""
     file: str | None = None
     pipeline: Mapping[str, Any] | None = None
+    inline: PipelineSpec | None = field(default=None, repr=False, compare=False)
+    """``pipeline:`` parsed (checked with line:col when the parent is parsed)."""
     inputs: Value | None = None
     output_to_file: Template | None = None
     key_locations: Mapping[str, Location] = field(default_factory=dict, repr=False, compare=False)
@@ -130,23 +132,27 @@ class PipelineSpec:
         """Raise PipelineSpecError for a template name that nothing defines.
 
         Defined are: ``available`` (--var and the kernel), ``vars:``, the vars of earlier
-        set steps, ``steps``, ``loop``, and a for_each step's loop variable.
+        set steps, ``steps``, and in a for_each step (but not its ``for_each`` and ``when``,
+        which run before the items) its loop variable and ``loop``.
         """
-        defined = {STEPS, "loop", *self.vars}
+        defined = {STEPS, *self.vars}
         for step in self.all_steps():
-            own = {step.loop_var} if step.for_each else set()
+            own = {step.loop_var, "loop"} if step.for_each is not None else set()
             for key, template in step.templates():
-                scope = defined if key == "for_each" else defined | own
+                scope = defined if key in ("for_each", "when") else defined | own  # both run before the items
                 for name in sorted(template.names):
                     if name not in scope and name not in available:
                         known = [*scope, *(available if isinstance(available, Iterable) else ())]
                         close = difflib.get_close_matches(name, [k for k in known if isinstance(k, str)], n=1)
                         hint = f"did you mean {close[0]!r}? " if close else ""
+                        hint += f"define it in the kernel, under vars:, or with --var {name}=VALUE"
+                        if name in own:
+                            hint = f"{key} is evaluated once, before the items: it cannot use {name}"
+                        elif name == "loop":
+                            hint = "loop (loop.index, loop.length) exists only in a for_each step"
                         raise PipelineSpecError(
                             f"{key} uses {{{{ {name} }}}}, which is not defined",
-                            location=step.where(key, template.lines.get(name)),
-                            step_id=step.id,
-                            hint=hint + f"define it in the kernel, under vars:, or with --var {name}=VALUE",
+                            location=step.where(key, template.lines.get(name)), step_id=step.id, hint=hint,
                         )
             defined |= set(step.set_vars)
 
@@ -179,6 +185,10 @@ def parse_spec(
     data: Any, smap: SourceMap, *, name: str | None = None, base_dir: Path | None = None
 ) -> PipelineSpec:
     """Validate loaded data against the schema and the reference rules."""
+    if isinstance(data, Mapping) and "workflow" in data:  # a pipeline_ex file: translate it first
+        from .compat import translate
+
+        data, smap = translate(data, smap, base_dir)
     if not isinstance(data, Mapping):
         got = "an empty document" if data is None else _describe(data)
         hint = "start with 'steps:' followed by '  - id: first' and '    prompt: ...'"
@@ -191,7 +201,7 @@ def parse_spec(
     check_schema(data, smap)
     defaults = dict(data.get("defaults", {}))
     pricing = defaults.pop("pricing", {})
-    builder = _StepBuilder(defaults, smap)
+    builder = _StepBuilder(defaults, smap, base_dir)
     steps = tuple(builder.build(raw, ("steps", index)) for index, raw in enumerate(data["steps"]))
     builder.check_refs(steps)
     return PipelineSpec(
@@ -210,13 +220,17 @@ _INFERRED = (("prompt", "llm"), ("call", "python"), ("steps", "parallel"), ("fil
              ("pipeline", "pipeline"), ("vars", "set"))
 _REQUIRED = {"llm": ("prompt",), "python": ("call",), "parallel": ("steps",), "set": ("vars",)}
 _EXPRESSIONS = ("for_each", "when")
+_ONLY_FOR = {"prompt": ("llm",), "system": ("llm",), "output_schema": ("llm",), "continue": ("llm",),
+             "call": ("python",), "args": ("python",), "vars": ("set",), "steps": ("parallel",),
+             "file": ("pipeline",), "pipeline": ("pipeline",), "inputs": ("pipeline",)}
+"""Keys that mean something only for these step types (checked where a step writes them)."""
 
 
 class _StepBuilder:
     """Builds StepSpecs (children included) and checks ids and references across them."""
 
-    def __init__(self, defaults: Mapping[str, Any], smap: SourceMap) -> None:
-        self.defaults, self.smap = defaults, smap
+    def __init__(self, defaults: Mapping[str, Any], smap: SourceMap, base_dir: Path | None = None) -> None:
+        self.defaults, self.smap, self.base_dir = defaults, smap, base_dir
         self.order: list[StepSpec] = []
         self.seen: dict[str, Path_] = {}
 
@@ -248,7 +262,10 @@ class _StepBuilder:
         if step_type == "pipeline" and ("file" in raw) == ("pipeline" in raw):
             raise PipelineSpecError("pipeline step needs exactly one of 'file' and 'pipeline'", location=here,
                                     step_id=step_id, hint="file: child.yaml, or pipeline: {steps: [...]}")
+        self._check_applies(raw, step_type, locations, step_id)
         fields: dict[str, Any] = {}
+        if step_type == "pipeline" and "pipeline" in raw:  # checked now, with line:col
+            fields["inline"] = parse_spec(raw["pipeline"], _sub_map(smap, path + ("pipeline",)), base_dir=self.base_dir)
         for key, value in merged.items():
             if key in ("id", "type") or (key == "steps" and step_type != "parallel"):
                 continue
@@ -271,6 +288,21 @@ class _StepBuilder:
         )
         self.order.append(step)
         return step
+
+    def _check_applies(self, raw: Mapping[str, Any], step_type: str, locations: Mapping[str, Any],
+                       step_id: str) -> None:
+        """A key the step writes that its type ignores is an error, not a silent no-op."""
+        for key in raw:
+            types = _ONLY_FOR.get(key)
+            if types and step_type not in types:
+                article = "an" if step_type == "llm" else "a"
+                raise PipelineSpecError(f"{key!r} does not apply to {article} {step_type} step",
+                                        location=locations[key], step_id=step_id,
+                                        hint=f"{key}: is for {' and '.join(types)} steps")
+        for key in ("as", "max_parallel"):
+            if key in raw and "for_each" not in raw and not (key == "max_parallel" and step_type == "parallel"):
+                raise PipelineSpecError(f"{key!r} needs for_each", location=locations[key], step_id=step_id,
+                                        hint=f"add for_each: <list>, or remove {key}:")
 
     def _field(self, key: str, value: Any, path: Path_) -> Any:
         if key in TEMPLATE_KEYS or key == "output_to_file":
@@ -306,10 +338,17 @@ class _StepBuilder:
             if ref == step.id:
                 problem = "refers to its own result"
             elif ref in earlier:
-                if key == "continue" and self._type_of(ref) != "llm":
+                target = self._step(ref)
+                if key == "continue" and target.type != "llm":
                     problem = f"continues step {ref!r}, which is not an llm step"
+                elif key == "continue" and target.for_each is not None:
+                    problem = f"continues step {ref!r}, which runs for_each (one conversation per item)"
+                    hint = "continue a step without for_each"
                 else:
                     continue
+            elif (parent := self._parallel_parent(step.id)) and ref in (c.id for c in parent.children):
+                problem = f"refers to steps.{ref}, which runs in parallel with this step (in {parent.id!r})"
+                hint = f"move the step that uses it after parallel step {parent.id!r}"
             elif ref in all_ids:
                 problem = f"refers to steps.{ref}, which runs after this step"
                 hint = f"move step {ref!r} above step {step.id!r}" + (f"; {hint}" if known else "")
@@ -320,6 +359,19 @@ class _StepBuilder:
             line = template.lines.get(f"{STEPS}.{ref}") if template else None
             raise PipelineSpecError(f"{key} {problem}", location=step.where(key, line), step_id=step.id, hint=hint)
 
-    def _type_of(self, step_id: str) -> str:
-        return next(s.type for s in self.order if s.id == step_id)
+    def _step(self, step_id: str) -> StepSpec:
+        return next(s for s in self.order if s.id == step_id)
+
+    def _parallel_parent(self, step_id: str) -> StepSpec | None:
+        return next((s for s in self.order if any(c.id == step_id for c in s.children)), None)
+
+
+def _sub_map(smap: SourceMap, prefix: Path_) -> SourceMap:
+    """The part of ``smap`` under ``prefix``, with paths relative to it (for an inline pipeline)."""
+    n = len(prefix)
+
+    def under(table: Mapping[Path_, Location]) -> dict[Path_, Location]:
+        return {path[n:]: loc for path, loc in table.items() if path[:n] == prefix}
+
+    return SourceMap(smap.source, smap.line_offset, under(smap.values), under(smap.keys), under(smap.blocks))
 

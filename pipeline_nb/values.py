@@ -25,6 +25,7 @@ class Value:
     """A compiled templated value."""
 
     raw: Any
+    """As written."""
     templates: tuple[Template, ...]
     _evaluate: Any
 
@@ -42,10 +43,11 @@ class Value:
 
 def compile_value(raw: Any, *, expression: bool = False) -> Value:
     """Compile ``raw``; with ``expression``, a string without braces is one expression."""
+    source = raw
     if expression and isinstance(raw, str) and "{{" not in raw:
-        raw = "{{ " + raw + " }}"
+        source = "{{ " + raw + " }}"
     templates: list[Template] = []
-    evaluate = _compile(raw, templates)
+    evaluate = _compile(source, templates)
     return Value(raw, tuple(templates), evaluate)
 
 
