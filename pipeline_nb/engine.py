@@ -8,6 +8,7 @@ a KeyboardInterrupt lands where it can stop the run cleanly. No IPython, no widg
 from __future__ import annotations
 
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .errors import PipelineError, PipelineSpecError, RunInterrupted
-from .execute import Executor, resolve_name
+from .execute import Executor, resolve_name, run_status
 from .llm_call import ResolvedStep, interrupted
 from .llm import CancelToken, Provider, ProviderError, create_provider
 from .results import PipelineRun, StepResult
@@ -229,7 +230,7 @@ class _Run:
         step_id = getattr(data, "step_id", None) or getattr(data, "id", None)
         if isinstance(data, PipelineRun):
             step_id = None
-        for handler in self.routes.get(step_id, self.handlers):
+        for handler in self.routes.get(step_id) or self.routes.get(owner(step_id), self.handlers):
             try:
                 handler.handle_event(event)
             except Exception as exc:
@@ -255,17 +256,23 @@ class _Run:
                 targets.remove(handler)
 
 
+def owner(step_id: str | None) -> str | None:
+    """The step a derived id belongs to: ``fan[0]``, ``shout.invoke1`` and ``nested/inner`` → the step."""
+    if step_id is None:
+        return None
+    return _OWNER.split(step_id, 1)[0]
+
+
+_OWNER = re.compile(r"\[|\.invoke|/")
+
+
 def _unique(handlers: list[Handler]) -> list[Handler]:
     """The handlers in order, each object once (one may be both on_event and a stream_handler)."""
     return list({id(h): h for h in handlers}.values())
 
 
 def _run_status(run: PipelineRun, interrupted: bool) -> str:
-    if interrupted or any(s.status == "interrupted" for s in run.steps.values()):
-        return "interrupted"
-    if any(s.status == "error" for s in run.steps.values()):
-        return "error"
-    return "ok"
+    return "interrupted" if interrupted else run_status(run)
 
 
 def _probe(step: ResolvedStep) -> Any:

@@ -169,9 +169,8 @@ class Executor:
         if isinstance(target, type) and issubclass(target, Step):
             output = target().run(ctx)
         elif callable(target):
-            if "ctx" in _parameters(target) and "ctx" not in args:
-                args["ctx"] = ctx
-            output = target(**args)
+            wants_ctx = "ctx" in _parameters(target) and "ctx" not in args
+            output = target(**args, ctx=ctx) if wants_ctx else target(**args)
         else:
             raise TypeError(f"call {step.call!r} is not a function or Step class: got {type(target).__name__}")
         result.output, result.status = output, "ok"
@@ -231,7 +230,11 @@ class Executor:
         executor = Executor(child_spec, child, self.resolve, {**self.namespace, **child_spec.vars, **inputs},
                             _prefixed(self.emit, result.id), self.cancel, namespace=self.namespace,
                             stack=(*self.stack, key), depth=self.depth + 1)
+        child.status = "running"
+        started = time.monotonic()
         executor.run_all()
+        child.duration = time.monotonic() - started
+        child.status = run_status(child)
         result.output = child.outputs
         result.usage, result.cost = child.usage, child.cost
         last = next((s for s in reversed(child.steps.values()) if s.status == "ok"), None)
@@ -285,6 +288,15 @@ class Executor:
         except Exception as exc:
             fail(result, type(exc).__name__, str(exc))
         result.duration = time.monotonic() - started
+
+
+def run_status(run: PipelineRun) -> str:
+    """A finished run's status: interrupted, error, or ok."""
+    if any(s.status == "interrupted" for s in run.steps.values()):
+        return "interrupted"
+    if any(s.status == "error" for s in run.steps.values()):
+        return "error"
+    return "ok"
 
 
 def _settle(result: StepResult, parts: list[StepResult], noun: str) -> None:

@@ -127,13 +127,22 @@ class BufferHandler(StreamHandler):
 
 class ConsoleHandler(StreamHandler):
     """Writes deltas to stdout as they arrive (a step that did not stream: its text when
-    done), each step's text ending in a newline; step headers and retries go to stderr."""
+    done), each step's text ending in a newline; step headers and retries go to stderr.
+
+    Steps that stream at the same time (for_each, parallel) never interleave: one step
+    streams live, the others are held and written whole, in turn, as the live one ends.
+    """
 
     def __init__(self, out: IO[str] | None = None, err: IO[str] | None = None, *, headers: bool = True) -> None:
         super().__init__()
         self._out, self._err, self._headers = out, err, headers
-        self._streamed: set[str] = set()
-        self._open: set[str] = set()  # steps whose text line on stdout is not ended yet
+        self._reset()
+
+    def _reset(self) -> None:
+        self._live: str | None = None  # the step writing to stdout now
+        self._held: dict[str, list[str]] = {}  # other steps' text, in arrival order
+        self._finished: set[str] = set()  # held steps that are done
+        self._open = False  # the live step's line is not ended yet
 
     @property
     def out(self) -> IO[str]:
@@ -144,14 +153,34 @@ class ConsoleHandler(StreamHandler):
         return self._err or sys.stderr
 
     def init(self, run: PipelineRun) -> None:
-        self._streamed, self._open = set(), set()
+        self._reset()
         super().init(run)
 
-    def _end_line(self, step_id: str) -> None:
-        if step_id in self._open:
-            self._open.discard(step_id)
-            self.out.write("\n")
+    def _write(self, text: str) -> None:
+        if text:
+            self.out.write(text)
             self.out.flush()
+            self._open = not text.endswith("\n")
+
+    def _end(self, step_id: str, *, newline: bool = True) -> None:
+        """``step_id`` is done: end its line, then let the held steps through in turn."""
+        if step_id != self._live:
+            if step_id in self._held:
+                self._finished.add(step_id)
+            return
+        if newline and self._open:
+            self._write("\n")
+        self._live, self._open = None, False
+        while self._held:
+            next_id = next(iter(self._held))
+            self._live = next_id
+            self._write("".join(self._held.pop(next_id)))
+            if next_id not in self._finished:
+                return
+            self._finished.discard(next_id)
+            if self._open:
+                self._write("\n")
+            self._live, self._open = None, False
 
     def on_step_start(self, step: StepResult) -> None:
         if self._headers:
@@ -160,26 +189,36 @@ class ConsoleHandler(StreamHandler):
             self.err.flush()
 
     def on_delta(self, chunk: Chunk) -> None:
-        self._streamed.add(chunk.step_id)
-        self._open.add(chunk.step_id)
-        self.out.write(chunk.content)
-        self.out.flush()
+        if self._live is None:
+            self._live = chunk.step_id
+        if chunk.step_id == self._live:
+            self._write(chunk.content)
+        else:
+            self._held.setdefault(chunk.step_id, []).append(chunk.content)
 
     def on_retry(self, info: RetryInfo) -> None:
-        self._end_line(info.step_id)
+        if info.step_id == self._live:
+            if self._open:
+                self._write("\n")
+        elif info.step_id in self._held:
+            self._held[info.step_id] = []
         self.err.write(f"[{info.step_id}: retry {info.attempt}/{info.retries} after {info.reason}; "
                        f"the partial text above is discarded]\n")
         self.err.flush()
 
     def on_done(self, response: Response) -> None:
-        if response.step_id not in self._streamed and response.text:
-            self.out.write(response.text + "\n")
-            self.out.flush()
-        self._end_line(response.step_id)
+        streamed = response.step_id == self._live or response.step_id in self._held
+        if not streamed and response.text:
+            if self._live is None:
+                self._live = response.step_id
+                self._write(response.text)
+            else:
+                self._held[response.step_id] = [response.text]
+        self._end(response.step_id)
 
     def on_step_end(self, step: StepResult) -> None:
-        if step.status != "interrupted":  # interrupted: stdout keeps exactly the text received
-            self._end_line(step.id)  # a step that failed mid-stream; the next step starts a line
+        # interrupted: stdout keeps exactly the text received; failed mid-stream: end the line
+        self._end(step.id, newline=step.status != "interrupted")
 
 
 class CallbackHandler(StreamHandler):

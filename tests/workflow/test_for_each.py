@@ -177,7 +177,6 @@ def test_item_deltas_reach_the_run_handlers_under_item_ids(fake_anthropic: FakeA
     assert buf.texts == {"fan[0]": "Fake reply to: item x", "fan[1]": "Fake reply to: item y"}
 
 
-@pytest.mark.xfail(strict=True, reason="engine.py routes events by exact step id: fan[0] misses fan's stream_handler")
 def test_a_for_each_steps_stream_handler_gets_its_items_deltas(fake_anthropic: FakeAnthropic) -> None:
     buf = BufferHandler()
     run("""
