@@ -73,7 +73,7 @@ class Executor:
             result = self.run.steps[step.id]
             blockers = [s for s in step.step_refs() if self.run.steps[s].status != "ok"]
             if failed and not (step.continue_on_error and not blockers):
-                for skipped in (step, *step.children):
+                for skipped in (step, *step.descendants()):
                     self._skip(self.run.steps[skipped.id], f"skipped: step {failed[0]!r} failed")
                 continue
             self.run_step(step, result)
@@ -102,7 +102,7 @@ class Executor:
         try:
             if reason := self._skip_reason(step):
                 result.status, result.note = "skipped", reason
-                for child in step.children:
+                for child in step.descendants():
                     self._skip(self.run.steps[child.id], f"skipped: step {step.id!r} was skipped")
             elif step.for_each is not None:
                 self._for_each(step, result)

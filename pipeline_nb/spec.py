@@ -76,6 +76,10 @@ class StepSpec:
     block_locations: Mapping[str, Location] = field(default_factory=dict, repr=False, compare=False)
     """For keys written as block scalars (``|``, ``>``): where their text starts."""
 
+    def descendants(self) -> list[StepSpec]:
+        """The children of a parallel step, theirs after them, in document order."""
+        return [s for child in self.children for s in (child, *child.descendants())]
+
     def templates(self) -> list[tuple[str, Template]]:
         """Every template of this step (not its children), with the key it is under."""
         found = [(key, t) for key in ("prompt", "system", "output_to_file") if (t := getattr(self, key))]
@@ -126,7 +130,7 @@ class PipelineSpec:
 
     def all_steps(self) -> list[StepSpec]:
         """Every step, parallel children included, in document order."""
-        return [s for step in self.steps for s in (step, *step.children)]
+        return [s for step in self.steps for s in (step, *step.descendants())]
 
     def check_names(self, available: Container[str]) -> None:
         """Raise PipelineSpecError for a template name that nothing defines.
@@ -324,9 +328,9 @@ class _StepBuilder:
         earlier: list[str] = []
         all_ids = list(self.seen)
         for step in steps:
-            for member in (*step.children, step):
+            for member in (*step.descendants(), step):
                 self._check_step_refs(member, earlier, all_ids)
-            earlier += [step.id, *(c.id for c in step.children)]
+            earlier += [step.id, *(c.id for c in step.descendants())]
 
     def _check_step_refs(self, step: StepSpec, earlier: list[str], all_ids: list[str]) -> None:
         keyed = [(key, t, ref) for key, t in step.templates() for ref in t.step_refs]

@@ -151,3 +151,26 @@ def test_when_is_checked_at_parse_time() -> None:
     """, vars={"flag": True})
     assert "when uses {{ flagg }}, which is not defined" in str(error) and "did you mean 'flag'?" in str(error)
     assert (error.location.line, error.location.col) == (5, 11)
+
+
+def test_a_parallel_step_may_nest_another_and_later_steps_read_the_grandchild(fake_anthropic: FakeAnthropic) -> None:
+    fake_anthropic.reply("deep reply", when="inner")
+    result = run("""
+        steps:
+          - id: outer
+            type: parallel
+            steps:
+              - id: side
+                prompt: "side"
+              - id: mid
+                type: parallel
+                steps:
+                  - id: inner
+                    prompt: "inner"
+          - id: after
+            prompt: "got {{ steps.inner.text }}"
+        """)
+    assert {k: s.status for k, s in result.steps.items()} == dict.fromkeys(
+        ["outer", "side", "mid", "inner", "after"], "ok")
+    assert result.steps["mid"].output == {"inner": "deep reply"}
+    assert "got deep reply" in prompts(fake_anthropic)
