@@ -108,19 +108,12 @@ def _friendly(error: jsonschema.ValidationError, data: Mapping[str, Any], smap: 
         message = f"{label} is {value!r}; expected one of: {choices}"
         if key == "type":
             message = f"unknown step type {value!r}; known types: {choices}"
-    elif kind == "minimum":
-        message = f"{label} must be at least {error.validator_value}, got {value!r}"
-    elif kind == "maximum":
-        message = f"{label} must be at most {error.validator_value}, got {value!r}"
-    elif kind == "exclusiveMinimum":
-        message = f"{label} must be more than {error.validator_value}, got {value!r}"
     elif kind in ("minItems", "maxItems") and error.validator_value != 1:
-        size = "at least" if kind == "minItems" else "at most"
-        message = f"{label} must have {size} {error.validator_value} items, got {len(value)}"
-    elif kind == "minItems":
+        message = f"{label} must have {_BOUNDS[kind]} {error.validator_value} items, got {len(value)}"
+    elif kind in ("minItems", "minLength"):
         message = f"{label} must not be empty"
-    elif kind == "minLength":
-        message = f"{label} must not be empty"
+    elif kind in _BOUNDS:
+        message = f"{label} must be {_BOUNDS[kind]} {error.validator_value}, got {value!r}"
     elif kind == "pattern":
         if error.validator_value.startswith("^[A-Za-z_]"):
             message = f"{label} {value!r} is not a valid name"
@@ -140,6 +133,8 @@ def _allowed_keys(path: tuple[Any, ...]) -> frozenset[str]:
     return step_keys()
 
 
+_BOUNDS = {"minimum": "at least", "maximum": "at most", "exclusiveMinimum": "more than",
+           "minItems": "at least", "maxItems": "at most"}
 _TYPE_WORDS = {"object": "mapping", "array": "list", "boolean": "boolean (true or false)"}
 
 
