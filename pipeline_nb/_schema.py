@@ -129,7 +129,7 @@ def _allowed_keys(path: tuple[Any, ...]) -> frozenset[str]:
     if not path:
         return frozenset(schema()["properties"])
     if path == ("defaults",):
-        return (step_keys() - {"id"}) | {"pricing"}
+        return (step_keys() - {"id"}) | {"pricing", "cassette", "cassette_mode"}
     return step_keys()
 
 

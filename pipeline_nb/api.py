@@ -28,6 +28,8 @@ def run(
     stream: bool | None = None,
     namespace: Mapping[str, Any] | None = None,
     raise_on_error: bool = True,
+    cassette: str | Path | None = None,
+    cassette_mode: str | None = None,
 ) -> PipelineRun:
     """Run a pipeline from YAML text, a path to a YAML file, or a dict.
 
@@ -43,6 +45,8 @@ def run(
         model=model,
         stream=stream,
         handlers=_handlers(on_event),
+        cassette=str(cassette) if cassette else None,
+        cassette_mode=cassette_mode,
     )
     result = execute(spec, options)
     if raise_on_error:

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from .api import parse_vars, raise_for_status
+from .cassette import MODES
 from .engine import RunOptions, execute
 from .errors import PipelineError, PipelineSpecError, RunInterrupted
 from .render import ICONS, run_facts, step_facts
@@ -30,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--provider", help="use this provider for every step (claude, mock)")
     run.add_argument("--model", help="use this model for every step")
     run.add_argument("--var", action="append", default=[], metavar="KEY=VALUE", help="template variable (repeatable)")
+    run.add_argument("--cassette", metavar="PATH", help="record replies to / replay them from this JSON Lines file")
+    run.add_argument("--cassette-mode", choices=MODES, help="record, replay, auto (the default with a cassette) or off")
     run.set_defaults(parser=run)
     return parser
 
@@ -57,7 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         spec = load_spec(args.file, source_name=args.file)
         run = execute(spec, RunOptions(vars=overrides, provider=args.provider, model=args.model,
-                                       stream=args.stream, handlers=[ConsoleHandler()]))
+                                       stream=args.stream, handlers=[ConsoleHandler()],
+                                       cassette=args.cassette, cassette_mode=args.cassette_mode))
     except PipelineSpecError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -7,6 +7,7 @@ a KeyboardInterrupt lands where it can stop the run cleanly. No IPython, no widg
 
 from __future__ import annotations
 
+import os
 import queue
 import re
 import threading
@@ -15,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from .cassette import ENV_MODE, ENV_PATH, MODES, Cassette, CassetteProvider
 from .errors import PipelineError, PipelineSpecError, RunInterrupted
 from .execute import Executor, resolve_name, run_status
 from .llm_call import ResolvedStep, interrupted
@@ -48,6 +50,8 @@ class RunOptions:
     default_model: str = DEFAULT_MODEL
     default_max_tokens: int = DEFAULT_MAX_TOKENS
     handlers: Sequence[Handler | Callable[[Event], Any]] = ()
+    cassette: str | None = None
+    cassette_mode: str | None = None
 
 
 def execute(spec: PipelineSpec, options: RunOptions) -> PipelineRun:
@@ -78,6 +82,7 @@ class _Run:
         self.events: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.handlers = [as_handler(h) for h in options.handlers]
         self.routes: dict[str | None, list[Handler]] = {}
+        self.cassette: Cassette | None = None
 
     # -- planning: everything that can be wrong is found here, before any call --
 
@@ -106,7 +111,7 @@ class _Run:
         name = self.options.provider or step.provider or self.options.default_provider
         provider = self.providers.get(name)
         if provider is None:
-            provider = self.providers[name] = self._provider(name, step)
+            provider = self.providers[name] = self._with_cassette(self._provider(name, step))
         return ResolvedStep(
             spec=step,
             provider=provider,
@@ -115,6 +120,24 @@ class _Run:
             max_tokens=step.max_tokens or self.options.default_max_tokens,
             stream=bool(step.stream) if self.options.stream is None else self.options.stream,
         )
+
+    def _with_cassette(self, provider: Provider) -> Provider:
+        """``provider`` behind the run's cassette, if one is set (flags, then YAML, then env)."""
+        options, spec = self.options, self.spec
+        path = options.cassette or spec.cassette or os.environ.get(ENV_PATH)
+        mode = options.cassette_mode or spec.cassette_mode or os.environ.get(ENV_MODE) or "auto"
+        if not path or mode == "off":
+            return provider
+        if mode not in MODES:
+            raise PipelineSpecError(f"unknown cassette mode {mode!r}", hint=f"use one of: {', '.join(MODES)}")
+        if not options.cassette and spec.cassette and spec.base_dir:
+            path = str(spec.base_dir / path)
+        if self.cassette is None:
+            try:
+                self.cassette = Cassette(path)
+            except ValueError as exc:
+                raise PipelineSpecError(str(exc)) from None
+        return CassetteProvider(provider, self.cassette, mode)
 
     def _provider(self, name: str, step: StepSpec) -> Provider:
         from .llm import provider_names

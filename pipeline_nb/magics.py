@@ -11,6 +11,7 @@ from IPython.display import display
 from traitlets import Integer, Unicode
 
 from .api import parse_vars, raise_for_status
+from .cassette import MODES
 from .engine import DEFAULT_MAX_TOKENS, DEFAULT_MODEL, DEFAULT_PROVIDER, RunOptions, execute
 from .errors import RunInterrupted
 from .results import PipelineRun
@@ -35,6 +36,8 @@ class PipelineMagics(Magics):
     @argument("--no-stream", action="store_true", help="Do not stream, whatever the steps say.")
     @argument("--var", action="append", default=[], metavar="KEY=VALUE",
               help="Template variable; overrides vars: and the kernel namespace. Repeatable.")
+    @argument("--cassette", metavar="PATH", help="Record replies to / replay them from this JSON Lines file.")
+    @argument("--cassette-mode", choices=MODES, help="record, replay, auto (the default with a cassette) or off.")
     @cell_magic
     def pipeline(self, line: str, cell: str) -> None:
         """Run the YAML pipeline in the cell body, streaming into a live view.
@@ -62,6 +65,8 @@ class PipelineMagics(Magics):
             default_model=self.model,
             default_max_tokens=self.max_tokens,
             handlers=[self._view()],
+            cassette=args.cassette,
+            cassette_mode=args.cassette_mode,
         )
         try:
             run = execute(spec, options)

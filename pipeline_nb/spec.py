@@ -124,6 +124,8 @@ class PipelineSpec:
     source: str = "<pipeline>"
     base_dir: Path | None = None
     pricing: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    cassette: str | None = None
+    cassette_mode: str | None = None
 
     def step(self, step_id: str) -> StepSpec:
         return next(s for s in self.all_steps() if s.id == step_id)
@@ -205,6 +207,7 @@ def parse_spec(
     check_schema(data, smap)
     defaults = dict(data.get("defaults", {}))
     pricing = defaults.pop("pricing", {})
+    cassette, cassette_mode = defaults.pop("cassette", None), defaults.pop("cassette_mode", None)
     builder = _StepBuilder(defaults, smap, base_dir)
     steps = tuple(builder.build(raw, ("steps", index)) for index, raw in enumerate(data["steps"]))
     builder.check_refs(steps)
@@ -216,6 +219,8 @@ def parse_spec(
         source=smap.source,
         base_dir=base_dir,
         pricing=pricing,
+        cassette=cassette,
+        cassette_mode=cassette_mode,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from IPython.core.error import UsageError
+from IPython import get_ipython
 from IPython.testing.globalipapp import start_ipython
 
 from pipeline_nb import PipelineError, PipelineSpecError, StepError
@@ -20,7 +21,7 @@ steps:
 
 @pytest.fixture(scope="module")
 def ip():
-    shell = start_ipython()
+    shell = start_ipython() or get_ipython()  # one global shell per process
     shell.run_line_magic("load_ext", "pipeline_nb")
     return shell
 

@@ -1,0 +1,131 @@
+"""Cassettes: record LLM replies to a JSON Lines file and replay them, streamed, offline.
+
+An entry is keyed by a hash of the normalised request (provider, model, system, messages,
+max_tokens, stop_sequences, output schema and reply-changing options), never the key,
+headers or base_url. Entries are kept sorted by key and the file is rewritten atomically,
+so concurrent steps never interleave and two runs give the same bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+from .llm import Cancelled, CancelToken, Emit, LLMRequest, LLMResult, Provider, ProviderError
+from .results import Usage
+
+MODES = ("record", "replay", "auto", "off")
+ENV_PATH, ENV_MODE = "PIPELINE_NB_CASSETTE", "PIPELINE_NB_CASSETTE_MODE"
+_NOT_IN_KEY = {"read_timeout", "mock_delay"}
+"""Options that change how a reply arrives, not what it says."""
+
+
+def request_key(request: LLMRequest) -> str:
+    """A stable hash of everything in ``request`` that may change the reply."""
+    normal = {
+        "provider": "claude" if request.provider == "anthropic" else request.provider,
+        "model": request.model,
+        "system": request.system,
+        "messages": list(request.messages),
+        "max_tokens": request.max_tokens,
+        "stop_sequences": list(request.stop_sequences),
+        "output_schema": request.output_schema,
+        "options": {k: v for k, v in sorted(request.options.items()) if k not in _NOT_IN_KEY},
+    }
+    text = json.dumps(normal, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+class Cassette:
+    """One cassette file, loaded once and shared by every step of a run."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self.entries: dict[str, dict[str, Any]] = {}
+        if self.path.exists():
+            for number, line in enumerate(self.path.read_text(encoding="utf-8").splitlines(), 1):
+                if line.strip():
+                    try:
+                        entry = json.loads(line)
+                        self.entries[entry["key"]] = entry
+                    except (ValueError, KeyError, TypeError):
+                        msg = f"{self.path}:{number}: not a cassette entry; re-record the cassette"
+                        raise ValueError(msg) from None
+
+    def get(self, request: LLMRequest) -> dict[str, Any] | None:
+        return self.entries.get(request_key(request))
+
+    def put(self, request: LLMRequest, result: LLMResult, deltas: list[str] | None) -> None:
+        """Add (or replace) the entry for ``request`` and rewrite the file atomically."""
+        entry: dict[str, Any] = {
+            "key": request_key(request),
+            "model": request.model,
+            "prompt": request.prompt[:200],
+            "response": {"text": result.text, "usage": [result.usage.input_tokens, result.usage.output_tokens],
+                         "stop_reason": result.stop_reason, "model": result.model},
+        }
+        if deltas is not None:
+            entry["deltas"] = deltas
+        with self._lock:
+            self.entries[entry["key"]] = entry
+            lines = [json.dumps(self.entries[k], ensure_ascii=False, sort_keys=True) + "\n"
+                     for k in sorted(self.entries)]
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                    handle.writelines(lines)
+                os.replace(tmp, self.path)
+            except BaseException:
+                os.unlink(tmp)
+                raise
+
+
+class CassetteProvider:
+    """Wraps a provider: replays hits, and records or refuses misses by ``mode``."""
+
+    def __init__(self, inner: Provider, cassette: Cassette, mode: str) -> None:
+        self.inner, self.cassette, self.mode = inner, cassette, mode
+        self.name = inner.name
+
+    def check(self, request: LLMRequest) -> None:
+        if self.mode != "replay":
+            self.inner.check(request)
+
+    def complete(self, request: LLMRequest, emit: Emit, cancel: CancelToken) -> LLMResult:
+        entry = None if self.mode == "record" else self.cassette.get(request)
+        if entry is not None:
+            return _replay(entry, request, emit, cancel)
+        if self.mode == "replay":
+            raise ProviderError(
+                "cassette_miss",
+                f"no recording of this request in {self.cassette.path}; record it with "
+                "--cassette-mode record (or auto)",
+                retryable=False,
+            )
+        deltas: list[str] | None = [] if request.stream else None
+
+        def capture(text: str) -> None:
+            deltas.append(text)  # type: ignore[union-attr]
+            emit(text)
+
+        result = self.inner.complete(request, capture if request.stream else emit, cancel)
+        self.cassette.put(request, result, deltas)
+        return result
+
+
+def _replay(entry: dict[str, Any], request: LLMRequest, emit: Emit, cancel: CancelToken) -> LLMResult:
+    response = entry["response"]
+    if request.stream:
+        for text in entry.get("deltas") or [response["text"]]:
+            if cancel.cancelled:
+                raise Cancelled()
+            emit(text)
+    usage = Usage(*response["usage"])
+    return LLMResult(response["text"], usage, response["stop_reason"], response["model"], None)
