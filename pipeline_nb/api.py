@@ -30,12 +30,15 @@ def run(
     raise_on_error: bool = True,
     cassette: str | Path | None = None,
     cassette_mode: str | None = None,
+    cassette_pace: bool = False,
 ) -> PipelineRun:
     """Run a pipeline from YAML text, a path to a YAML file, or a dict.
 
     ``vars`` override the spec's ``vars``; ``provider``/``model``/``stream`` override every
     step; ``on_event`` is a handler (or handler class) or any callable taking an Event.
     With ``raise_on_error`` a failed step raises StepError, whose ``.run`` keeps every result.
+    ``cassette``/``cassette_mode`` record or replay replies; ``cassette_pace`` replays them
+    at the recorded pace instead of as fast as possible.
     """
     spec = load_spec(source)
     options = RunOptions(
@@ -47,6 +50,7 @@ def run(
         handlers=_handlers(on_event),
         cassette=str(cassette) if cassette else None,
         cassette_mode=cassette_mode,
+        cassette_pace=cassette_pace,
     )
     result = execute(spec, options)
     if raise_on_error:

@@ -4,6 +4,9 @@ An entry is keyed by a hash of the normalised request (provider, model, system, 
 max_tokens, stop_sequences, output schema and reply-changing options), never the key,
 headers or base_url. Entries are kept sorted by key and the file is rewritten atomically,
 so concurrent steps never interleave and two runs give the same bytes.
+
+A streamed entry also keeps its pace, coarsely: the wait for the first delta (to 10 ms) and
+the median gap between deltas (to 1 ms). Exact timings would make every recording differ.
 """
 
 from __future__ import annotations
@@ -12,7 +15,9 @@ import hashlib
 import json
 import os
 import tempfile
+import statistics
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +66,8 @@ class Cassette:
     def get(self, request: LLMRequest) -> dict[str, Any] | None:
         return self.entries.get(request_key(request))
 
-    def put(self, request: LLMRequest, result: LLMResult, deltas: list[str] | None) -> None:
+    def put(self, request: LLMRequest, result: LLMResult, deltas: list[str] | None,
+            pace: dict[str, int] | None = None) -> None:
         """Add (or replace) the entry for ``request`` and rewrite the file atomically."""
         entry: dict[str, Any] = {
             "key": request_key(request),
@@ -72,6 +78,8 @@ class Cassette:
         }
         if deltas is not None:
             entry["deltas"] = deltas
+        if pace is not None:
+            entry["pace"] = pace
         with self._lock:
             self.entries[entry["key"]] = entry
             lines = [json.dumps(self.entries[k], ensure_ascii=False, sort_keys=True) + "\n"
@@ -88,10 +96,12 @@ class Cassette:
 
 
 class CassetteProvider:
-    """Wraps a provider: replays hits, and records or refuses misses by ``mode``."""
+    """Wraps a provider: replays hits, and records or refuses misses by ``mode``.
 
-    def __init__(self, inner: Provider, cassette: Cassette, mode: str) -> None:
-        self.inner, self.cassette, self.mode = inner, cassette, mode
+    Replays run as fast as possible, or at the recorded pace when ``paced``."""
+
+    def __init__(self, inner: Provider, cassette: Cassette, mode: str, paced: bool = False) -> None:
+        self.inner, self.cassette, self.mode, self.paced = inner, cassette, mode, paced
         self.name = inner.name
 
     def check(self, request: LLMRequest) -> None:
@@ -101,7 +111,7 @@ class CassetteProvider:
     def complete(self, request: LLMRequest, emit: Emit, cancel: CancelToken) -> LLMResult:
         entry = None if self.mode == "record" else self.cassette.get(request)
         if entry is not None:
-            return _replay(entry, request, emit, cancel)
+            return _replay(entry, request, emit, cancel, self.paced)
         if self.mode == "replay":
             raise ProviderError(
                 "cassette_miss",
@@ -109,23 +119,42 @@ class CassetteProvider:
                 "--cassette-mode record (or auto)",
                 retryable=False,
             )
-        deltas: list[str] | None = [] if request.stream else None
+        if not request.stream:
+            result = self.inner.complete(request, emit, cancel)
+            self.cassette.put(request, result, None)
+            return result
+        deltas: list[str] = []
+        times: list[float] = [time.monotonic()]
 
         def capture(text: str) -> None:
-            deltas.append(text)  # type: ignore[union-attr]
+            deltas.append(text)
+            times.append(time.monotonic())
             emit(text)
 
-        result = self.inner.complete(request, capture if request.stream else emit, cancel)
-        self.cassette.put(request, result, deltas)
+        result = self.inner.complete(request, capture, cancel)
+        self.cassette.put(request, result, deltas, _pace(times))
         return result
 
 
-def _replay(entry: dict[str, Any], request: LLMRequest, emit: Emit, cancel: CancelToken) -> LLMResult:
+def _pace(times: list[float]) -> dict[str, int]:
+    """The wait for the first delta and the median gap after it, from arrival times."""
+    if len(times) < 2:
+        return {"first_ms": 0, "delta_ms": 0}
+    gaps = [b - a for a, b in zip(times[1:], times[2:])]
+    return {"first_ms": round((times[1] - times[0]) * 100) * 10,
+            "delta_ms": round(statistics.median(gaps) * 1000) if gaps else 0}
+
+
+def _replay(entry: dict[str, Any], request: LLMRequest, emit: Emit, cancel: CancelToken,
+            paced: bool) -> LLMResult:
     response = entry["response"]
     if request.stream:
+        pace = entry.get("pace") if paced else None
+        wait = pace["first_ms"] / 1000 if pace else 0.0
         for text in entry.get("deltas") or [response["text"]]:
-            if cancel.cancelled:
+            if cancel.wait(wait) if wait else cancel.cancelled:
                 raise Cancelled()
             emit(text)
+            wait = pace["delta_ms"] / 1000 if pace else 0.0
     usage = Usage(*response["usage"])
     return LLMResult(response["text"], usage, response["stop_reason"], response["model"], None)

@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--var", action="append", default=[], metavar="KEY=VALUE", help="template variable (repeatable)")
     run.add_argument("--cassette", metavar="PATH", help="record replies to / replay them from this JSON Lines file")
     run.add_argument("--cassette-mode", choices=MODES, help="record, replay, auto (the default with a cassette) or off")
+    run.add_argument("--cassette-pace", action="store_true", help="replay at the recorded pace, not at full speed")
     run.set_defaults(parser=run)
     return parser
 
@@ -61,7 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         spec = load_spec(args.file, source_name=args.file)
         run = execute(spec, RunOptions(vars=overrides, provider=args.provider, model=args.model,
                                        stream=args.stream, handlers=[ConsoleHandler()],
-                                       cassette=args.cassette, cassette_mode=args.cassette_mode))
+                                       cassette=args.cassette, cassette_mode=args.cassette_mode,
+                                       cassette_pace=args.cassette_pace))
     except PipelineSpecError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

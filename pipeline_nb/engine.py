@@ -52,6 +52,7 @@ class RunOptions:
     handlers: Sequence[Handler | Callable[[Event], Any]] = ()
     cassette: str | None = None
     cassette_mode: str | None = None
+    cassette_pace: bool = False
 
 
 def execute(spec: PipelineSpec, options: RunOptions) -> PipelineRun:
@@ -137,7 +138,7 @@ class _Run:
                 self.cassette = Cassette(path)
             except ValueError as exc:
                 raise PipelineSpecError(str(exc)) from None
-        return CassetteProvider(provider, self.cassette, mode)
+        return CassetteProvider(provider, self.cassette, mode, paced=options.cassette_pace)
 
     def _provider(self, name: str, step: StepSpec) -> Provider:
         from .llm import provider_names

@@ -38,6 +38,7 @@ class PipelineMagics(Magics):
               help="Template variable; overrides vars: and the kernel namespace. Repeatable.")
     @argument("--cassette", metavar="PATH", help="Record replies to / replay them from this JSON Lines file.")
     @argument("--cassette-mode", choices=MODES, help="record, replay, auto (the default with a cassette) or off.")
+    @argument("--cassette-pace", action="store_true", help="Replay at the recorded pace, not at full speed.")
     @cell_magic
     def pipeline(self, line: str, cell: str) -> None:
         """Run the YAML pipeline in the cell body, streaming into a live view.
@@ -67,6 +68,7 @@ class PipelineMagics(Magics):
             handlers=[self._view()],
             cassette=args.cassette,
             cassette_mode=args.cassette_mode,
+            cassette_pace=args.cassette_pace,
         )
         try:
             run = execute(spec, options)

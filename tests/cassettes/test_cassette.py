@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 from IPython import get_ipython
@@ -153,3 +154,22 @@ def test_magic_round_trip_and_nbval_markers_as_yaml_comments(fake_anthropic, tmp
     assert fake_anthropic.requests == []
     rec, rep = ip.user_ns["rec"], ip.user_ns["rep"]
     assert {k: s.text for k, s in rec.steps.items()} == {k: s.text for k, s in rep.steps.items()}
+
+
+def test_paced_replay_keeps_the_recorded_gaps_and_fast_replay_does_not(tmp_path):
+    spec = "steps:\n  - id: a\n    prompt: one two three four five six\n    stream: true\n    mock_delay: 0.04\n"
+    cassette = tmp_path / "paced.jsonl"
+    pipeline_nb.run(spec, cassette=cassette, cassette_mode="record")
+    entry = json.loads(cassette.read_text())
+    assert entry["pace"]["delta_ms"] == pytest.approx(40, abs=15)
+
+    def arrival_gaps(**options: object) -> list[float]:
+        times: list[float] = []
+        pipeline_nb.run(spec, cassette=cassette, cassette_mode="replay",
+                        on_event=lambda e: times.append(time.monotonic()) if e.kind == "delta" else None,
+                        **options)
+        return [b - a for a, b in zip(times, times[1:])]
+
+    paced = arrival_gaps(cassette_pace=True)
+    assert len(paced) >= 4 and min(paced) > 0.02
+    assert sum(arrival_gaps()) < sum(paced) / 4
