@@ -1,16 +1,19 @@
-"""Test helpers for pipeline_nb and its users: a loopback fake of the Messages API.
+"""Test helpers for pipeline_nb and its users: a loopback fake of the Messages API and
+assertions on a PipelineRun.
 
-    from pipeline_nb.testing import FakeAnthropic
+    from pipeline_nb.testing import FakeAnthropic, assert_step
 
     with FakeAnthropic() as fake:
         fake.reply("Hello", when="greet")
         fake.fault("overloaded", times=1, after=3)
         ...  # point ANTHROPIC_BASE_URL (or base_url:) at fake.base_url
 
-The pytest plugin (``pipeline_nb.testing.plugin``, registered as an entry point) adds
-the ``fake_anthropic`` fixture.
+The pytest plugin (``pipeline_nb.testing.plugin``, registered as an entry point) adds the
+``fake_anthropic``, ``pipeline_cassette`` and ``run_pipeline`` fixtures and the
+``--pipeline-cassette-mode`` option.
 """
 
+from .asserts import assert_run_ok, assert_same_results, assert_step
 from .fake_anthropic import FakeAnthropic, RecordedRequest
 
-__all__ = ["FakeAnthropic", "RecordedRequest"]
+__all__ = ["FakeAnthropic", "RecordedRequest", "assert_run_ok", "assert_same_results", "assert_step"]

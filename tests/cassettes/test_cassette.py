@@ -173,3 +173,25 @@ def test_paced_replay_keeps_the_recorded_gaps_and_fast_replay_does_not(tmp_path)
     paced = arrival_gaps(cassette_pace=True)
     assert len(paced) >= 4 and min(paced) > 0.02
     assert sum(arrival_gaps()) < sum(paced) / 4
+
+
+def ask_twice(ctx: pipeline_nb.StepContext) -> list[str]:
+    """A python step whose model calls go through ctx.invoke."""
+    return [ctx.invoke(f"Say {word}", stream=True).text for word in ("hi", "bye")]
+
+
+def test_ctx_invoke_records_and_replays_through_the_cassette(fake_anthropic, tmp_path):
+    fake_anthropic.reply("hello there", when="Say hi", chunks=["hel", "lo ", "there"])
+    fake_anthropic.reply("so long", when="Say bye")
+    spec = "defaults: {provider: claude, retries: 0}\nsteps:\n  - {id: py, call: ask_twice}\n"
+    cassette = tmp_path / "invoke.jsonl"
+    first = pipeline_nb.run(spec, namespace={"ask_twice": ask_twice}, cassette=cassette, cassette_mode="record")
+    assert len(cassette.read_text().splitlines()) == 2
+    fake_anthropic.clear()
+    buffer = BufferHandler()
+    second = pipeline_nb.run(spec, namespace={"ask_twice": ask_twice}, cassette=cassette, cassette_mode="replay",
+                             on_event=buffer)
+    assert fake_anthropic.requests == []
+    assert second.steps["py"].output == first.steps["py"].output == ["hello there", "so long"]
+    assert [e.data.content for e in buffer.events if e.kind == "delta" and e.data.step_id == "py.invoke1"] == [
+        "hel", "lo ", "there"]
