@@ -5,8 +5,8 @@ max_tokens, stop_sequences, output schema and reply-changing options), never the
 headers or base_url. Entries are kept sorted by key and the file is rewritten atomically,
 so concurrent steps never interleave and two runs give the same bytes.
 
-A streamed entry also keeps its pace, coarsely: the wait for the first delta (to 10 ms) and
-the median gap between deltas (to 1 ms). Exact timings would make every recording differ.
+A streamed entry also keeps its pace, coarsely: the wait for the first delta (to 100 ms) and
+the median gap between deltas (to 5 ms). Exact timings would make every recording differ.
 """
 
 from __future__ import annotations
@@ -141,8 +141,8 @@ def _pace(times: list[float]) -> dict[str, int]:
     if len(times) < 2:
         return {"first_ms": 0, "delta_ms": 0}
     gaps = [b - a for a, b in zip(times[1:], times[2:])]
-    return {"first_ms": round((times[1] - times[0]) * 100) * 10,
-            "delta_ms": round(statistics.median(gaps) * 1000) if gaps else 0}
+    return {"first_ms": round((times[1] - times[0]) * 10) * 100,
+            "delta_ms": round(statistics.median(gaps) * 200) * 5 if gaps else 0}
 
 
 def _replay(entry: dict[str, Any], request: LLMRequest, emit: Emit, cancel: CancelToken,
