@@ -59,7 +59,22 @@ def record(notebook: Path, env: dict[str, str]) -> None:
     nb.metadata.pop("widgets", None)  # saved widget state holds timestamps; the final rendering is enough
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
+        if cell.cell_type == "code":
+            cell.outputs = coalesce_streams(cell.outputs)
     nbformat.write(nb, notebook)
+
+
+def coalesce_streams(outputs: list[dict]) -> list[dict]:
+    """Merge consecutive stream outputs to the same stream, as a frontend shows them."""
+    merged: list[dict] = []
+    for output in outputs:
+        last = merged[-1] if merged else None
+        if (output["output_type"] == "stream" and last is not None and last["output_type"] == "stream"
+                and last["name"] == output["name"]):
+            last["text"] += output["text"]
+        else:
+            merged.append(output)
+    return merged
 
 
 def main(argv: list[str] | None = None) -> int:

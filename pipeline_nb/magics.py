@@ -43,7 +43,8 @@ class PipelineMagics(Magics):
     def pipeline(self, line: str, cell: str) -> None:
         """Run the YAML pipeline in the cell body, streaming into a live view.
 
-        The run is bound to NAME (if given) and to ``_pipeline``; steps with ``save_as``
+        The run is bound to NAME (if given; it also names a spec without ``name:``) and to
+        ``_pipeline``; steps with ``save_as``
         also bind their output. Templates see --var values, then ``vars:``, then the
         kernel namespace, and ``steps.<id>.text`` of earlier steps. Line numbers in
         errors count the ``%%pipeline`` line as line 1.
@@ -55,7 +56,7 @@ class PipelineMagics(Magics):
             overrides = parse_vars(args.var)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-        spec = load_spec(cell, line_offset=1, source_name="<cell>")
+        spec = load_spec(cell, default_name=args.name or "pipeline", line_offset=1, source_name="<cell>")
         options = RunOptions(
             vars=overrides,
             namespace=self.shell.user_ns,

@@ -167,10 +167,13 @@ def load_spec(
     source: str | Path | Mapping[str, Any],
     *,
     name: str | None = None,
+    default_name: str = "pipeline",
     line_offset: int = 0,
     source_name: str | None = None,
 ) -> PipelineSpec:
-    """Load a spec from YAML text, a path to a YAML file, or a dict."""
+    """Load a spec from YAML text, a path to a YAML file, or a dict.
+
+    ``name`` overrides the spec's ``name:``; ``default_name`` is used when it has none."""
     base_dir = None
     if isinstance(source, Mapping):
         data, smap = source, SourceMap(source_name or "<dict>")
@@ -184,11 +187,12 @@ def load_spec(
                 raise PipelineSpecError(f"cannot read pipeline file: {exc.strerror}: {path}") from None
             label, base_dir = str(path), path.parent
         data, smap = load_yaml(text, source=label, line_offset=line_offset)
-    return parse_spec(data, smap, name=name, base_dir=base_dir)
+    return parse_spec(data, smap, name=name, default_name=default_name, base_dir=base_dir)
 
 
 def parse_spec(
-    data: Any, smap: SourceMap, *, name: str | None = None, base_dir: Path | None = None
+    data: Any, smap: SourceMap, *, name: str | None = None, default_name: str = "pipeline",
+    base_dir: Path | None = None,
 ) -> PipelineSpec:
     """Validate loaded data against the schema and the reference rules."""
     if isinstance(data, Mapping) and "workflow" in data:  # a pipeline_ex file: translate it first
@@ -212,7 +216,7 @@ def parse_spec(
     steps = tuple(builder.build(raw, ("steps", index)) for index, raw in enumerate(data["steps"]))
     builder.check_refs(steps)
     return PipelineSpec(
-        name=name or data.get("name") or "pipeline",
+        name=name or data.get("name") or default_name,
         description=data.get("description", ""),
         vars=dict(data.get("vars", {})),
         steps=steps,

@@ -84,3 +84,10 @@ def test_a_failed_step_raises_and_the_run_is_still_bound(ip, fake_anthropic):
     assert info.value.run is run and ip.user_ns["_pipeline"] is run
     assert [s.status for s in run.steps.values()] == ["error", "skipped"]
     assert run.steps["a"].error.request_id.startswith("req_")
+
+
+def test_the_cell_name_names_a_spec_without_one(ip) -> None:
+    ip.run_cell_magic("pipeline", "unnamed_demo", "steps:\n  - {id: a, prompt: hi}\n")
+    ip.run_cell_magic("pipeline", "named_demo", "name: explicit\nsteps:\n  - {id: a, prompt: hi}\n")
+    assert ip.user_ns["unnamed_demo"].name == "unnamed_demo"
+    assert ip.user_ns["named_demo"].name == "explicit"
