@@ -29,6 +29,7 @@ function render({ model, el: root }) {
     let entry = texts.get(id);
     if (!entry) {
       const box = el("details", "pnb-pane");
+      box.dataset.step = id;
       box.open = true;
       const summary = el("summary", "pnb-pane-title", id);
       const body = el("div", "pnb-text");
@@ -48,6 +49,8 @@ function render({ model, el: root }) {
     let active = null;
     for (const row of rows) {
       const tr = el("tr", "pnb-row pnb-" + row.status);
+      tr.dataset.step = row.id;
+      tr.dataset.status = row.status;
       const tokens = el("td", "pnb-tokens", row.tokens ? row.tokens + " tok" : "");
       const time = el("td", "pnb-time", elapsed(row, now));
       tr.append(
