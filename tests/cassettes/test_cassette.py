@@ -195,3 +195,31 @@ def test_ctx_invoke_records_and_replays_through_the_cassette(fake_anthropic, tmp
     assert second.steps["py"].output == first.steps["py"].output == ["hello there", "so long"]
     assert [e.data.content for e in buffer.events if e.kind == "delta" and e.data.step_id == "py.invoke1"] == [
         "hel", "lo ", "there"]
+
+
+def test_a_process_killed_mid_recording_leaves_a_whole_cassette(tmp_path):
+    cassette = tmp_path / "killed.jsonl"
+    spec = tmp_path / "slow.yaml"
+    spec.write_text("steps:\n  - id: many\n    for_each: 'range(200)'\n    max_parallel: 4\n"
+                    "    prompt: 'item {{ item }} of a slow run'\n    stream: true\n    mock_delay: 0.002\n")
+    recorder = subprocess.Popen([sys.executable, "-m", "pipeline_nb", "run", str(spec), "--cassette", str(cassette),
+                                 "--cassette-mode", "record"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (not cassette.exists() or len(cassette.read_bytes().splitlines()) < 20):
+        time.sleep(0.01)
+    recorder.kill()
+    recorder.wait()
+    lines = cassette.read_text().splitlines()
+    assert 20 <= len(lines) < 200
+    entries = [json.loads(line) for line in lines]  # every line whole
+    assert all(e["response"]["text"] == "".join(e["deltas"]) for e in entries)
+    replay = pipeline_nb.run(spec, cassette=cassette, cassette_mode="auto")  # the rest records; nothing lost
+    assert len(replay.steps["many"].items) == 200 and len(cassette.read_text().splitlines()) == 200
+
+
+def test_a_damaged_cassette_is_named_with_its_line(tmp_path):
+    cassette = tmp_path / "damaged.jsonl"
+    pipeline_nb.run("steps:\n  - {id: a, prompt: one}\n  - {id: b, prompt: two}\n", cassette=cassette)
+    cassette.write_text(cassette.read_text() + '{"key": "abc", "respo\n')
+    with pytest.raises(pipeline_nb.PipelineSpecError, match=r"damaged.jsonl:3: not a cassette entry; re-record"):
+        pipeline_nb.run("steps:\n  - {id: a, prompt: one}\n", cassette=cassette)
