@@ -262,6 +262,13 @@ class Notebook:
     def wait_idle(self, timeout: float = 60_000) -> None:
         self.page.locator("#jp-main-statusbar").get_by_text(f"{KERNEL_DISPLAY} | Idle").wait_for(timeout=timeout)
 
+    def hide_sidebar(self) -> None:
+        """Close the left sidebar (the file browser), so the notebook gets the width."""
+        tab = self.page.locator('.jp-SideBar.jp-mod-left .lm-TabBar-tab.lm-mod-current')
+        if tab.count():
+            tab.first.click()
+            self.page.locator("#jp-left-stack").wait_for(state="hidden")
+
     def cell(self, index: int) -> Any:
         return self.page.locator(".jp-Notebook .jp-Cell").nth(index)
 
@@ -302,6 +309,13 @@ class Notebook:
         path = ARTIFACTS / name
         self.page.screenshot(path=str(path))
         return path
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    """Where screenshots go: ``$PIPELINE_NB_E2E_ARTIFACTS``, else ``tests/e2e/artifacts``."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
 
 
 @pytest.fixture(scope="session")

@@ -27,10 +27,42 @@ TIDES = (
     "side, where the Earth is pulled away from the water. As the Earth turns under these bulges, most "
     "coasts see two high tides and two low tides a day, about 12 hours and 25 minutes apart.\n\n"
     "When the Sun and Moon line up, at new and full moon, their pulls add up to spring tides with the "
-    "largest range. At the quarter moons they partly cancel, giving the gentler neap tides."
+    "largest range. At the quarter moons they partly cancel, giving the gentler neap tides.\n\n"
+    "Coastlines shape what arrives. Funnel-shaped bays such as the Bay of Fundy amplify the range to more "
+    "than 15 metres, while enclosed seas like the Mediterranean barely notice the tide at all.\n\n"
+    "Some rivers meet the incoming tide as a single travelling wave, a tidal bore, which surfers ride "
+    "for kilometres upstream on the Severn and the Qiantang.\n\n"
+    "Because the Moon rises about 50 minutes later each day, so do the tides: tide tables are "
+    "predictions built from these cycles, accurate to minutes years ahead."
 )
 SHORT = ("The Moon's pull raises two bulges in the ocean; as the Earth turns through them, most coasts get "
          "two high and two low tides a day, strongest when Sun and Moon align.")
+README_PIPELINE = """%%pipeline res
+name: tides_review
+defaults: {provider: claude, model: claude-sonnet-5-5, max_tokens: 1024}
+steps:
+  - id: a
+    prompt: "Explain {{ topic }}."
+    stream: true
+  - id: b
+    prompt: "Shorten: {{ steps.a.text }}"
+    stream: true
+    save_as: short
+"""
+
+
+def fake_claude_setup(delay_a: float, delay_b: float) -> str:
+    """A setup cell: the README's pipeline talks to FakeAnthropic (real SDK, real SSE), never the real API."""
+    return (
+        "%load_ext pipeline_nb\n"
+        "import os\n"
+        "from pipeline_nb.testing import FakeAnthropic\n"
+        "fake = FakeAnthropic().start()\n"
+        f"fake.reply({TIDES!r}, when='Explain tides', delay={delay_a})\n"
+        f"fake.reply({SHORT!r}, when='Shorten:', delay={delay_b})\n"
+        "os.environ['ANTHROPIC_BASE_URL'], os.environ['ANTHROPIC_API_KEY'] = fake.base_url, 'sk-ant-fake'\n"
+        "topic = 'tides'"
+    )
 
 
 def indent(text: str, by: int) -> str:
@@ -80,16 +112,21 @@ RECORDER = """() => {
 }"""
 
 
-def sample(nb, cell: int) -> dict:
-    """The live view as it is now: each row's status and each pane's text, or None once retired."""
+def sample(nb, cell: int) -> dict | None:
+    """The live view now: each row's status, each pane's text and scroll position; None once retired."""
     return nb.page.evaluate("""(cell) => {
       const out = document.querySelectorAll('.jp-Notebook .jp-Cell')[cell].querySelector('.jp-OutputArea');
       const live = out.querySelector('.pnb-live');
       if (!live) return null;
-      const rows = {}, texts = {};
+      const rows = {}, texts = {}, scroll = {};
       for (const r of live.querySelectorAll('.pnb-row')) rows[r.dataset.step] = r.dataset.status;
-      for (const p of live.querySelectorAll('.pnb-pane')) texts[p.dataset.step] = p.querySelector('.pnb-text').textContent;
-      return {rows, texts, visible: live.offsetHeight > 0, outputText: out.innerText};
+      for (const p of live.querySelectorAll('.pnb-pane')) {
+        const body = p.querySelector('.pnb-text');
+        texts[p.dataset.step] = body.textContent;
+        if (p.open) scroll[p.dataset.step] = {overflow: body.scrollHeight - body.clientHeight,
+                                              below: body.scrollHeight - body.scrollTop - body.clientHeight};
+      }
+      return {rows, texts, scroll, visible: live.offsetHeight > 0, outputText: out.innerText};
     }""", cell)
 
 
@@ -112,14 +149,15 @@ def final_rendering(nb, cell: int) -> dict[str, str]:
     }""", cell)
 
 
-def test_streams_on_screen(open_notebook):
-    nb = open_notebook("streams.ipynb", [SETUP, tides_pipeline(0.015, 0.08), PRINT_TEXTS])
+def test_streams_on_screen(open_notebook, artifacts):
+    nb = open_notebook("streams.ipynb", [fake_claude_setup(0.01, 0.08), README_PIPELINE, PRINT_TEXTS])
+    nb.hide_sidebar()
     nb.run_and_wait(0)
     nb.page.evaluate(RECORDER)
     nb.run(1)
     nb.page.locator(".pnb-live").wait_for()
 
-    samples, shot = [], None
+    samples, shot, scrolled = [], None, None
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         now = sample(nb, 1)
@@ -129,22 +167,28 @@ def test_streams_on_screen(open_notebook):
         assert_no_broken_widget(now["outputText"])
         assert "[tides_review: live view]" not in now["outputText"], "text/plain shown instead of the widget"
         samples.append(now)
-        if shot is None and now["rows"].get("a") == "ok" and len(now["texts"].get("b", "")) > 40:
+        if not scrolled and now["scroll"].get("a", {}).get("overflow", 0) > 0:
+            scrolled = nb.cell(1).screenshot(path=str(artifacts / "live-view-scrolling.png"))
+        if shot is None and now["rows"].get("a") == "ok" and len(now["texts"].get("b", "")) > 60:
             shot = nb.screenshot("live-view.png")
-            if os.environ.get("PIPELINE_NB_E2E_UPDATE_DOCS"):
-                nb.page.locator(".jp-NotebookPanel").screenshot(
-                    path=str(Path(__file__).parents[2] / "docs" / "live-view.png"))
-        time.sleep(0.25)
+            nb.cell(1).screenshot(path=str(artifacts / "live-view-cell.png"))
+            if os.environ.get("PIPELINE_NB_E2E_UPDATE_DOCS"):  # refresh the README's picture
+                nb.cell(1).screenshot(path=str(Path(__file__).parents[2] / "docs" / "live-view.png"))
+        time.sleep(0.2)
     nb.wait_done(1)
     assert shot is not None, "never saw step a done while step b streamed"
 
-    # Sampled while streaming: the text of a running step grows, sample after sample.
+    # Sampled while streaming: the text of the running step grows, sample after sample.
     for step in ("a", "b"):
         lengths = [len(s["texts"].get(step, "")) for s in samples if s["rows"][step] == "running"]
         growing = [n for n, before in zip(lengths[1:], lengths) if n > before]
         assert len(growing) >= 2 and len(set(lengths)) >= 3, f"step {step}: text lengths {lengths}"
     seen = [(s["rows"]["a"], s["rows"]["b"]) for s in samples]
     assert ("running", "pending") in seen and ("ok", "running") in seen, seen
+    # A text longer than its pane scrolls, and the pane follows the newest line.
+    following = [s["scroll"]["a"] for s in samples if s["rows"]["a"] == "running" and "a" in s["scroll"]]
+    assert any(f["overflow"] > 0 for f in following), f"step a's text never overflowed its pane: {following}"
+    assert all(f["below"] < 30 for f in following), f"the pane fell behind the stream: {following}"
 
     # Every status a row showed, in order, and the last text the live view held.
     log = nb.page.evaluate("window.__pnb")
@@ -162,6 +206,7 @@ def test_streams_on_screen(open_notebook):
     # Then the view retires to one line, and the final rendering shows the same texts.
     assert final_rendering(nb, 1) == kernel
     assert_no_broken_widget(nb.output(1).inner_text())
+    nb.output(1).scroll_into_view_if_needed()
     nb.screenshot("final-rendering.png")
 
 
@@ -196,7 +241,7 @@ def test_saved_and_reopened_without_kernel(open_notebook, lab, save_state):
 
 
 def test_interrupt_from_the_toolbar(open_notebook):
-    nb = open_notebook("interrupt.ipynb", [SETUP, tides_pipeline(0.002, 0.25), PRINT_STEPS])
+    nb = open_notebook("interrupt.ipynb", [fake_claude_setup(0.001, 0.25), README_PIPELINE, PRINT_STEPS])
     nb.run_and_wait(0)
     nb.page.evaluate(RECORDER)
     nb.run(1)
@@ -218,6 +263,8 @@ def test_interrupt_from_the_toolbar(open_notebook):
     assert "■ b · interrupted" in out and "interrupted: the text below is what arrived before" in out
     log = nb.page.evaluate("window.__pnb")
     assert log["status"]["b"][-2:] == ["running", "interrupted"], log["status"]
+    assert log["text"]["b"] == shown["b"], "the live view and the final rendering disagree"
+    nb.output(1).locator(".pnb-step").last.scroll_into_view_if_needed()
     nb.screenshot("interrupted.png")
 
     # The kernel is free: the next cell runs, and it holds what the screen shows.
@@ -225,7 +272,6 @@ def test_interrupt_from_the_toolbar(open_notebook):
     kernel = nb.printed_json(2, MARKER)
     assert kernel["a"] == {"status": "ok", "text": TIDES}
     assert kernel["b"] == {"status": "interrupted", "text": shown["b"]}
-    assert log["text"]["b"] == shown["b"]
 
 
 BROKEN = {
