@@ -37,8 +37,8 @@ def run(
     ``vars`` override the spec's ``vars``; ``provider``/``model``/``stream`` override every
     step; ``on_event`` is a handler (or handler class) or any callable taking an Event.
     With ``raise_on_error`` a failed step raises StepError, whose ``.run`` keeps every result.
-    ``cassette``/``cassette_mode`` record or replay replies; ``cassette_pace`` replays them
-    at the recorded pace instead of as fast as possible.
+    ``cassette``/``cassette_mode`` record or replay replies; ``cassette_pace`` records the pace
+    of streamed replies and replays at it instead of as fast as possible.
     """
     spec = load_spec(source)
     options = RunOptions(

@@ -5,8 +5,9 @@ max_tokens, stop_sequences, output schema and reply-changing options), never the
 headers or base_url. Entries are kept sorted by key and the file is rewritten atomically,
 so concurrent steps never interleave and two runs give the same bytes.
 
-A streamed entry also keeps its pace, coarsely: the wait for the first delta (to 100 ms) and
-the median gap between deltas (to 5 ms). Exact timings would make every recording differ.
+Pace is opt-in: recorded with ``paced``, a streamed entry also keeps the wait before each
+delta (``pace_ms``), and a paced replay waits the same. Timings differ on every recording,
+so by default none are kept.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import hashlib
 import json
 import os
 import tempfile
-import statistics
 import threading
 import time
 from pathlib import Path
@@ -67,7 +67,7 @@ class Cassette:
         return self.entries.get(request_key(request))
 
     def put(self, request: LLMRequest, result: LLMResult, deltas: list[str] | None,
-            pace: dict[str, int] | None = None) -> None:
+            pace_ms: list[int] | None = None) -> None:
         """Add (or replace) the entry for ``request`` and rewrite the file atomically."""
         entry: dict[str, Any] = {
             "key": request_key(request),
@@ -78,8 +78,8 @@ class Cassette:
         }
         if deltas is not None:
             entry["deltas"] = deltas
-        if pace is not None:
-            entry["pace"] = pace
+        if pace_ms is not None:
+            entry["pace_ms"] = pace_ms
         with self._lock:
             self.entries[entry["key"]] = entry
             lines = [json.dumps(self.entries[k], ensure_ascii=False, sort_keys=True) + "\n"
@@ -98,7 +98,8 @@ class Cassette:
 class CassetteProvider:
     """Wraps a provider: replays hits, and records or refuses misses by ``mode``.
 
-    Replays run as fast as possible, or at the recorded pace when ``paced``."""
+    Replays run as fast as possible. With ``paced``, recordings keep the wait before each
+    delta and replays of entries that have one wait the same."""
 
     def __init__(self, inner: Provider, cassette: Cassette, mode: str, paced: bool = False) -> None:
         self.inner, self.cassette, self.mode, self.paced = inner, cassette, mode, paced
@@ -128,33 +129,26 @@ class CassetteProvider:
 
         def capture(text: str) -> None:
             deltas.append(text)
-            times.append(time.monotonic())
+            if self.paced:
+                times.append(time.monotonic())
             emit(text)
 
         result = self.inner.complete(request, capture, cancel)
-        self.cassette.put(request, result, deltas, _pace(times))
+        pace_ms = [round((b - a) * 1000) for a, b in zip(times, times[1:])] if self.paced else None
+        self.cassette.put(request, result, deltas, pace_ms)
         return result
-
-
-def _pace(times: list[float]) -> dict[str, int]:
-    """The wait for the first delta and the median gap after it, from arrival times."""
-    if len(times) < 2:
-        return {"first_ms": 0, "delta_ms": 0}
-    gaps = [b - a for a, b in zip(times[1:], times[2:])]
-    return {"first_ms": round((times[1] - times[0]) * 10) * 100,
-            "delta_ms": round(statistics.median(gaps) * 200) * 5 if gaps else 0}
 
 
 def _replay(entry: dict[str, Any], request: LLMRequest, emit: Emit, cancel: CancelToken,
             paced: bool) -> LLMResult:
     response = entry["response"]
     if request.stream:
-        pace = entry.get("pace") if paced else None
-        wait = pace["first_ms"] / 1000 if pace else 0.0
-        for text in entry.get("deltas") or [response["text"]]:
+        deltas = entry.get("deltas") or [response["text"]]
+        waits = entry.get("pace_ms", ()) if paced else ()
+        for index, text in enumerate(deltas):
+            wait = waits[index] / 1000 if index < len(waits) else 0.0
             if cancel.wait(wait) if wait else cancel.cancelled:
                 raise Cancelled()
             emit(text)
-            wait = pace["delta_ms"] / 1000 if pace else 0.0
     usage = Usage(*response["usage"])
     return LLMResult(response["text"], usage, response["stop_reason"], response["model"], None)

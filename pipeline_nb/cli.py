@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--var", action="append", default=[], metavar="KEY=VALUE", help="template variable (repeatable)")
     run.add_argument("--cassette", metavar="PATH", help="record replies to / replay them from this JSON Lines file")
     run.add_argument("--cassette-mode", choices=MODES, help="record, replay, auto (the default with a cassette) or off")
-    run.add_argument("--cassette-pace", action="store_true", help="replay at the recorded pace, not at full speed")
+    run.add_argument("--cassette-pace", action="store_true", help="record the pace of streamed replies, and replay at it instead of at full speed")
     run.set_defaults(parser=run)
     return parser
 

@@ -38,7 +38,7 @@ class PipelineMagics(Magics):
               help="Template variable; overrides vars: and the kernel namespace. Repeatable.")
     @argument("--cassette", metavar="PATH", help="Record replies to / replay them from this JSON Lines file.")
     @argument("--cassette-mode", choices=MODES, help="record, replay, auto (the default with a cassette) or off.")
-    @argument("--cassette-pace", action="store_true", help="Replay at the recorded pace, not at full speed.")
+    @argument("--cassette-pace", action="store_true", help="Record the pace of streamed replies, and replay at it instead of at full speed.")
     @cell_magic
     def pipeline(self, line: str, cell: str) -> None:
         """Run the YAML pipeline in the cell body, streaming into a live view.
