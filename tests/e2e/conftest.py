@@ -53,8 +53,9 @@ def unavailable(what: str) -> None:
 
 
 def find_chromium() -> str | None:
+    """``$PIPELINE_NB_CHROMIUM`` if set (and only it), else Debian's chromium, else one on PATH."""
     explicit = os.environ.get("PIPELINE_NB_CHROMIUM")
-    for candidate in ([explicit] if explicit else []) + list(CHROMIUM_CANDIDATES):
+    for candidate in [explicit] if explicit else CHROMIUM_CANDIDATES:
         path = candidate if os.path.isabs(candidate) else shutil.which(candidate)
         if path and os.path.isfile(path) and os.access(path, os.X_OK):
             return path
@@ -322,7 +323,8 @@ def artifacts() -> Path:
 def chromium() -> str:
     path = find_chromium()
     if path is None:
-        unavailable("Chromium (not found at /usr/lib/chromium/chromium, on PATH, or in $PIPELINE_NB_CHROMIUM)")
+        where = os.environ.get("PIPELINE_NB_CHROMIUM") or "/usr/lib/chromium/chromium or on PATH"
+        unavailable(f"Chromium (not found: {where})")
     return path
 
 
