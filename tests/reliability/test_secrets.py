@@ -102,7 +102,7 @@ def test_no_key_in_a_kernel_s_messages_or_the_saved_notebook(fake, tmp_path):
     assert "check ANTHROPIC_API_KEY" in errors["denied"].evalue
     assert REPLY in saved and "connection_lost" in saved
     assert not [o for o in nb.cells[4].outputs if o.output_type == "error"]  # every run was bound to its name
-    assert "PipelineRun(name='pipeline', status='error'" in saved
+    assert "PipelineRun(name='denied', status='error'" in saved
     assert any(m["msg_type"] == "comm_msg" for m in client.messages)  # the live view's traffic is scanned too
     assert_no_key("the saved notebook", saved)
     assert_no_key("the kernel's messages", json.dumps(client.messages, default=str))
