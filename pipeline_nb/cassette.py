@@ -18,10 +18,22 @@ import os
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .llm import Cancelled, CancelToken, Emit, LLMRequest, LLMResult, Provider, ProviderError
+from .llm import (
+    BatchOutcome,
+    BatchProvider,
+    BatchStatus,
+    Cancelled,
+    CancelToken,
+    Emit,
+    LLMRequest,
+    LLMResult,
+    Provider,
+    ProviderError,
+)
 from .results import Usage
 
 MODES = ("record", "replay", "auto", "off")
@@ -69,6 +81,18 @@ class Cassette:
     def put(self, request: LLMRequest, result: LLMResult, deltas: list[str] | None,
             pace_ms: list[int] | None = None) -> None:
         """Add (or replace) the entry for ``request`` and rewrite the file atomically."""
+        self.put_all([(request, result, deltas, pace_ms)])
+
+    def put_all(self, recordings: list[tuple[LLMRequest, LLMResult, list[str] | None, list[int] | None]]) -> None:
+        """Add (or replace) many entries with one atomic rewrite."""
+        entries = [self._entry(*recording) for recording in recordings]
+        with self._lock:
+            self.entries.update((entry["key"], entry) for entry in entries)
+            self._save()
+
+    @staticmethod
+    def _entry(request: LLMRequest, result: LLMResult, deltas: list[str] | None,
+               pace_ms: list[int] | None) -> dict[str, Any]:
         entry: dict[str, Any] = {
             "key": request_key(request),
             "model": request.model,
@@ -80,19 +104,20 @@ class Cassette:
             entry["deltas"] = deltas
         if pace_ms is not None:
             entry["pace_ms"] = pace_ms
-        with self._lock:
-            self.entries[entry["key"]] = entry
-            lines = [json.dumps(self.entries[k], ensure_ascii=False, sort_keys=True) + "\n"
-                     for k in sorted(self.entries)]
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                    handle.writelines(lines)
-                os.replace(tmp, self.path)
-            except BaseException:
-                os.unlink(tmp)
-                raise
+        return entry
+
+    def _save(self) -> None:
+        """Rewrite the file, sorted by key, through a temp file and a rename (hold the lock)."""
+        lines = [json.dumps(self.entries[k], ensure_ascii=False, sort_keys=True) + "\n" for k in sorted(self.entries)]
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.writelines(lines)
+            os.replace(tmp, self.path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
 
 
 class CassetteProvider:
@@ -114,12 +139,7 @@ class CassetteProvider:
         if entry is not None:
             return _replay(entry, request, emit, cancel, self.paced)
         if self.mode == "replay":
-            raise ProviderError(
-                "cassette_miss",
-                f"no recording of this request in {self.cassette.path}; record it with "
-                "--cassette-mode record (or auto)",
-                retryable=False,
-            )
+            raise self._miss()
         if not request.stream:
             result = self.inner.complete(request, emit, cancel)
             self.cassette.put(request, result, None)
@@ -137,6 +157,45 @@ class CassetteProvider:
         pace_ms = [round((b - a) * 1000) for a, b in zip(times, times[1:])] if self.paced else None
         self.cassette.put(request, result, deltas, pace_ms)
         return result
+
+
+    def _miss(self) -> ProviderError:
+        return ProviderError(
+            "cassette_miss",
+            f"no recording of this request in {self.cassette.path}; record it with --cassette-mode record (or auto)",
+            retryable=False,
+        )
+
+    def batch(self, requests: Sequence[LLMRequest], on_status: Callable[[BatchStatus], None],
+              cancel: CancelToken, poll_interval: float) -> list[BatchOutcome]:
+        """Replays the recorded requests; sends the rest as one batch (unless replaying) and records them."""
+        outcomes: list[BatchOutcome | None] = [None] * len(requests)
+        missing: list[int] = []
+        for index, request in enumerate(requests):
+            entry = None if self.mode == "record" else self.cassette.get(request)
+            if entry is not None:
+                outcomes[index] = _replay(entry, request, _silent, cancel, paced=False)
+            elif self.mode == "replay":
+                outcomes[index] = self._miss()
+            else:
+                missing.append(index)
+        if missing:
+            if not isinstance(self.inner, BatchProvider):
+                raise ProviderError("batch_unsupported", f"provider {self.name!r} cannot send batches",
+                                    retryable=False)
+            sent = self.inner.batch([requests[i] for i in missing], on_status, cancel, poll_interval)
+            for index, outcome in zip(missing, sent):
+                outcomes[index] = outcome
+            self.cassette.put_all([(requests[i], outcome, None, None) for i, outcome in zip(missing, sent)
+                                   if isinstance(outcome, LLMResult)])
+        else:
+            ok = sum(isinstance(o, LLMResult) for o in outcomes)
+            on_status(BatchStatus(processing=0, succeeded=ok, errored=len(requests) - ok, batch_ids=("cassette",)))
+        return outcomes  # type: ignore[return-value]
+
+
+def _silent(text: str) -> None:
+    """Batches do not stream."""
 
 
 def _replay(entry: dict[str, Any], request: LLMRequest, emit: Emit, cancel: CancelToken,

@@ -22,15 +22,17 @@ from ._yaml import SourceMap
 from .context import Step, StepContext
 from .errors import PipelineError
 from .files import UnsafePath, write_output
-from .llm import CancelToken
+from .llm import BatchProvider, BatchStatus, Cancelled, CancelToken, ProviderError
 from .llm_call import EmitEvent, KeyedTemplateProblem, ResolvedStep, fail
 from .results import PipelineRun, StepResult, Usage
 from .spec import PipelineSpec, StepSpec, load_spec, parse_spec
-from .streaming.events import PROGRESS, STEP_END, STEP_START, Chunk, Event, Response, RetryInfo
+from .streaming.events import DONE, PROGRESS, STEP_END, STEP_START, Chunk, Event, Response, RetryInfo
 from .templates import STEPS, TemplateProblem, literal
 
 MAX_DEPTH = 8
 """How deeply pipeline steps may nest."""
+BATCH_DISCOUNT = 0.5
+"""Message Batches cost half the price of interactive calls."""
 
 Resolve = Callable[[StepSpec], ResolvedStep]
 _INVOKE_INHERITS = ("provider", "model", "base_url", "max_tokens", "mock_delay", "retries", "retry_backoff",
@@ -250,7 +252,10 @@ class Executor:
         results = [StepResult(f"{step.id}[{i}]", type=step.type, model=result.model) for i in range(len(items))]
         result.items = results
         done = failed = 0
-        if items:
+        if items and step.batch:
+            self._batch(step, result, items, results)
+            failed = sum(r.status == "error" for r in results)
+        elif items:
             workers = min(step.max_parallel, len(items))
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"pipeline_nb:{step.id}") as pool:
                 futures = [pool.submit(self._item, step, res, item, i, len(items))
@@ -268,7 +273,42 @@ class Executor:
         result.cost = sum(costs) if costs else None
         result.attempts = max((r.attempts for r in results), default=0)
         _settle(result, results, "item")
-        result.note = f"{len(items)} items" + (f", {failed} failed" if failed else "")
+        result.note = f"{len(items)} items" + (" in a batch" if step.batch else "") + (f", {failed} failed" if failed else "")
+
+    def _batch(self, step: StepSpec, result: StepResult, items: list[Any], results: list[StepResult]) -> None:
+        """Send every item's request as Message Batches; progress goes out as the counts move."""
+        resolved = replace(self.resolve(step), stream=False)
+        requests = []
+        for index, (item_result, item) in enumerate(zip(results, items)):
+            scope = ChainMap({step.loop_var: item, "loop": {"index": index, "length": len(items)}}, self.context)
+            requests.append(llm_call.build_request(resolved, llm_call.render(step, "prompt", scope), scope))
+            item_result.status, item_result.model = "running", resolved.model
+
+        def on_status(status: BatchStatus) -> None:
+            result.note = status.describe()
+            self.emit(Event(PROGRESS, replace(result)))
+
+        started = time.monotonic()
+        try:
+            if not isinstance(resolved.provider, BatchProvider):
+                raise ProviderError("batch_unsupported", f"provider {resolved.provider_name!r} cannot send batches; "
+                                    "use provider: claude (or mock), or remove batch: true", retryable=False)
+            outcomes = resolved.provider.batch(requests, on_status, self.cancel, step.batch_poll_interval)
+        except Cancelled:
+            for item_result in results:
+                llm_call.interrupted(item_result)
+            return
+        except ProviderError as exc:
+            outcomes = [exc] * len(requests)
+        for item_result, request, outcome in zip(results, requests, outcomes):
+            item_result.attempts, item_result.duration = 1, time.monotonic() - started
+            if isinstance(outcome, ProviderError):
+                fail(item_result, outcome.type, outcome.message, outcome.request_id)
+                continue
+            llm_call.succeed(item_result, outcome, 1, request)
+            item_result.cost = llm_call.cost(outcome.usage, item_result.model, self.spec.pricing, BATCH_DISCOUNT)
+            self.emit(Event(DONE, Response(item_result.id, 1, outcome.text, outcome.usage, outcome.stop_reason,
+                                           outcome.model, outcome.request_id, item_result.output)))
 
     def _item(self, step: StepSpec, result: StepResult, item: Any, index: int, count: int) -> None:
         if self.cancel.cancelled:

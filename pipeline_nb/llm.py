@@ -5,7 +5,8 @@ from __future__ import annotations
 import importlib
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from collections.abc import Sequence
+from typing import Any, Callable, Protocol, Union, runtime_checkable
 
 from .results import Usage
 
@@ -125,6 +126,40 @@ class Provider(Protocol):
         """Raise ProviderError for a call that cannot work (e.g. no key), before any call."""
 
     def complete(self, request: LLMRequest, emit: Emit, cancel: CancelToken) -> LLMResult: ...
+
+
+@dataclass(frozen=True)
+class BatchStatus:
+    """How far a batch of requests is, summed over the Message Batches it was split into."""
+
+    processing: int
+    succeeded: int = 0
+    errored: int = 0
+    canceled: int = 0
+    expired: int = 0
+    batch_ids: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        counts = [f"{n} {label}" for n, label in ((self.processing, "processing"), (self.succeeded, "succeeded"),
+                                                  (self.errored, "errored"), (self.canceled, "canceled"),
+                                                  (self.expired, "expired")) if n or label == "processing"]
+        return "batch: " + " · ".join(counts)
+
+
+BatchOutcome = Union[LLMResult, ProviderError]
+"""One request's result in a batch: its reply, or why it has none."""
+
+
+@runtime_checkable
+class BatchProvider(Protocol):
+    """A provider that can also send many requests as one asynchronous batch."""
+
+    def batch(self, requests: Sequence[LLMRequest], on_status: Callable[[BatchStatus], None],
+              cancel: CancelToken, poll_interval: float) -> list[BatchOutcome]:
+        """One outcome per request, in request order. Calls ``on_status`` as the batch
+        progresses; raises Cancelled (after cancelling the batch) once ``cancel`` is set,
+        and ProviderError when the batch as a whole fails."""
+        ...
 
 
 _PROVIDERS: dict[str, str | Callable[[], Provider]] = {

@@ -162,9 +162,10 @@ def fail(result: StepResult, kind: str, message: str, request_id: str | None = N
     result.error = ErrorInfo(kind, message, request_id)
 
 
-def cost(usage: Usage, model: str | None, pricing: Mapping[str, Mapping[str, float]]) -> float | None:
-    """USD for ``usage`` at ``pricing[model]`` (per million tokens), or None if unpriced."""
+def cost(usage: Usage, model: str | None, pricing: Mapping[str, Mapping[str, float]],
+         discount: float = 1.0) -> float | None:
+    """USD for ``usage`` at ``pricing[model]`` (per million tokens) times ``discount``, or None if unpriced."""
     price = pricing.get(model or "")
     if price is None:
         return None
-    return (usage.input_tokens * price["input"] + usage.output_tokens * price["output"]) / 1e6
+    return (usage.input_tokens * price["input"] + usage.output_tokens * price["output"]) / 1e6 * discount

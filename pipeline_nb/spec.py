@@ -60,6 +60,9 @@ class StepSpec:
     loop_var: str = "item"
     """``as:``, the name of the for_each item."""
     max_parallel: int = 4
+    batch: bool = False
+    """``batch:``: a for_each llm step sent as Message Batches."""
+    batch_poll_interval: float = 10.0
     when: Value | None = None
     output_schema: Mapping[str, Any] | None = None
     continue_from: str | None = None
@@ -234,6 +237,7 @@ _INFERRED = (("prompt", "llm"), ("call", "python"), ("steps", "parallel"), ("fil
 _REQUIRED = {"llm": ("prompt",), "python": ("call",), "parallel": ("steps",), "set": ("vars",)}
 _EXPRESSIONS = ("for_each", "when")
 _ONLY_FOR = {"prompt": ("llm",), "system": ("llm",), "output_schema": ("llm",), "continue": ("llm",),
+             "batch": ("llm",), "batch_poll_interval": ("llm",),
              "call": ("python",), "args": ("python",), "vars": ("set",), "steps": ("parallel",),
              "file": ("pipeline",), "pipeline": ("pipeline",), "inputs": ("pipeline",)}
 """Keys that mean something only for these step types (checked where a step writes them)."""
@@ -312,10 +316,13 @@ class _StepBuilder:
                 raise PipelineSpecError(f"{key!r} does not apply to {article} {step_type} step",
                                         location=locations[key], step_id=step_id,
                                         hint=f"{key}: is for {' and '.join(types)} steps")
-        for key in ("as", "max_parallel"):
+        for key in ("as", "max_parallel", "batch"):
             if key in raw and "for_each" not in raw and not (key == "max_parallel" and step_type == "parallel"):
                 raise PipelineSpecError(f"{key!r} needs for_each", location=locations[key], step_id=step_id,
                                         hint=f"add for_each: <list>, or remove {key}:")
+        if raw.get("batch") and raw.get("stream"):
+            raise PipelineSpecError("a batch step cannot stream", location=locations["stream"], step_id=step_id,
+                                    hint="batches return whole replies; remove stream: true (or batch: true)")
 
     def _field(self, key: str, value: Any, path: Path_) -> Any:
         if key in TEMPLATE_KEYS or key == "output_to_file":

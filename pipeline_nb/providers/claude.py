@@ -16,12 +16,13 @@ import socket
 import threading
 import time
 import weakref
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import anthropic
 import httpx2
 
-from ..llm import Cancelled, CancelToken, Emit, LLMRequest, LLMResult, ProviderError
+from ..llm import BatchOutcome, BatchStatus, Cancelled, CancelToken, Emit, LLMRequest, LLMResult, ProviderError
 from ..results import Usage
 
 KEY_ENV = "ANTHROPIC_API_KEY"
@@ -34,6 +35,8 @@ _FIXES = {
     413: "the request is too large; shorten the prompt or the earlier text it includes",
 }
 _RETRYABLE_STATUS = {408, 409, 429} | set(range(500, 600))
+MAX_BATCH_REQUESTS = 100_000
+"""The Message Batches API's limit per batch; larger batches are split."""
 
 
 class ClaudeProvider:
@@ -81,6 +84,74 @@ class ClaudeProvider:
             raise classify(exc) from None
         finally:
             unregister()
+
+
+    def batch(self, requests: Sequence[LLMRequest], on_status: Callable[[BatchStatus], None],
+              cancel: CancelToken, poll_interval: float) -> list[BatchOutcome]:
+        """Send ``requests`` as Message Batches (split at 100,000), poll until all end, and
+        match the results back by ``custom_id``."""
+        client = self._client(requests[0])
+        batches = client.messages.batches
+        ids: list[str] = []
+        try:
+            for start in range(0, len(requests), MAX_BATCH_REQUESTS):
+                chunk = requests[start:start + MAX_BATCH_REQUESTS]
+                created = batches.create(requests=[{"custom_id": f"item-{start + i}", "params": _params(r)}
+                                                   for i, r in enumerate(chunk)])
+                ids.append(created.id)
+            _poll(batches, ids, on_status, cancel, poll_interval)
+            outcomes: list[BatchOutcome | None] = [None] * len(requests)
+            for batch_id in ids:
+                for entry in batches.results(batch_id):
+                    outcomes[int(entry.custom_id.removeprefix("item-"))] = _batch_outcome(entry.result, batch_id)
+        except (ProviderError, Cancelled):
+            raise
+        except Exception as exc:
+            raise classify(exc) from None
+        missing = ProviderError("missing_result", "the batch ended without a result for this request",
+                                retryable=False)
+        return [missing if outcome is None else outcome for outcome in outcomes]
+
+
+def _poll(batches: Any, ids: list[str], on_status: Callable[[BatchStatus], None], cancel: CancelToken,
+          poll_interval: float) -> None:
+    """Retrieve the batches every ``poll_interval`` s until all have ended; cancel them on cancel."""
+    failures = 0
+    while True:
+        try:
+            states = [batches.retrieve(batch_id) for batch_id in ids]
+            failures = 0
+        except Exception as exc:
+            error = classify(exc)
+            failures += 1
+            if not error.retryable or failures > 5:
+                raise error from None
+        else:
+            counts = [state.request_counts for state in states]
+            on_status(BatchStatus(*(sum(getattr(c, name) for c in counts) for name in
+                                    ("processing", "succeeded", "errored", "canceled", "expired")),
+                                  batch_ids=tuple(ids)))
+            if all(state.processing_status == "ended" for state in states):
+                return
+        if cancel.wait(poll_interval):
+            for batch_id in ids:
+                try:
+                    batches.cancel(batch_id)
+                except Exception:  # an ended batch cannot be canceled; stopping must not fail
+                    pass
+            raise Cancelled()
+
+
+def _batch_outcome(result: Any, batch_id: str) -> BatchOutcome:
+    if result.type == "succeeded":
+        return _result(result.message, None)
+    if result.type == "errored":
+        error = result.error.error
+        return ProviderError(error.type, f"{error.message} (in batch {batch_id})", retryable=False)
+    if result.type == "expired":
+        return ProviderError("expired", f"batch {batch_id} expired (24 h) before this request ran; run it again",
+                             retryable=False)
+    return ProviderError("canceled", f"batch {batch_id} was canceled before this request ran", retryable=False)
 
 
 class _Sockets:

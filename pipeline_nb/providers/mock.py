@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 
-from ..llm import Cancelled, CancelToken, Emit, LLMRequest, LLMResult
+from ..llm import BatchOutcome, BatchStatus, Cancelled, CancelToken, Emit, LLMRequest, LLMResult
 from ..results import Usage
 
 DEFAULT_DELAY = 0.02
@@ -59,3 +61,15 @@ class MockProvider:
             raise Cancelled()
         usage = Usage(len(_TOKENS.findall(request.prompt)), len(pieces))
         return LLMResult(text, usage, stop_reason, request.model, None)
+
+    def batch(self, requests: Sequence[LLMRequest], on_status: Callable[[BatchStatus], None],
+              cancel: CancelToken, poll_interval: float) -> list[BatchOutcome]:
+        """Answers every request at once, as a batch that ends on its first poll."""
+        on_status(BatchStatus(processing=len(requests), batch_ids=("mock_batch",)))
+        outcomes: list[BatchOutcome] = [self.complete(replace(r, stream=False), _ignore, cancel) for r in requests]
+        on_status(BatchStatus(processing=0, succeeded=len(requests), batch_ids=("mock_batch",)))
+        return outcomes
+
+
+def _ignore(text: str) -> None:
+    """A batch does not stream."""

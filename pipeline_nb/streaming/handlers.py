@@ -14,6 +14,7 @@ import json
 import queue
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
 
@@ -131,7 +132,12 @@ class ConsoleHandler(StreamHandler):
 
     Steps that stream at the same time (for_each, parallel) never interleave: one step
     streams live, the others are held and written whole, in turn, as the live one ends.
+    A for_each step's progress (items done, a batch's counts) goes to stderr, at most
+    once a second per step.
     """
+
+    PROGRESS_EVERY = 1.0
+    """Seconds between progress lines of one step."""
 
     def __init__(self, out: IO[str] | None = None, err: IO[str] | None = None, *, headers: bool = True) -> None:
         super().__init__()
@@ -143,6 +149,7 @@ class ConsoleHandler(StreamHandler):
         self._held: dict[str, list[str]] = {}  # other steps' text, in arrival order
         self._finished: set[str] = set()  # held steps that are done
         self._open = False  # the live step's line is not ended yet
+        self._progress: dict[str, tuple[float, str]] = {}  # step id -> (when, note) last written
 
     @property
     def out(self) -> IO[str]:
@@ -215,6 +222,14 @@ class ConsoleHandler(StreamHandler):
             else:
                 self._held[response.step_id] = [response.text]
         self._end(response.step_id)
+
+    def on_progress(self, step: StepResult) -> None:
+        now = time.monotonic()
+        last_time, last_note = self._progress.get(step.id, (-self.PROGRESS_EVERY, ""))
+        if self._headers and step.note != last_note and now - last_time >= self.PROGRESS_EVERY:
+            self._progress[step.id] = (now, step.note)
+            self.err.write(f"[{step.id}: {step.note}]\n")
+            self.err.flush()
 
     def on_step_end(self, step: StepResult) -> None:
         # interrupted: stdout keeps exactly the text received; failed mid-stream: end the line

@@ -7,7 +7,7 @@ import pytest
 
 from pipeline_nb.testing import FakeAnthropic
 
-from _wf import prompts, run, spec_error
+from _wf import run, spec_error
 
 SCHEMA = {"type": "object", "properties": {"score": {"type": "integer"},
                                            "tags": {"type": "array", "items": {"type": "string"}}},
