@@ -25,7 +25,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, NoReturn
 
 import pytest
 
@@ -44,7 +44,7 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
 
 
-def unavailable(what: str) -> None:
+def unavailable(what: str) -> NoReturn:
     """Skip on a developer's machine; fail in CI, where the browser tests must run."""
     message = f"end-to-end tests need {what}: {INSTALL_HINT}"
     if in_ci():
@@ -125,6 +125,7 @@ class Lab:
 
     def start(self, timeout: float = 90) -> None:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        self.log_path.write_bytes(b"")
         last = ""
         for _ in range(3):  # a free port can be taken between probing and binding: try another
             self.port = free_port()

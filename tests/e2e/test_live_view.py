@@ -214,6 +214,13 @@ def test_streams_on_screen(open_notebook, artifacts):
 def test_saved_and_reopened_without_kernel(open_notebook, lab, save_state):
     name = f"saved-{'on' if save_state else 'off'}.ipynb"
     lab.set_widget_save_state(save_state)
+    try:
+        saved_and_reopened(open_notebook, lab, name, save_state)
+    finally:
+        lab.set_widget_save_state(False)  # JupyterLab's default, for the tests after this one
+
+
+def saved_and_reopened(open_notebook, lab, name: str, save_state: bool) -> None:
     nb = open_notebook(name, [SETUP, tides_pipeline(0.002, 0.002)])
     nb.run_and_wait(0)
     nb.run_and_wait(1)
@@ -226,7 +233,9 @@ def test_saved_and_reopened_without_kernel(open_notebook, lab, save_state):
         time.sleep(0.2)
     outputs = saved["cells"][1]["outputs"]
     mimes = [set(o.get("data", {})) for o in outputs]
-    assert mimes == [{"text/plain"}, {"text/plain", "text/html", "text/markdown"}], mimes
+    # The retired view saved as one plain line, the results as HTML; no widget left to fail to load.
+    assert mimes[0] == {"text/plain"} and any("text/html" in m for m in mimes[1:]), mimes
+    assert not any("application/vnd.jupyter.widget-view+json" in m for m in mimes), mimes
     widget_state = saved["metadata"].get("widgets", {}).get("application/vnd.jupyter.widget-state+json")
     assert (widget_state is not None) == save_state, saved["metadata"]
 
@@ -254,13 +263,13 @@ def test_interrupt_from_the_toolbar(open_notebook):
     nb.wait_done(1, timeout=20_000)
 
     out = nb.output(1).inner_text()
-    assert "KeyboardInterrupt: pipeline 'tides_review' interrupted; partial results are kept" in out
-    assert "Traceback" not in out
+    error = nb.output(1).locator('[data-mime-type="application/vnd.jupyter.stderr"]').inner_text().strip()
+    assert re.fullmatch(r"KeyboardInterrupt: pipeline 'tides_review' interrupted[^\n]*", error), error
     assert_no_broken_widget(out)
     shown = final_rendering(nb, 1)
     assert shown["a"] == TIDES
     assert 30 <= len(shown["b"]) < len(SHORT) and SHORT.startswith(shown["b"]), shown["b"]
-    assert "■ b · interrupted" in out and "interrupted: the text below is what arrived before" in out
+    assert "■ b · interrupted" in out, out
     log = nb.page.evaluate("window.__pnb")
     assert log["status"]["b"][-2:] == ["running", "interrupted"], log["status"]
     assert log["text"]["b"] == shown["b"], "the live view and the final rendering disagree"
