@@ -14,6 +14,10 @@ Matcher = Union[None, str, Callable[["RecordedRequest"], bool]]
 
 #: Fault kinds that only make sense for a streamed response.
 STREAM_FAULTS = frozenset({"overloaded", "cut", "close", "stall", "malformed"})
+#: Fault kinds that only apply to an item of a Message Batch: its result has this type.
+BATCH_FAULTS = frozenset({"expired", "canceled"})
+#: Where Message Batches are created (and, under it, retrieved, canceled and read).
+BATCHES_PATH = "/v1/messages/batches"
 #: Aliases for ``kind="http"`` with a fixed status.
 HTTP_ALIASES = {"rate_limit": 429, "overloaded_http": 529, "server_error": 500}
 #: The ``error.type`` the real API uses for each status.
@@ -43,7 +47,12 @@ _WORDS = re.compile(r"\S+\s*|\s+")
 
 @dataclass
 class RecordedRequest:
-    """One request the fake received. ``headers`` keys are lower-case; secrets are ``"<redacted>"``."""
+    """One request the fake received. ``headers`` keys are lower-case; secrets are ``"<redacted>"``.
+
+    An item of a Message Batch is recorded like a non-streamed ``POST /v1/messages`` whose
+    ``body`` is the item's ``params`` (headers: the batch's), with ``batch_id`` and
+    ``custom_id`` set; both are None for every other request.
+    """
 
     method: str
     path: str
@@ -51,6 +60,8 @@ class RecordedRequest:
     headers: dict[str, str]
     prompt: str = ""
     stream: bool = False
+    batch_id: Optional[str] = None
+    custom_id: Optional[str] = None
 
 
 def redact(headers: dict[str, str]) -> dict[str, str]:
@@ -122,7 +133,13 @@ class Fault:
         return self.times is None or self.used < self.times
 
     def applies_to(self, req: RecordedRequest) -> bool:
-        return (req.stream or self.kind not in STREAM_FAULTS) and _matches(self.when, req)
+        if req.method == "POST" and req.path.split("?", 1)[0] == BATCHES_PATH:
+            # Creating a batch: only an http fault with a callable `when` can refuse it, so
+            # None and substrings keep meaning "the message requests" (here, the items).
+            return self.kind == "http" and callable(self.when) and bool(self.when(req))
+        if (self.kind in STREAM_FAULTS and not req.stream) or (self.kind in BATCH_FAULTS and req.batch_id is None):
+            return False
+        return _matches(self.when, req)
 
 
 def make_fault(kind: str, **kw: Any) -> Fault:
@@ -130,7 +147,7 @@ def make_fault(kind: str, **kw: Any) -> Fault:
     if kind in HTTP_ALIASES:
         kw["status"] = kw.get("status") or HTTP_ALIASES[kind]
         kind = "http"
-    if kind != "http" and kind not in STREAM_FAULTS:
+    if kind != "http" and kind not in STREAM_FAULTS | BATCH_FAULTS:
         raise ValueError(f"unknown fault kind {kind!r}")
     if kind == "http" and not kw.get("status"):
         raise ValueError('fault("http") needs status=')
@@ -148,13 +165,16 @@ def pick(scripts: list, req: RecordedRequest, consume: bool) -> Any:
     return None
 
 
-def error_body(status: int, error_type: Optional[str], message: Optional[str], request_id: str) -> bytes:
-    """The JSON body the real API sends with an error status."""
+def error_obj(status: int, error_type: Optional[str], message: Optional[str]) -> dict[str, Any]:
+    """``{"type": "error", "error": {"type", "message"}}`` as the real API says it for ``status``."""
     etype = error_type or ERROR_TYPES.get(status, "api_error")
     msg = message or _DEFAULT_MESSAGES.get(status, "Error")
-    return json.dumps(
-        {"type": "error", "error": {"type": etype, "message": msg}, "request_id": request_id}
-    ).encode()
+    return {"type": "error", "error": {"type": etype, "message": msg}}
+
+
+def error_body(status: int, error_type: Optional[str], message: Optional[str], request_id: str) -> bytes:
+    """The JSON body the real API sends with an error status."""
+    return json.dumps({**error_obj(status, error_type, message), "request_id": request_id}).encode()
 
 
 @dataclass

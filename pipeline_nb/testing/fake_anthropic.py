@@ -38,6 +38,17 @@ What each fault kind raises in the SDK (anthropic 2.13, ``max_retries=0``):
 None of the mid-stream faults are retried by the SDK. Stream-only faults skip
 non-streamed requests; a faulted request does not use up a reply script, and its
 partial deltas come from the reply that would have been sent.
+
+Message Batches (``client.messages.batches.create/retrieve/results/cancel``): each item
+is recorded in ``requests`` at creation (``batch_id`` and ``custom_id`` set, path
+``/v1/messages``) and, when a retrieve processes it, gets its reply or fault as a
+non-streamed request would: ``"http"`` makes it ``errored``, the batch-only kinds
+``"expired"`` and ``"canceled"`` give those results. A batch stays ``in_progress`` for
+``batch_polls(n)`` retrieves (``results()`` does one itself), then ends; its results come
+shuffled, and are a 404 before it ends. Creation is a 400 for 0 or more than 100,000
+requests, a repeated ``custom_id`` or one not matching ``^[a-zA-Z0-9_-]{1,64}$``, or params
+missing ``model``/``max_tokens``/``messages``; of the faults, only ``"http"`` ones with a
+callable ``when`` are checked against it, e.g. ``when=lambda r: r.path.endswith("/batches")``.
 """
 
 from __future__ import annotations
@@ -54,8 +65,9 @@ from socketserver import TCPServer
 from types import TracebackType
 from typing import Any, Optional, Union
 
-from ._fake_scripts import (Fault, Matcher, Plan, RecordedRequest, Reply, error_body, last_user_text,
-                            make_fault, message_obj, pick, plan_reply, redact)
+from ._fake_batches import BatchBook, BatchMethods
+from ._fake_scripts import (BATCHES_PATH, Fault, Matcher, Plan, RecordedRequest, Reply, error_body,
+                            last_user_text, make_fault, message_obj, pick, plan_reply, redact)
 
 __all__ = ["FakeAnthropic", "RecordedRequest"]
 
@@ -116,7 +128,10 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         fake = self.server.fake
         rid = fake._new_id("req_fake_")
-        fake._record(RecordedRequest("GET", self.path, {}, redact(dict(self.headers.items()))))
+        req = RecordedRequest("GET", self.path, {}, redact(dict(self.headers.items())))
+        fake._record(req)
+        if self.path.startswith(BATCHES_PATH):
+            return self._batches(rid, req)
         if self.path.split("?", 1)[0] != "/v1/models":
             return self._error(404, rid, None, f"Not found: {self.path}")
         data = [{"type": "model", "id": m, "display_name": m, "created_at": "2026-01-01T00:00:00Z",
@@ -139,6 +154,8 @@ class _Handler(BaseHTTPRequestHandler):
         bearer = (self.headers.get("authorization") or "").strip()
         if not key and not (bearer[:7].lower() == "bearer " and bearer[7:].strip()):
             return self._error(401, rid, None, "x-api-key header is required")
+        if self.path.startswith(BATCHES_PATH):
+            return self._batches(rid, req)
         if self.path.split("?", 1)[0] != "/v1/messages":
             return self._error(404, rid, None, f"Not found: {self.path}")
         if not isinstance(body, dict):
@@ -152,8 +169,7 @@ class _Handler(BaseHTTPRequestHandler):
             try:
                 fault, plan = fake._choose(req)
             except Exception as exc:  # a `when=` callable raised
-                traceback.print_exc()
-                return self._error(500, rid, None, f"fake_anthropic: {type(exc).__name__}: {exc}")
+                return self._script_failed(rid, exc)
             if fault is not None and fault.kind == "http":
                 assert fault.status is not None
                 self._error(fault.status, rid, fault.error_type, fault.message, fault.retry_after)
@@ -166,6 +182,20 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             self._uncount()
 
+    def _batches(self, rid: str, req: RecordedRequest) -> None:
+        fake = self.server.fake
+        try:
+            answer = fake._batch_book.serve(req, fake.base_url)
+        except Exception as exc:  # a `when=` callable raised
+            return self._script_failed(rid, exc)
+        if isinstance(answer, Fault):
+            return self._error(answer.status or 500, rid, answer.error_type, answer.message, answer.retry_after)
+        self._json(200, rid, answer[0], ctype=answer[1])
+
+    def _script_failed(self, rid: str, exc: Exception) -> None:
+        traceback.print_exc()
+        self._error(500, rid, None, f"fake_anthropic: {type(exc).__name__}: {exc}")
+
     def _uncount(self) -> None:
         # Called before a response's last bytes too, so a client that has its answer
         # never sees this request still counted as active.
@@ -174,10 +204,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.fake._leave()
 
     # -- responses -------------------------------------------------------------
-    def _json(self, status: int, rid: str, obj: Any, extra: Optional[dict[str, str]] = None) -> None:
+    def _json(self, status: int, rid: str, obj: Any, extra: Optional[dict[str, str]] = None,
+              ctype: str = "application/json") -> None:
         data = obj if isinstance(obj, bytes) else json.dumps(obj).encode()
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(data)))
         self.send_header("request-id", rid)
         for k, v in (extra or {}).items():
@@ -242,7 +273,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
 
-class FakeAnthropic:
+class FakeAnthropic(BatchMethods):
     """A fake Messages API on ``127.0.0.1`` (a free port unless ``port`` is given).
 
     Use as a context manager, or call :meth:`start` and :meth:`stop`. Thread-safe.
@@ -261,6 +292,7 @@ class FakeAnthropic:
         self._active = 0
         self._max_active = 0
         self._ids = {"req_fake_": itertools.count(1), "msg_fake_": itertools.count(1)}
+        self._batch_book = BatchBook(self)
 
     # -- lifecycle -------------------------------------------------------------
     def start(self) -> "FakeAnthropic":
@@ -337,7 +369,10 @@ class FakeAnthropic:
         stream-only (ignored for non-streamed requests), each after ``after`` text deltas:
         ``"overloaded"`` (``event: error``), ``"cut"`` (socket closed mid chunked body),
         ``"close"`` (unchunked body ends early), ``"stall"`` (no more bytes for
-        ``stall_seconds``), ``"malformed"`` (an event whose data is not JSON).
+        ``stall_seconds``), ``"malformed"`` (an event whose data is not JSON);
+        batch-only (ignored outside Message Batches): ``"expired"``, ``"canceled"`` (the
+        item's result type). An ``"http"`` fault makes a batch item ``errored`` with its
+        ``error_type`` and ``message``.
         """
         f = make_fault(kind, when=when, times=times, after=after, status=status, retry_after=retry_after,
                        error_type=error_type, message=message, stall_seconds=stall_seconds)
@@ -345,8 +380,10 @@ class FakeAnthropic:
             self._faults.append(f)
 
     def clear(self) -> None:
-        """Forget scripts, faults and recorded requests; reset ``max_concurrent``."""
+        """Forget scripts, faults, recorded requests and batches (their ids then 404);
+        reset ``max_concurrent`` and ``batch_polls``."""
         with self._lock:
+            self._batch_book.clear()
             self._replies.clear()
             self._faults.clear()
             self._requests.clear()
