@@ -99,6 +99,7 @@ class ClaudeProvider:
                 created = batches.create(requests=[{"custom_id": f"item-{start + i}", "params": _params(r)}
                                                    for i, r in enumerate(chunk)])
                 ids.append(created.id)
+            on_status(BatchStatus(processing=len(requests), batch_ids=tuple(ids)))
             _poll(batches, ids, on_status, cancel, poll_interval)
             outcomes: list[BatchOutcome | None] = [None] * len(requests)
             for batch_id in ids:

@@ -8,6 +8,10 @@ assertions on a PipelineRun.
         fake.fault("overloaded", times=1, after=3)
         ...  # point ANTHROPIC_BASE_URL (or base_url:) at fake.base_url
 
+It also serves Message Batches (create, retrieve, results, cancel): ``fake.batch_polls(n)``
+sets how many polls a batch stays in progress, ``fake.batches`` lists the batches created,
+and the fault kinds ``"expired"`` and ``"canceled"`` apply to batch items.
+
 The pytest plugin (``pipeline_nb.testing.plugin``, registered as an entry point) adds the
 ``fake_anthropic``, ``pipeline_cassette`` and ``run_pipeline`` fixtures and the
 ``--pipeline-cassette-mode`` option.
