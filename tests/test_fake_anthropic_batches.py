@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any, Iterator
 
@@ -287,7 +288,8 @@ def test_async_client_and_beta_resource(fake: FakeAnthropic) -> None:
             batch = await c.messages.batches.create(requests=[item("a", "x")])
             return [r async for r in await c.messages.batches.results(batch.id)]
 
-    (line,) = asyncio.run(go())
+    with ThreadPoolExecutor(1) as pool:  # a loop of its own, whatever else runs in this process
+        (line,) = pool.submit(asyncio.run, go()).result()
     assert line.custom_id == "a" and line.result.message.content[0].text == "async ok"
     with anthropic.Anthropic(base_url=fake.base_url, api_key=KEY, max_retries=0) as client:
         beta = client.beta.messages.batches.create(requests=[item("b", "y")])

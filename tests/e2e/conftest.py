@@ -390,3 +390,9 @@ def open_notebook(lab: Lab, browser: Any, request: pytest.FixtureRequest) -> Ite
                 page.screenshot(path=str(ARTIFACTS / f"FAILED-{request.node.name}-{i}.png"))
         context.close()
     lab.shutdown_kernels()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run the browser tests last: their Playwright loop and server then never overlap other tests."""
+    here = Path(__file__).parent
+    items.sort(key=lambda item: here in Path(item.path).parents)
