@@ -93,8 +93,10 @@ def test_ctrl_c_in_the_cli_exits_130_and_keeps_the_partial_text(fake_anthropic, 
     fake_anthropic.reply(LONG, when="alpha", delay=0.04)
     path = tmp_path / "slow.yaml"
     path.write_text(CELL.split("\n", 1)[1])
+    # a background job started by a non-interactive shell inherits SIGINT ignored; Ctrl-C is the point here
     proc = subprocess.Popen([sys.executable, "-m", "pipeline_nb", "run", str(path)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     streamed = b""
     while len(streamed) < 40:
         chunk = os.read(proc.stdout.fileno(), 4096)
