@@ -23,7 +23,7 @@ from .llm_call import ResolvedStep, interrupted
 from .llm import CancelToken, Provider, ProviderError, create_provider
 from .results import PipelineRun, StepResult
 from .spec import PipelineSpec, StepSpec
-from .streaming.events import RUN_END, Event
+from .streaming.events import RUN_END, Chunk, Event
 from .streaming.handlers import CallbackHandler, Handler
 
 DEFAULT_PROVIDER = "mock"
@@ -31,10 +31,15 @@ DEFAULT_MODEL = "claude-sonnet-5-5"
 DEFAULT_MAX_TOKENS = 1024
 FLUSH_INTERVAL = 0.05
 """Seconds of quiet after which handlers are flushed."""
+BATCH_PAUSE = 0.025
+"""Seconds the pump rests after delivering what was queued, so events arrive in batches:
+one thread switch per batch, not per delta, while the worker streams undisturbed. The
+worker ending cuts the rest short."""
 JOIN_TIMEOUT = 1.0
 """Seconds an interrupted worker gets to stop."""
 
 _END = object()
+_MISSING = object()
 
 
 @dataclass
@@ -81,8 +86,10 @@ class _Run:
         self.spec, self.options = spec, options
         self.cancel = CancelToken()
         self.events: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._finished = threading.Event()  # set by the worker as it ends: wakes a resting pump
         self.handlers = [as_handler(h) for h in options.handlers]
         self.routes: dict[str | None, list[Handler]] = {}
+        self._owners: dict[str | None, str | None] = {}  # derived step id -> its step (owner() is a regex)
         self.cassette: Cassette | None = None
 
     # -- planning: everything that can be wrong is found here, before any call --
@@ -212,19 +219,27 @@ class _Run:
             executor.run_all()
         finally:
             self.events.put(_END)
+            self._finished.set()
 
     def _pump(self) -> None:
-        get, deliver = self.events.get, self._deliver
+        """Deliver events until the worker ends: everything queued, then a short rest."""
+        get, deliver, pause = self.events.get, self._deliver, self._finished.wait
         while True:
             try:
                 event = get(timeout=FLUSH_INTERVAL)
             except queue.Empty:
                 self._flush()
                 continue
-            if event is _END:
+            while event is not _END:
+                deliver(event)
+                try:
+                    event = get(False)
+                except queue.Empty:
+                    break
+            else:
                 self._flush()
                 return
-            deliver(event)
+            pause(BATCH_PAUSE)
 
     def _stop(self, worker: threading.Thread, executor: Executor) -> None:
         """After Ctrl-C: close the streams, let the worker finish, deliver what it sent.
@@ -251,10 +266,19 @@ class _Run:
 
     def _deliver(self, event: Event) -> None:
         data = event.data
-        step_id = getattr(data, "step_id", None) or getattr(data, "id", None)
-        if isinstance(data, PipelineRun):
-            step_id = None
-        for handler in self.routes.get(step_id) or self.routes.get(owner(step_id), self.handlers):
+        if type(data) is Chunk:  # the hot path: one per delta
+            step_id = data.step_id
+        else:
+            step_id = getattr(data, "step_id", None) or getattr(data, "id", None)
+            if isinstance(data, PipelineRun):
+                step_id = None
+        targets = self.routes.get(step_id)
+        if not targets:
+            owner_id = self._owners.get(step_id, _MISSING)
+            if owner_id is _MISSING:
+                owner_id = self._owners[step_id] = owner(step_id)
+            targets = self.routes.get(owner_id, self.handlers)
+        for handler in targets:
             try:
                 handler.handle_event(event)
             except Exception as exc:

@@ -5,8 +5,9 @@ Runs on a worker thread. Events go to ``emit``; the outcome is left on the StepR
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,40 @@ from .structured import StructuredOutputError, parse_reply
 from .templates import TemplateProblem
 
 EmitEvent = Callable[[Event], None]
+
+
+class Received:
+    """The text of one attempt so far, appended to by the worker, readable from any thread.
+
+    Deltas are joined into blocks every ``BLOCK`` appends, so memory stays about one copy
+    of the text (a list of small strings costs ~60 bytes a delta) and nothing keeps every
+    delta object. ``count`` is the number of deltas; ``str()`` (or ``"".join``) is the text.
+    """
+
+    BLOCK = 256
+    __slots__ = ("count", "_blocks", "_tail", "_lock")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._blocks: list[str] = []
+        self._tail: list[str] = []
+        self._lock = threading.Lock()
+
+    def append(self, text: str) -> None:
+        tail = self._tail
+        tail.append(text)
+        self.count += 1
+        if len(tail) >= self.BLOCK:
+            with self._lock:
+                self._blocks.append("".join(tail))
+                tail.clear()
+
+    def __str__(self) -> str:
+        with self._lock:
+            return "".join(self._blocks) + "".join(self._tail)
+
+    def __iter__(self) -> Iterator[str]:
+        yield str(self)
 
 
 @dataclass(frozen=True)
@@ -74,28 +109,27 @@ def call(
     token: CancelToken,
     run_cancel: CancelToken,
     emit: EmitEvent,
-    received: dict[str, list[str]],
+    received: dict[str, Received],
 ) -> None:
     """Run ``request`` with the step's retry policy; leave text, output and status on ``result``."""
     step, step_id, started = resolved.spec, result.id, time.monotonic()
     for attempt in range(1, step.retries + 2):
         result.attempts = attempt
-        parts: list[str] = []
-        received[step_id] = parts
+        parts = received[step_id] = Received()
         append = parts.append
 
         def on_delta(text: str, _attempt: int = attempt) -> None:
             append(text)
-            emit(Event(DELTA, Chunk(step_id, _attempt, len(parts), text)))
+            emit(Event(DELTA, Chunk(step_id, _attempt, parts.count, text)))
 
         try:
             answer = resolved.provider.complete(request, on_delta, token)
         except Cancelled:
-            result.text = "".join(parts)
+            result.text = str(parts)
             stopped(step, result, run_cancel)
             return
         except ProviderError as exc:
-            result.text = "".join(parts)
+            result.text = str(parts)
             if not exc.retryable or attempt > step.retries:
                 gave_up = f"; gave up after {attempt} attempts" if attempt > 1 else ""
                 fail(result, exc.type, exc.message + gave_up, exc.request_id)

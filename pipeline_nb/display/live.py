@@ -53,20 +53,28 @@ def placeholder(title: str) -> str:
 class WidgetHandler(StreamHandler):
     """Streams a run into a LiveView, coalescing deltas to at most one send per ``interval``.
 
+    Every message costs about half a kilobyte of envelope whatever it carries, so a send
+    also waits until ``min_chars`` of text are gathered, though never longer than
+    ``max_wait`` seconds after the last one (the kernel's own stdout batching is 0.2 s),
+    and a step's first text goes at once. Fast streams thus send at most ``1/interval``
+    messages a second, each carrying more than its envelope; slow ones ``1/max_wait``.
     ``view_class`` is the widget made for each run (a LiveView subclass may observe sends).
     """
 
     view_class: type[LiveView] = LiveView
 
-    def __init__(self, interval: float = 0.05) -> None:
+    def __init__(self, interval: float = 0.05, *, min_chars: int = 1024, max_wait: float = 0.2) -> None:
         super().__init__()
         self.interval = interval
+        self.min_chars = min_chars
+        self.max_wait = max(interval, max_wait)
         self.view: LiveView | None = None
         self.sends = 0
         self._handle: DisplayHandle | None = None
 
     def init(self, run: PipelineRun) -> None:
         self._pending: dict[str, list[str]] = {}
+        self._pending_chars = 0
         self._counts: dict[str, int] = {}
         self._started: dict[str, float] = {}
         self._last_send = 0.0
@@ -96,27 +104,40 @@ class WidgetHandler(StreamHandler):
         self._sync_rows()
 
     def on_delta(self, chunk: Chunk) -> None:
-        pending = self._pending.get(chunk.step_id)
+        step_id, text, seq = chunk.step_id, chunk.content, chunk.seq
+        pending = self._pending.get(step_id)
         if pending is None:
-            pending = self._pending[chunk.step_id] = []
-        pending.append(chunk.content)
-        self._counts[chunk.step_id] = self._counts.get(chunk.step_id, 0) + 1
-        if time.monotonic() - self._last_send >= self.interval:
-            self.flush()
+            pending = self._pending[step_id] = []
+        pending.append(text)
+        self._pending_chars += len(text)
+        self._counts[step_id] = seq  # deltas of this attempt so far (StreamHandler drops repeats)
+        waited = time.monotonic() - self._last_send
+        if waited >= self.interval and (self._pending_chars >= self.min_chars or waited >= self.max_wait
+                                        or seq == 1):
+            self.send()
 
     def flush(self) -> None:
-        """Send the text gathered since the last send, one message per step."""
+        """The stream went quiet: send what is gathered, once ``max_wait`` has passed or
+        ``min_chars`` are waiting (the engine calls this every 50 ms of quiet)."""
+        if self._pending_chars >= self.min_chars or time.monotonic() - self._last_send >= self.max_wait:
+            self.send()
+
+    def send(self) -> None:
+        """Send the text gathered since the last send now, one message per step."""
         if not self._pending or self.view is None:
             return
         for step_id, parts in self._pending.items():
             self.view.append(step_id, "".join(parts), self._counts[step_id])
             self.sends += 1
         self._pending = {}
+        self._pending_chars = 0
         self._last_send = time.monotonic()
 
     def on_retry(self, info: RetryInfo) -> None:
         assert self.view is not None
-        self._pending.pop(info.step_id, None)
+        dropped = self._pending.pop(info.step_id, None)
+        if dropped:
+            self._pending_chars -= sum(map(len, dropped))
         self._counts[info.step_id] = 0
         self.view.reset(info.step_id)
         self.sends += 1
@@ -126,11 +147,11 @@ class WidgetHandler(StreamHandler):
         self._sync_rows()
 
     def on_step_end(self, step: StepResult) -> None:
-        self.flush()
+        self.send()
         self._sync_rows()
 
     def on_run_end(self, run: PipelineRun) -> None:
-        self.flush()
+        self.send()
         self._sync_rows()
 
     def close(self) -> None:

@@ -18,10 +18,15 @@ import time
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
 
-from .events import DELTA, DONE, RETRY, RUN_START, STEP_END, STEP_START, Chunk, Event, Response, RetryInfo
+from .events import (DELTA, DONE, PROGRESS, RETRY, RUN_END, RUN_START, STEP_END, STEP_START, Chunk, Event,
+                     Response, RetryInfo)
 
 if TYPE_CHECKING:
     from ..results import PipelineRun, StepResult
+
+
+_ON = {kind: f"on_{kind}" for kind in (RUN_START, STEP_START, DELTA, RETRY, DONE, PROGRESS, STEP_END, RUN_END)}
+"""Method names by event kind, so a dispatch formats no string."""
 
 
 @runtime_checkable
@@ -73,7 +78,8 @@ class StreamHandler:
 
     def dispatch(self, event: Event) -> None:
         """Call the ``on_<kind>`` method for an accepted event."""
-        method = getattr(self, f"on_{event.kind}", None)
+        kind = event.kind
+        method = getattr(self, _ON.get(kind) or f"on_{kind}", None)
         if method is not None:
             method(event.data)
 
