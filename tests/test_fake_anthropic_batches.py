@@ -5,28 +5,18 @@ from __future__ import annotations
 import json
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from typing import Any, Iterator
+from typing import Any
 
 import anthropic
 import httpx2
 import pytest
+from conftest import TEST_KEY
 
 from pipeline_nb.testing.fake_anthropic import FakeAnthropic
 
 MODEL = "claude-sonnet-5-5"
-KEY = "test-key-SECRET-123"
+KEY = TEST_KEY  # the conftest client sends it
 
-
-@pytest.fixture
-def fake() -> Iterator[FakeAnthropic]:
-    with FakeAnthropic() as f:
-        yield f
-
-
-@pytest.fixture
-def client(fake: FakeAnthropic) -> Iterator[anthropic.Anthropic]:
-    with anthropic.Anthropic(base_url=fake.base_url, api_key=KEY, max_retries=0, timeout=10) as c:
-        yield c
 
 
 def item(custom_id: str, prompt: str, **params: Any) -> dict[str, Any]:

@@ -1,0 +1,25 @@
+"""Fixtures shared by the FakeAnthropic suites: the fake itself and a real SDK client on it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import anthropic
+import pytest
+
+from pipeline_nb.testing.fake_anthropic import FakeAnthropic
+
+TEST_KEY = "test-key-SECRET-123"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeAnthropic]:
+    with FakeAnthropic() as f:
+        yield f
+
+
+@pytest.fixture
+def client(fake: FakeAnthropic) -> Iterator[anthropic.Anthropic]:
+    """The real SDK pointed at ``fake``, its own retries off."""
+    with anthropic.Anthropic(base_url=fake.base_url, api_key=TEST_KEY, max_retries=0, timeout=10) as c:
+        yield c
