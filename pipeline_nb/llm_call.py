@@ -118,9 +118,9 @@ def call(
         parts = received[step_id] = Received()
         append = parts.append
 
-        def on_delta(text: str, _attempt: int = attempt) -> None:
-            append(text)
-            emit(Event(DELTA, Chunk(step_id, _attempt, parts.count, text)))
+        def on_delta(text: str, _attempt: int = attempt, _new: Callable[..., Any] = tuple.__new__) -> None:
+            append(text)  # per delta: tuple.__new__ skips the NamedTuples' Python-level __new__
+            emit(_new(Event, (DELTA, _new(Chunk, (step_id, _attempt, parts.count, text)))))
 
         try:
             answer = resolved.provider.complete(request, on_delta, token)
