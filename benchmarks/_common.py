@@ -63,6 +63,10 @@ class Traffic:
     """Wall time of the cell itself, inside the kernel (pre_run_cell to post_run_cell)."""
     cpu_seconds: float = 0.0
     """CPU time of the whole kernel process (every thread) over the cell."""
+    display_mimes: dict[str, int] = field(default_factory=dict)
+    """Bytes of each mime type of the cell's last display_data (the final rendering)."""
+    display_bytes: int = 0
+    """Bytes of the cell's last display_data message, its envelope included."""
 
     @property
     def per_second(self) -> float:
@@ -131,6 +135,8 @@ class Kernel:
         by_type: dict[str, list[int]] = {}
         errors: list[str] = []
         stdout: list[str] = []
+        display_mimes: dict[str, int] = {}
+        display_bytes = 0
         deadline = started + timeout
         while True:
             if not sock.poll(max(1, int((deadline - time.perf_counter()) * 1000))):
@@ -147,6 +153,11 @@ class Kernel:
             counts[0] += 1
             counts[1] += size
             mine = parent.get("msg_id") == msg_id
+            if kind == "display_data":
+                data = json.loads(parts[4])["data"]
+                display_mimes = {mime: len(json.dumps(value, ensure_ascii=False).encode())
+                                 for mime, value in data.items()}
+                display_bytes = size
             if kind in ("status", "error", "stream") and mine:
                 content = json.loads(parts[4])
                 if kind == "error":
@@ -161,7 +172,8 @@ class Kernel:
             errors.append(f"{reply.get('ename')}: {reply.get('evalue')}")
         times = reply.get("user_expressions", {}).get("t", {}).get("data", {}).get("text/plain", "(0.0, 0.0)")
         cell, cpu = ast.literal_eval(times)
-        return Traffic(elapsed, messages, total, by_type, errors, "".join(stdout), cell, cpu)
+        return Traffic(elapsed, messages, total, by_type, errors, "".join(stdout), cell, cpu, display_mimes,
+                       display_bytes)
 
     def check(self, code: str, timeout: float = 600.0) -> Traffic:
         """``execute``, raising if the cell failed."""

@@ -9,8 +9,9 @@ kernel process over the cell (every thread), which is steadier on a busy machine
 
 from __future__ import annotations
 
-from ._common import FakeServer, Kernel, median, spread
+from ._common import FakeServer, Kernel, kb, median, spread
 from ._report import Figure
+from ._text import deltas
 
 TOKENS = 20_000
 PROMPT = "[overhead]"
@@ -49,6 +50,9 @@ def run(repeat: int = 5, quick: bool = False) -> list[Figure]:
     print(f"  %%pipeline: best {p_best:.3f} s, median {median([p.seconds for p in pnb]):.3f} s "
           f"({spread([p.seconds for p in pnb])}); kernel CPU best {p_cpu:.3f} s", flush=True)
     print(f"  per-pair wall ratios {', '.join(f'{r:.3f}' for r in wall)}", flush=True)
+    size, last = len("".join(deltas(tokens)).encode()), pnb[-1]
+    print(f"  traffic of a %%pipeline cell at this pace: {last.messages} messages, {kb(last.bytes)} = "
+          f"{last.bytes / size:.2f}× text, of which the final rendering {kb(last.display_bytes)}", flush=True)
     return [Figure(
         f"overhead, {tokens // 1000}k tokens (cell time ÷ bare SDK)",
         f"{p_best:.2f} s", f"bare SDK loop {b_best:.2f} s", p_best / b_best, 1.15, 1.05,

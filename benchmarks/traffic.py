@@ -48,11 +48,6 @@ def limit(size: int) -> int:
     return 3 * size + 30 * 1024
 
 
-def final_rendering(t: Traffic) -> int:
-    """Bytes of the cell's last display_data (the plain final rendering of the run)."""
-    return t.by_type.get("display_data", [0, 0])[1]
-
-
 def describe(label: str, t: Traffic, size: int) -> str:
     types = ", ".join(f"{k} {v[0]}×/{kb(v[1])}" for k, v in sorted(t.by_type.items(), key=lambda kv: -kv[1][1]))
     return (f"  {label}: {t.messages} messages, {kb(t.bytes)} = {t.bytes / size:.2f}× text "
@@ -78,10 +73,13 @@ def run(repeat: int = 1, quick: bool = False) -> list[Figure]:
             runs = [kernel.check(PIPELINE.format(prompt=f"[traffic {n}]")) for _ in range(repeat)]
             t = max(runs, key=lambda r: r.bytes)
             print(describe(f"pipeline_nb, {n // 1000}k tokens", t, size), flush=True)
-            final = final_rendering(t)
+            final = t.display_bytes
+            markdown = t.display_mimes.get("text/markdown", 0)
             print(f"    of which the final plain rendering (markdown + HTML, for the saved notebook): "
                   f"{kb(final)} = {final / size:.2f}× text; the rest (live view and cell) "
                   f"{(t.bytes - final) / size:.2f}× text", flush=True)
+            print(f"    with the text once in the final rendering (no text/markdown copy, {kb(markdown)}): "
+                  f"{kb(t.bytes - markdown)} = {(t.bytes - markdown) / size:.2f}× text", flush=True)
             worst = max(naive.values(), key=lambda r: r.bytes)
             figures.append(Figure(
                 f"traffic, {n // 1000}k tokens (bytes ÷ text)",
