@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
         figures += module.run(repeat=2 if args.quick else args.repeat, quick=args.quick)
         print(flush=True)
     print(table(figures))
+    if args.quick:
+        print("\n--quick: smaller sizes and fewer runs, a smoke test; the verdicts above are not the figures")
     print(f"\n({time.monotonic() - started:.0f} s; load average now {os.getloadavg()[0]:.1f})")
     return 0
 
