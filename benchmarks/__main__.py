@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import platform
 import sys
 import time
@@ -18,13 +19,15 @@ NAMES = ("traffic", "overhead", "fanout", "startup", "memory")
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("names", nargs="*", choices=[[], *NAMES], metavar="NAME",
+    parser.add_argument("names", nargs="*", metavar="NAME",
                         help=f"which benchmarks ({', '.join(NAMES)}); default: all")
     parser.add_argument("--repeat", type=int, default=5, help="repeats of each timed pair (default 5)")
     parser.add_argument("--quick", action="store_true", help="fewer, smaller runs: a smoke test")
     args = parser.parse_args(argv)
+    unknown = [n for n in args.names if n not in NAMES]
+    if unknown:
+        parser.error(f"unknown benchmark {unknown[0]!r}; choose from {', '.join(NAMES)}")
     names = args.names or list(NAMES)
-    import os
 
     print(f"pipeline_nb benchmarks on {platform.python_implementation()} {platform.python_version()}, "
           f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}", flush=True)
