@@ -75,12 +75,9 @@ def run(repeat: int = 1, quick: bool = False) -> list[Figure]:
             t = max(runs, key=lambda r: r.bytes)
             print(describe(f"pipeline_nb, {n // 1000}k tokens", t, size), flush=True)
             final = t.display_bytes
-            markdown = t.display_mimes.get("text/markdown", 0)
-            print(f"    of which the final plain rendering (markdown + HTML, for the saved notebook): "
+            print(f"    of which the final plain rendering (HTML, for the saved notebook): "
                   f"{kb(final)} = {final / size:.2f}× text; the rest (live view and cell) "
                   f"{(t.bytes - final) / size:.2f}× text", flush=True)
-            print(f"    with the text once in the final rendering (no text/markdown copy, {kb(markdown)}): "
-                  f"{kb(t.bytes - markdown)} = {(t.bytes - markdown) / size:.2f}× text", flush=True)
             worst = max(naive.values(), key=lambda r: r.bytes)
             figures.append(Figure(
                 f"traffic, {n // 1000}k tokens (bytes ÷ text)",

@@ -14,6 +14,7 @@ from .api import parse_vars, raise_for_status
 from .cassette import MODES
 from .engine import DEFAULT_MAX_TOKENS, DEFAULT_MODEL, DEFAULT_PROVIDER, RunOptions, execute
 from .errors import RunInterrupted
+from .render import run_html
 from .results import PipelineRun
 from .spec import load_spec
 from .streaming.handlers import ConsoleHandler, Handler
@@ -100,4 +101,5 @@ class PipelineMagics(Magics):
         for var, step_id in run.saved.items():
             if run.steps[step_id].status == "ok":
                 ns[var] = run.steps[step_id].output
-        display(run)
+        # HTML and a one-line text/plain: the reply text goes over the wire once, not as HTML and markdown
+        display({"text/html": run_html(run), "text/plain": repr(run)}, raw=True)

@@ -160,5 +160,6 @@ class WidgetHandler(StreamHandler):
             return
         if self._handle is not None:
             self._handle.update({"text/plain": placeholder(self.view.title)}, raw=True)
+        self.view.layout.close()  # its Layout is a widget (and a kernel comm) of its own
         self.view.close()
         self.view = None
