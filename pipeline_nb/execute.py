@@ -63,7 +63,7 @@ class Executor:
         if not stack and spec.base_dir is not None:  # the top run's own file counts for recursion
             stack = (str(Path(spec.source).resolve()),)
         self.emit, self.cancel, self.stack, self.depth = emit, cancel, stack, depth
-        self.received: dict[str, list[str]] = {}
+        self.received: dict[str, llm_call.Received] = {}
         """Text each running attempt has received so far, by result id."""
         self._lock = threading.Lock()
 
@@ -258,12 +258,12 @@ class Executor:
         elif items:
             workers = min(step.max_parallel, len(items))
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"pipeline_nb:{step.id}") as pool:
-                futures = [pool.submit(self._item, step, res, item, i, len(items))
-                           for i, (res, item) in enumerate(zip(results, items))]
-                for future in as_completed(futures):
+                result_of = {pool.submit(self._item, step, res, item, i, len(items)): res
+                                for i, (res, item) in enumerate(zip(results, items))}
+                for future in as_completed(result_of):
                     future.result()
                     done += 1
-                    failed = sum(r.status in ("error", "interrupted") for r in results)
+                    failed += result_of[future].status in ("error", "interrupted")
                     result.note = f"{done} of {len(items)}" + (f", {failed} failed" if failed else "")
                     self.emit(Event(PROGRESS, replace(result)))  # a snapshot: the note moves on
         result.output = [r.output for r in results]
