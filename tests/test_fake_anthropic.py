@@ -11,12 +11,11 @@ from typing import Any
 import anthropic
 import httpx2
 import pytest
-from conftest import TEST_KEY
 
 from pipeline_nb.testing.fake_anthropic import FakeAnthropic, RecordedRequest
 
 MODEL = "claude-sonnet-5-5"
-KEY = TEST_KEY  # the conftest client sends it
+KEY = "test-key-SECRET-123"  # the same as the conftest client sends
 
 
 
