@@ -259,7 +259,7 @@ class _Run:
                 self._deliver(event)
         for step_id, step in self.run.steps.items():
             if step.status == "running":
-                kept = replace(step, text="".join(executor.received.get(step_id, ())))
+                kept = replace(step, text=str(executor.received.get(step_id, "")))
                 interrupted(kept)
                 self.run.steps[step_id] = kept
         self._flush()

@@ -273,14 +273,15 @@ class Executor:
         result.cost = sum(costs) if costs else None
         result.attempts = max((r.attempts for r in results), default=0)
         _settle(result, results, "item")
-        result.note = f"{len(items)} items" + (" in a batch" if step.batch else "") + (f", {failed} failed" if failed else "")
+        how = " in a batch" if step.batch else ""
+        result.note = f"{len(items)} items{how}" + (f", {failed} failed" if failed else "")
 
     def _batch(self, step: StepSpec, result: StepResult, items: list[Any], results: list[StepResult]) -> None:
         """Send every item's request as Message Batches; progress goes out as the counts move."""
         resolved = replace(self.resolve(step), stream=False)
         requests = []
         for index, (item_result, item) in enumerate(zip(results, items)):
-            scope = ChainMap({step.loop_var: item, "loop": {"index": index, "length": len(items)}}, self.context)
+            scope = self._item_scope(step, item, index, len(items))
             requests.append(llm_call.build_request(resolved, llm_call.render(step, "prompt", scope), scope))
             item_result.status, item_result.model = "running", resolved.model
 
@@ -310,12 +311,16 @@ class Executor:
             self.emit(Event(DONE, Response(item_result.id, 1, outcome.text, outcome.usage, outcome.stop_reason,
                                            outcome.model, outcome.request_id, item_result.output)))
 
+    def _item_scope(self, step: StepSpec, item: Any, index: int, count: int) -> ChainMap[str, Any]:
+        """What a for_each item's templates see: the loop variable and ``loop``, over the run's names."""
+        return ChainMap({step.loop_var: item, "loop": {"index": index, "length": count}}, self.context)
+
     def _item(self, step: StepSpec, result: StepResult, item: Any, index: int, count: int) -> None:
         if self.cancel.cancelled:
             return
         started = time.monotonic()
         result.status = "running"
-        scope = ChainMap({step.loop_var: item, "loop": {"index": index, "length": count}}, self.context)
+        scope = self._item_scope(step, item, index, count)
         try:
             self._body(step, result, scope)
             if result.status == "ok" and step.output_to_file is not None and _per_item(step):
