@@ -33,6 +33,7 @@ from .llm import (
     LLMResult,
     Provider,
     ProviderError,
+    no_emit,
 )
 from .results import Usage
 
@@ -134,8 +135,12 @@ class CassetteProvider:
         if self.mode != "replay":
             self.inner.check(request)
 
+    def _recorded(self, request: LLMRequest) -> dict[str, Any] | None:
+        """The entry to replay for ``request``: None when missing, or when recording anew."""
+        return None if self.mode == "record" else self.cassette.get(request)
+
     def complete(self, request: LLMRequest, emit: Emit, cancel: CancelToken) -> LLMResult:
-        entry = None if self.mode == "record" else self.cassette.get(request)
+        entry = self._recorded(request)
         if entry is not None:
             return _replay(entry, request, emit, cancel, self.paced)
         if self.mode == "replay":
@@ -158,7 +163,6 @@ class CassetteProvider:
         self.cassette.put(request, result, deltas, pace_ms)
         return result
 
-
     def _miss(self) -> ProviderError:
         return ProviderError(
             "cassette_miss",
@@ -172,9 +176,9 @@ class CassetteProvider:
         outcomes: list[BatchOutcome | None] = [None] * len(requests)
         missing: list[int] = []
         for index, request in enumerate(requests):
-            entry = None if self.mode == "record" else self.cassette.get(request)
+            entry = self._recorded(request)
             if entry is not None:
-                outcomes[index] = _replay(entry, request, _silent, cancel, paced=False)
+                outcomes[index] = _replay(entry, request, no_emit, cancel, paced=False)
             elif self.mode == "replay":
                 outcomes[index] = self._miss()
             else:
@@ -192,10 +196,6 @@ class CassetteProvider:
             ok = sum(isinstance(o, LLMResult) for o in outcomes)
             on_status(BatchStatus(processing=0, succeeded=ok, errored=len(requests) - ok, batch_ids=("cassette",)))
         return outcomes  # type: ignore[return-value]
-
-
-def _silent(text: str) -> None:
-    """Batches do not stream."""
 
 
 def _replay(entry: dict[str, Any], request: LLMRequest, emit: Emit, cancel: CancelToken,

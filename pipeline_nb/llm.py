@@ -115,6 +115,10 @@ class CancelToken:
 Emit = Callable[[str], None]
 
 
+def no_emit(text: str) -> None:
+    """The ``emit`` for a call that does not stream (a batch's requests)."""
+
+
 class Provider(Protocol):
     """An LLM backend. ``complete`` runs on a worker thread; it calls ``emit(text)``
     for each delta when ``request.stream`` is true, and must return promptly

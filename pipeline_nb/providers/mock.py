@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from ..llm import BatchOutcome, BatchStatus, Cancelled, CancelToken, Emit, LLMRequest, LLMResult
+from ..llm import BatchOutcome, BatchStatus, Cancelled, CancelToken, Emit, LLMRequest, LLMResult, no_emit
 from ..results import Usage
 
 DEFAULT_DELAY = 0.02
@@ -66,10 +66,7 @@ class MockProvider:
               cancel: CancelToken, poll_interval: float) -> list[BatchOutcome]:
         """Answers every request at once, as a batch that ends on its first poll."""
         on_status(BatchStatus(processing=len(requests), batch_ids=("mock_batch",)))
-        outcomes: list[BatchOutcome] = [self.complete(replace(r, stream=False), _ignore, cancel) for r in requests]
+        outcomes: list[BatchOutcome] = [self.complete(replace(r, stream=False), no_emit, cancel) for r in requests]
         on_status(BatchStatus(processing=0, succeeded=len(requests), batch_ids=("mock_batch",)))
         return outcomes
 
-
-def _ignore(text: str) -> None:
-    """A batch does not stream."""
