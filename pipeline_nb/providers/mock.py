@@ -69,4 +69,3 @@ class MockProvider:
         outcomes: list[BatchOutcome] = [self.complete(replace(r, stream=False), no_emit, cancel) for r in requests]
         on_status(BatchStatus(processing=0, succeeded=len(requests), batch_ids=("mock_batch",)))
         return outcomes
-
