@@ -14,6 +14,7 @@ from .api import parse_vars, raise_for_status
 from .cassette import MODES
 from .engine import RunOptions, execute
 from .errors import PipelineError, PipelineSpecError, RunInterrupted
+from .interrupts import first_interrupt_only
 from .render import ICONS, run_facts, step_facts
 from .results import PipelineRun
 from .spec import load_spec
@@ -58,22 +59,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides = parse_vars(args.var)
     except ValueError as exc:
         args.parser.error(str(exc))
-    try:
-        spec = load_spec(args.file, source_name=args.file)
-        run = execute(spec, RunOptions(vars=overrides, provider=args.provider, model=args.model,
-                                       stream=args.stream, handlers=[ConsoleHandler()],
-                                       cassette=args.cassette, cassette_mode=args.cassette_mode,
-                                       cassette_pace=args.cassette_pace))
-    except PipelineSpecError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except RunInterrupted as exc:
-        print(summary(exc.run), file=sys.stderr)
-        return 130
-    except PipelineError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(summary(run), file=sys.stderr)
+    with first_interrupt_only():  # Ctrl-C pressed again while the run stops still ends with 130
+        try:
+            spec = load_spec(args.file, source_name=args.file)
+            run = execute(spec, RunOptions(vars=overrides, provider=args.provider, model=args.model,
+                                           stream=args.stream, handlers=[ConsoleHandler()],
+                                           cassette=args.cassette, cassette_mode=args.cassette_mode,
+                                           cassette_pace=args.cassette_pace))
+        except PipelineSpecError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        except RunInterrupted as exc:
+            print(summary(exc.run), file=sys.stderr)
+            return 130
+        except PipelineError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(summary(run), file=sys.stderr)
     try:
         raise_for_status(run)
     except PipelineError:

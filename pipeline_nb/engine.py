@@ -19,6 +19,7 @@ from typing import Any
 from .cassette import ENV_MODE, ENV_PATH, MODES, Cassette, CassetteProvider
 from .errors import PipelineError, PipelineSpecError, RunInterrupted
 from .execute import Executor, resolve_name, run_status
+from .interrupts import first_interrupt_only
 from .llm_call import ResolvedStep, interrupted
 from .llm import CancelToken, Provider, ProviderError, create_provider
 from .results import PipelineRun, StepResult
@@ -37,6 +38,10 @@ one thread switch per batch, not per delta, while the worker streams undisturbed
 worker ending cuts the rest short."""
 JOIN_TIMEOUT = 1.0
 """Seconds an interrupted worker gets to stop."""
+
+HANDLER_FAILURES = (Exception, SystemExit)
+"""What a handler may raise without ending the run (a handler calling sys.exit() included);
+KeyboardInterrupt is not among them: it stops the run."""
 
 _END = object()
 _MISSING = object()
@@ -61,9 +66,11 @@ class RunOptions:
 
 
 def execute(spec: PipelineSpec, options: RunOptions) -> PipelineRun:
-    """Run ``spec``. Raises PipelineSpecError before any call, RunInterrupted on Ctrl-C;
-    otherwise returns the run, whose status says whether every step succeeded."""
-    return _Run(spec, options).start()
+    """Run ``spec``. Raises PipelineSpecError before any call, RunInterrupted on Ctrl-C
+    (however many times it is pressed); otherwise returns the run, whose status says
+    whether every step succeeded."""
+    with first_interrupt_only():
+        return _Run(spec, options).start()
 
 
 def as_handler(obj: Any) -> Handler:
@@ -204,11 +211,14 @@ class _Run:
             self._stop(worker, executor)
         run.duration = time.monotonic() - started
         run.status = _run_status(run, interrupted)
+        if self.cassette is not None:
+            self.cassette.flush()
+            run.warnings += self.cassette.warnings
         self._deliver(Event(RUN_END, run))
         for handler in self.initialised:  # a handler dropped after an error is still closed
             try:
                 handler.close()
-            except Exception as exc:
+            except HANDLER_FAILURES as exc:
                 self.run.handler_errors.append(f"{handler_name(handler)} raised {type(exc).__name__}: {exc} (in close)")
         if interrupted:
             raise RunInterrupted(run)
@@ -281,7 +291,7 @@ class _Run:
         for handler in targets:
             try:
                 handler.handle_event(event)
-            except Exception as exc:
+            except HANDLER_FAILURES as exc:
                 self._handler_failed(handler, exc)
 
     def _flush(self) -> None:
@@ -293,10 +303,10 @@ class _Run:
     def _call(self, handler: Handler, method: Callable[..., Any], *args: Any) -> None:
         try:
             method(*args)
-        except Exception as exc:
+        except HANDLER_FAILURES as exc:
             self._handler_failed(handler, exc)
 
-    def _handler_failed(self, handler: Handler, exc: Exception) -> None:
+    def _handler_failed(self, handler: Handler, exc: BaseException) -> None:
         """A handler raised: drop it for the rest of the run and record why; results are kept."""
         self.run.handler_errors.append(f"{handler_name(handler)} raised {type(exc).__name__}: {exc}")
         for targets in self.routes.values():

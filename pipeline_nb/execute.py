@@ -23,7 +23,7 @@ from .context import Step, StepContext
 from .errors import PipelineError
 from .files import UnsafePath, write_output
 from .llm import BatchProvider, BatchStatus, Cancelled, CancelToken, ProviderError
-from .llm_call import EmitEvent, KeyedTemplateProblem, ResolvedStep, fail
+from .llm_call import EmitEvent, ResolvedStep, StepProblem, fail
 from .results import PipelineRun, StepResult, Usage
 from .spec import PipelineSpec, StepSpec, load_spec, parse_spec
 from .streaming.events import DONE, PROGRESS, STEP_END, STEP_START, Chunk, Event, Response, RetryInfo
@@ -113,9 +113,8 @@ class Executor:
             if result.status == "ok" and step.output_to_file is not None and not _per_item(step):
                 path = write_output(step.output_to_file.render(self.context), result.output)
                 result.note = f"saved to {path.name}"
-        except KeyedTemplateProblem as exc:
-            where = step.where(exc.key, exc.problem.line)
-            fail(result, "template_error", f"{exc.problem}" + (f" (at {where})" if where else ""))
+        except StepProblem as exc:
+            exc.fail(step, result)
         except TemplateProblem as exc:
             fail(result, "template_error", str(exc))
         except UnsafePath as exc:
@@ -245,16 +244,20 @@ class Executor:
 
     def _for_each(self, step: StepSpec, result: StepResult) -> None:
         assert step.for_each is not None
-        items = step.for_each.evaluate(self.context)
+        try:
+            items = step.for_each.evaluate(self.context)
+        except TemplateProblem as exc:
+            raise StepProblem("template_error", str(exc), "for_each", exc.line) from None
         if isinstance(items, (str, bytes, Mapping)) or not isinstance(items, Iterable):
-            raise TypeError(f"for_each must give a list, got {type(items).__name__} {items!r:.60}")
+            got = "nothing (null)" if items is None else f"{type(items).__name__} {items!r:.60}"
+            hint = "; to loop over a mapping, use its .items() or .values()" if isinstance(items, Mapping) else ""
+            raise StepProblem("invalid_for_each", f"for_each must give a list, got {got}{hint}", "for_each")
         items = list(items)
         results = [StepResult(f"{step.id}[{i}]", type=step.type, model=result.model) for i in range(len(items))]
         result.items = results
         done = failed = 0
         if items and step.batch:
             self._batch(step, result, items, results)
-            failed = sum(r.status == "error" for r in results)
         elif items:
             workers = min(step.max_parallel, len(items))
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"pipeline_nb:{step.id}") as pool:
@@ -263,7 +266,7 @@ class Executor:
                 for future in as_completed(result_of):
                     future.result()
                     done += 1
-                    failed += result_of[future].status in ("error", "interrupted")
+                    failed += result_of[future].status == "error"  # interrupted items did not fail
                     result.note = f"{done} of {len(items)}" + (f", {failed} failed" if failed else "")
                     self.emit(Event(PROGRESS, replace(result)))  # a snapshot: the note moves on
         result.output = [r.output for r in results]
@@ -273,8 +276,7 @@ class Executor:
         result.cost = sum(costs) if costs else None
         result.attempts = max((r.attempts for r in results), default=0)
         _settle(result, results, "item")
-        how = " in a batch" if step.batch else ""
-        result.note = f"{len(items)} items{how}" + (f", {failed} failed" if failed else "")
+        result.note = _items_note(results, " in a batch" if step.batch else "")
 
     def _batch(self, step: StepSpec, result: StepResult, items: list[Any], results: list[StepResult]) -> None:
         """Send every item's request as Message Batches; progress goes out as the counts move."""
@@ -326,8 +328,8 @@ class Executor:
             if result.status == "ok" and step.output_to_file is not None and _per_item(step):
                 path = write_output(step.output_to_file.render(scope), result.output)
                 result.note = f"saved to {path.name}"
-        except KeyedTemplateProblem as exc:
-            fail(result, "template_error", str(exc.problem))
+        except StepProblem as exc:
+            exc.fail(step, result)
         except UnsafePath as exc:
             fail(result, "unsafe_path", str(exc))
         except Exception as exc:
@@ -356,6 +358,14 @@ def _settle(result: StepResult, parts: list[StepResult], noun: str) -> None:
     first = bad[0]
     plural = "children" if noun == "child" else f"{noun}s"
     fail(result, f"{noun}_failed", f"{len(bad)} of {len(parts)} {plural} failed; first: {first.id}: {first.error}")
+
+
+def _items_note(items: list[StepResult], how: str) -> str:
+    """``40 items, 2 failed, 10 interrupted``: an item stopped by an interrupt did not fail."""
+    failed = sum(r.status == "error" for r in items)
+    stopped = sum(r.status in ("interrupted", "pending", "running") for r in items)
+    counts = [f"{n} {label}" for n, label in ((failed, "failed"), (stopped, "interrupted")) if n]
+    return ", ".join([f"{len(items)} items{how}", *counts])
 
 
 def truthy(value: Any) -> bool:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from collections.abc import Sequence
 from typing import Any, Callable, Protocol, Union, runtime_checkable
 
+from .redact import redact
 from .results import Usage
 
 
@@ -58,6 +59,7 @@ class ProviderError(Exception):
         retry_after: float | None = None,
         status: int | None = None,
     ) -> None:
+        message = redact(message)  # error bodies may echo the request's credentials
         super().__init__(f"{type}: {message}")
         self.type = type
         self.message = message

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .llm import Cancelled, CancelToken, LLMRequest, LLMResult, Provider, ProviderError
+from .redact import redact
 from .results import ErrorInfo, StepResult, Usage
 from .spec import StepSpec
 from .streaming.events import DELTA, DONE, RETRY, Chunk, Event, Response, RetryInfo
@@ -67,19 +68,24 @@ class ResolvedStep:
     stream: bool
 
 
-class KeyedTemplateProblem(Exception):
-    """A template of step key ``key`` failed to render."""
+class StepProblem(Exception):
+    """A step fails because of what step key ``key`` gave (at its ``line``, when known)."""
 
-    def __init__(self, key: str, problem: TemplateProblem) -> None:
-        super().__init__(str(problem))
-        self.key, self.problem = key, problem
+    def __init__(self, kind: str, message: str, key: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.kind, self.message, self.key, self.line = kind, message, key, line
+
+    def fail(self, step: StepSpec, result: StepResult) -> None:
+        """Fail ``result`` with this problem and where in the YAML it comes from."""
+        where = step.where(self.key, self.line)
+        fail(result, self.kind, self.message + (f" (at {where})" if where else ""))
 
 
 def render(step: StepSpec, key: str, context: Mapping[str, Any]) -> str:
     try:
         return getattr(step, key).render(context)
     except TemplateProblem as exc:
-        raise KeyedTemplateProblem(key, exc) from None
+        raise StepProblem("template_error", str(exc), key, exc.line) from None
 
 
 def build_request(
@@ -192,8 +198,9 @@ def backoff(step: StepSpec, exc: ProviderError, attempt: int) -> float:
 
 
 def fail(result: StepResult, kind: str, message: str, request_id: str | None = None) -> None:
+    """Mark ``result`` failed; keys in ``message`` (an echoed header, say) are redacted."""
     result.status = "error"
-    result.error = ErrorInfo(kind, message, request_id)
+    result.error = ErrorInfo(kind, redact(message), request_id)
 
 
 def cost(usage: Usage, model: str | None, pricing: Mapping[str, Mapping[str, float]],

@@ -14,6 +14,7 @@ from .api import parse_vars, raise_for_status
 from .cassette import MODES
 from .engine import DEFAULT_MAX_TOKENS, DEFAULT_MODEL, DEFAULT_PROVIDER, RunOptions, execute
 from .errors import RunInterrupted
+from .interrupts import first_interrupt_only
 from .render import run_html
 from .results import PipelineRun
 from .spec import load_spec
@@ -72,14 +73,15 @@ class PipelineMagics(Magics):
             cassette_mode=args.cassette_mode,
             cassette_pace=args.cassette_pace,
         )
-        try:
-            run = execute(spec, options)
-        except RunInterrupted as exc:
-            self._finish(exc.run, args.name)
-            interrupt = KeyboardInterrupt(f"pipeline {spec.name!r} interrupted; partial results are kept")
-            interrupt._render_traceback_ = lambda: [f"KeyboardInterrupt: {interrupt}"]  # type: ignore[attr-defined]
-            raise interrupt from None
-        self._finish(run, args.name)
+        with first_interrupt_only():  # more interrupts while it stops must not cut the binding short
+            try:
+                run = execute(spec, options)
+            except RunInterrupted as exc:
+                self._finish(exc.run, args.name)
+                interrupt = KeyboardInterrupt(f"pipeline {spec.name!r} interrupted; partial results are kept")
+                interrupt._render_traceback_ = lambda: [f"KeyboardInterrupt: {interrupt}"]  # type: ignore[attr-defined]
+                raise interrupt from None
+            self._finish(run, args.name)
         raise_for_status(run)
 
     def _view(self) -> Handler:

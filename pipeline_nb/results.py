@@ -94,6 +94,8 @@ class PipelineRun:
     saved: dict[str, str] = field(default_factory=dict)
     """Kernel names (``save_as``) → step ids."""
     handler_errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    """What went wrong beside the steps without failing them (e.g. a cassette that could not be written)."""
 
     @property
     def outputs(self) -> dict[str, Any]:

@@ -25,6 +25,9 @@ SCENARIOS = {  # name: (prompt, what the fake does with it)
     "ok": ("tides please", None),
     "denied": ("denied please", ("http", {"status": 401, "times": None})),
     "crashed": ("crash please", ("cut", {"after": 2, "times": None})),
+    # a server (or proxy) that echoes the request's Authorization header in its 401 body
+    "echoed": ("echo please", ("http", {"status": 401, "times": None,
+                                        "message": f"invalid credentials in 'Authorization: Bearer {KEY}'"})),
 }
 
 
@@ -54,8 +57,9 @@ def assert_no_key(where: str, *texts: str) -> None:
 
 def test_no_key_in_results_errors_or_client_reprs(fake):
     runs = {name: pipeline_nb.run(yaml_for(prompt), raise_on_error=False) for name, (prompt, _) in SCENARIOS.items()}
-    assert [r.status for r in runs.values()] == ["ok", "error", "error"]
+    assert [r.status for r in runs.values()] == ["ok", "error", "error", "error"]
     assert "check ANTHROPIC_API_KEY" in str(runs["denied"].steps["a"].error)
+    assert "Bearer <redacted>" in str(runs["echoed"].steps["a"].error)
     with pytest.raises(pipeline_nb.StepError) as raised:
         pipeline_nb.raise_for_status(runs["denied"])
     provider = ClaudeProvider()
@@ -85,7 +89,7 @@ def test_no_key_in_the_cli_output_or_its_debug_logs(fake, tmp_path):
 def test_no_key_in_a_kernel_s_messages_or_the_saved_notebook(fake, tmp_path):
     reprs = ("from pipeline_nb.providers.claude import ClaudeProvider\n"
              "p = ClaudeProvider(); p._client(__import__('pipeline_nb').llm.LLMRequest('claude', 'm', (), 1))\n"
-             "for obj in (ok, denied, crashed, p, p._clients, *[s for r in (ok, denied, crashed) for s in r.steps.values()]):\n"
+             "for obj in (ok, denied, crashed, echoed, p, p._clients, *[s for r in (ok, denied, crashed, echoed) for s in r.steps.values()]):\n"
              "    print(repr(obj), str(obj))\n"
              "denied")
     cells = ["%load_ext pipeline_nb", *(f"%%pipeline {name}\n{yaml_for(prompt)}" for name, (prompt, _) in SCENARIOS.items()),
@@ -97,11 +101,12 @@ def test_no_key_in_a_kernel_s_messages_or_the_saved_notebook(fake, tmp_path):
     nbformat.write(nb, tmp_path / "saved.ipynb")
     saved = (tmp_path / "saved.ipynb").read_text()
 
-    errors = {c.source.split()[1]: o for c in nb.cells[1:4] for o in c.outputs if o.output_type == "error"}
-    assert set(errors) == {"denied", "crashed"} and errors["denied"].ename == "StepError"
+    errors = {c.source.split()[1]: o for c in nb.cells[1:5] for o in c.outputs if o.output_type == "error"}
+    assert set(errors) == {"denied", "crashed", "echoed"} and errors["denied"].ename == "StepError"
+    assert "Bearer <redacted>" in errors["echoed"].evalue
     assert "check ANTHROPIC_API_KEY" in errors["denied"].evalue
     assert REPLY in saved and "connection_lost" in saved
-    assert not [o for o in nb.cells[4].outputs if o.output_type == "error"]  # every run was bound to its name
+    assert not [o for o in nb.cells[5].outputs if o.output_type == "error"]  # every run was bound to its name
     assert "PipelineRun(name='denied', status='error'" in saved
     assert any(m["msg_type"] == "comm_msg" for m in client.messages)  # the live view's traffic is scanned too
     assert_no_key("the saved notebook", saved)
@@ -118,3 +123,14 @@ class _Recording(NotebookClient):
     def process_message(self, msg, cell, cell_index):
         self.messages.append(msg)
         return super().process_message(msg, cell, cell_index)
+
+
+def test_no_key_in_a_file_handler_log_of_an_echoed_key(fake, tmp_path):
+    log = tmp_path / "stream.jsonl"
+    prompt = SCENARIOS["echoed"][0]
+    run = pipeline_nb.run(yaml_for(prompt), raise_on_error=False,
+                          on_event=pipeline_nb.streaming.FileHandler(log, format="jsonl"))
+    assert run.steps["a"].status == "error"
+    written = log.read_text()
+    assert "Bearer <redacted>" in written
+    assert_no_key("the FileHandler's log", written)

@@ -257,3 +257,16 @@ def test_file_handler_reports_a_write_error_at_close(tmp_path: Path) -> None:
     assert len(run.handler_errors) == 1 and "FileHandler raised" in run.handler_errors[0]
     with pytest.raises(pipeline_nb.StepError, match="FileHandler"):
         pipeline_nb.raise_for_status(run)
+
+
+def test_a_handler_calling_sys_exit_is_dropped_and_the_run_is_kept() -> None:
+    class Quitter(StreamHandler):
+        def on_step_start(self, step: StepResult) -> None:
+            raise SystemExit(3)
+
+    run = pipeline_nb.run(SPEC, vars={"topic": "tides"}, on_event=Quitter(), raise_on_error=False)
+    assert [s.status for s in run.steps.values()] == ["ok", "ok"]
+    assert run.handler_errors == ["test_a_handler_calling_sys_exit_is_dropped_and_the_run_is_kept.<locals>."
+                                  "Quitter raised SystemExit: 3"]
+    with pytest.raises(pipeline_nb.StepError, match="SystemExit"):
+        pipeline_nb.raise_for_status(run)

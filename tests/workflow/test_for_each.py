@@ -3,7 +3,11 @@ failures and progress events."""
 
 from __future__ import annotations
 
+from textwrap import dedent
+
 import pytest
+
+import pipeline_nb
 
 from pipeline_nb.results import Usage
 from pipeline_nb.streaming import BufferHandler, Event
@@ -110,7 +114,8 @@ def test_a_failing_item_fails_the_step_by_name_and_keeps_the_others(fake_anthrop
     assert "never" not in prompts(fake_anthropic) and result.status == "error"
 
 
-@pytest.mark.parametrize(("value", "got"), [("5", "int 5"), ("'abc'", "str 'abc'"), ("{'a': 1}", "dict")])
+@pytest.mark.parametrize(("value", "got"), [("5", "int 5"), ("'abc'", "str 'abc'"), ("{'a': 1}", "dict"),
+                                           ("none", "nothing (null)")])
 def test_for_each_over_a_non_list_is_a_clear_step_error(fake_anthropic: FakeAnthropic, value: str, got: str) -> None:
     result = run(f"""
         steps:
@@ -120,6 +125,7 @@ def test_for_each_over_a_non_list_is_a_clear_step_error(fake_anthropic: FakeAnth
     """)
     fan = result.steps["fan"]
     assert fan.status == "error" and f"for_each must give a list, got {got}" in fan.error.message
+    assert fan.error.type == "invalid_for_each" and fan.error.message.endswith("(at <pipeline>:5:15)")
     assert fake_anthropic.requests == []
 
 
@@ -227,3 +233,28 @@ def test_the_loop_names_exist_only_inside_the_items() -> None:
     assert "when is evaluated once, before the items: it cannot use item" in str(error)
     error = spec_error("steps:\n  - {id: one, prompt: 'n {{ loop.index }}'}\n")
     assert "prompt uses {{ loop }}" in str(error) and "exists only in a for_each step" in str(error)
+
+
+def test_items_stopped_by_an_interrupt_are_counted_as_interrupted_not_failed() -> None:
+    seen: list[str] = []
+
+    def interrupt_on_second_item(event) -> None:
+        if event.kind == "done":
+            seen.append(event.data.step_id)
+            if len(seen) == 2:
+                raise KeyboardInterrupt
+
+    with pytest.raises(pipeline_nb.RunInterrupted) as raised:
+        pipeline_nb.run(dedent("""
+            defaults: {mock_delay: 0.05, stream: true}
+            steps:
+              - id: fan
+                for_each: "{{ range(8) | list }}"
+                max_parallel: 2
+                prompt: "item {{ item }}"
+        """), on_event=interrupt_on_second_item)
+    fan = raised.value.run.steps["fan"]
+    assert fan.status == "interrupted"
+    assert "failed" not in fan.note
+    stopped = sum(i.status != "ok" for i in fan.items)
+    assert stopped >= 1 and fan.note.endswith(f"{stopped} interrupted")
