@@ -67,7 +67,9 @@ def _handlers(on_event: OnEvent | Any | None) -> list[Any]:
 
 def raise_for_status(run: PipelineRun) -> None:
     """Raise StepError if a step failed or a handler raised; do nothing for a clean run."""
-    problems = [f"step '{s.id}' failed: {s.error}" for s in run.steps.values() if s.status == "error"]
+    # a parallel step's error repeats its children's, which are listed themselves
+    problems = [f"step '{s.id}' failed: {s.error}" for s in run.steps.values()
+                if s.status == "error" and not (s.error and s.error.type == "child_failed")]
     problems += [f"handler {e}" for e in run.handler_errors]
     if problems:
         kept = sum(1 for s in run.steps.values() if s.status == "ok")

@@ -1,15 +1,17 @@
-"""``python -m pipeline_nb run FILE``: deltas to stdout, a summary to stderr.
+"""The command line, ``pipeline-nb run FILE`` (or ``python -m pipeline_nb run FILE``).
 
-Exit codes: 0 every step ok, 1 a step failed, 2 a bad spec or bad arguments,
-130 interrupted.
+Streamed text goes to stdout, step headers, notes and the summary to stderr. Exit codes:
+0 every step ok, 1 a step failed, 2 a bad spec or bad arguments, 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
+from . import __version__
 from .api import parse_vars, raise_for_status
 from .cassette import MODES
 from .engine import RunOptions, execute
@@ -21,10 +23,21 @@ from .spec import load_spec
 from .streaming.handlers import ConsoleHandler
 
 
+DESCRIPTION = "Run YAML LLM pipelines from a terminal: streamed text to stdout, notes and a summary to stderr."
+EPILOG = "exit codes: 0 every step ok, 1 a step failed, 2 a bad spec or bad arguments, 130 interrupted"
+
+
+def program_name(argv0: str | None = None) -> str:
+    """How the user started us: ``pipeline-nb`` (the installed script) or ``python -m pipeline_nb``."""
+    name = os.path.basename(argv0 if argv0 is not None else sys.argv[0])
+    return "python -m pipeline_nb" if name in ("__main__.py", "") else name
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pipeline_nb", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=program_name(), description=DESCRIPTION, epilog=EPILOG)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="run a pipeline file")
+    run = commands.add_parser("run", help="run a pipeline file", description=DESCRIPTION, epilog=EPILOG)
     run.add_argument("file", help="pipeline YAML file")
     stream = run.add_mutually_exclusive_group()
     stream.add_argument("--stream", dest="stream", action="store_true", default=None, help="stream every llm step")

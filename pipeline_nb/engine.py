@@ -17,14 +17,15 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .cassette import ENV_MODE, ENV_PATH, MODES, Cassette, CassetteProvider
-from .errors import PipelineError, PipelineSpecError, RunInterrupted
+from .errors import PipelineSpecError, RunInterrupted
 from .execute import Executor, resolve_name, run_status
 from .interrupts import first_interrupt_only
-from .llm_call import ResolvedStep, interrupted
+from .llm_call import ResolvedStep, fail, interrupted
+from .plan import check_calls
 from .llm import CancelToken, Provider, ProviderError, create_provider
 from .results import PipelineRun, StepResult
 from .spec import PipelineSpec, StepSpec
-from .streaming.events import RUN_END, Chunk, Event
+from .streaming.events import RUN_END, STEP_END, Chunk, Event
 from .streaming.handlers import CallbackHandler, Handler
 
 DEFAULT_PROVIDER = "mock"
@@ -102,6 +103,8 @@ class _Run:
     # -- planning: everything that can be wrong is found here, before any call --
 
     def _plan(self) -> None:
+        self.unready: dict[str, ProviderError] = {}
+        """The first step whose provider cannot work (no key): the run fails as that step, running none."""
         available = set(self.options.vars) | set(self.options.namespace)
         self.spec.check_names(available)
         self.providers: dict[str, Provider] = {}
@@ -117,9 +120,11 @@ class _Run:
                 resolved = self.resolve(step)
                 try:
                     resolved.provider.check(_probe(resolved))
-                except ProviderError as exc:
-                    raise PipelineError(f"step '{step.id}': {exc.message}") from None
+                except ProviderError as exc:  # e.g. no key: the run fails as its first such step, calling none
+                    if not self.unready:
+                        self.unready[step.id] = exc
         self.routes[None] = _unique(self.handlers + list(step_handlers.values()))
+        check_calls(self.spec, self.options.namespace)
 
     def resolve(self, step: StepSpec) -> ResolvedStep:
         """The provider, model and stream flag of ``step`` under this run's options."""
@@ -140,11 +145,20 @@ class _Run:
         """``provider`` behind the run's cassette, if one is set (flags, then YAML, then env)."""
         options, spec = self.options, self.spec
         path = options.cassette or spec.cassette or os.environ.get(ENV_PATH)
-        mode = options.cassette_mode or spec.cassette_mode or os.environ.get(ENV_MODE) or "auto"
+        modes = (("the cassette_mode option", options.cassette_mode), ("defaults.cassette_mode", spec.cassette_mode),
+                 (ENV_MODE, os.environ.get(ENV_MODE)))
+        source, mode = next(((source, mode) for source, mode in modes if mode), (None, "auto"))
+        if mode not in MODES:
+            raise PipelineSpecError(f"unknown cassette mode {mode!r} (from {source})",
+                                    hint=f"use one of: {', '.join(MODES)}")
+        if not path and mode != "off" and source is not None:  # asked to record or replay, with nowhere to
+            raise PipelineSpecError(
+                f"cassette mode {mode!r} (from {source}) needs a cassette file, and none is named",
+                hint=f"name one: --cassette PATH (on %%pipeline or the CLI), cassette: PATH under defaults:, "
+                     f"run(..., cassette=PATH) or {ENV_PATH}=PATH",
+            )
         if not path or mode == "off":
             return provider
-        if mode not in MODES:
-            raise PipelineSpecError(f"unknown cassette mode {mode!r}", hint=f"use one of: {', '.join(MODES)}")
         if not options.cassette and spec.cassette and spec.base_dir:
             path = str(spec.base_dir / path)
         if self.cassette is None:
@@ -160,9 +174,14 @@ class _Run:
         try:
             return create_provider(name)
         except KeyError:
+            hint = f"known providers: {', '.join(provider_names())}"
+            if self.options.provider:  # the override named it, not the YAML
+                raise PipelineSpecError(f"--provider {name!r} is not a known provider", hint=hint) from None
+            source = "provider" if "provider" in step.key_locations else None
             raise PipelineSpecError(
-                f"unknown provider {name!r}", location=step.where("provider"), step_id=step.id,
-                hint=f"known providers: {', '.join(provider_names())}",
+                f"unknown provider {name!r}" + ("" if source else " (the default provider)"),
+                location=step.where("provider"), step_id=step.id,
+                hint=hint if source else hint + "; set it with %config PipelineMagics.provider",
             ) from None
 
     def _stream_handler(self, step: StepSpec) -> Handler:
@@ -196,33 +215,49 @@ class _Run:
         self.initialised = list(self.routes[None])
         for handler in self.initialised:
             self._call(handler, handler.init, run)
-        context = {**self.options.namespace, **self.spec.vars, **self.options.vars}
-        executor = Executor(self.spec, run, self.resolve, context, self.events.put, self.cancel,
-                            namespace=self.options.namespace)
-        worker = threading.Thread(target=self._work, args=(executor,), name=f"pipeline_nb:{run.name}", daemon=True)
         started = time.monotonic()
         run.status = "running"
-        worker.start()
         interrupted = False
-        try:
-            self._pump()
-        except KeyboardInterrupt:
-            interrupted = True
-            self._stop(worker, executor)
+        if self.unready:
+            self._refuse()
+        else:
+            context = {**self.options.namespace, **self.spec.vars, **self.options.vars}
+            executor = Executor(self.spec, run, self.resolve, context, self.events.put, self.cancel,
+                                namespace=self.options.namespace)
+            worker = threading.Thread(target=self._work, args=(executor,), name=f"pipeline_nb:{run.name}",
+                                      daemon=True)
+            worker.start()
+            try:
+                self._pump()
+            except KeyboardInterrupt:
+                interrupted = True
+                self._stop(worker, executor)
         run.duration = time.monotonic() - started
-        run.status = _run_status(run, interrupted)
         if self.cassette is not None:
             self.cassette.flush()
             run.warnings += self.cassette.warnings
+        run.status = _run_status(run, interrupted)
         self._deliver(Event(RUN_END, run))
         for handler in self.initialised:  # a handler dropped after an error is still closed
             try:
                 handler.close()
             except HANDLER_FAILURES as exc:
                 self.run.handler_errors.append(f"{handler_name(handler)} raised {type(exc).__name__}: {exc} (in close)")
+        run.status = _run_status(run, interrupted)
         if interrupted:
             raise RunInterrupted(run)
         return run
+
+    def _refuse(self) -> None:
+        """A provider is not ready: fail the first step that needs it, skip the rest, call nothing."""
+        first = next(iter(self.unready))
+        for step_id, result in self.run.steps.items():
+            problem = self.unready.get(step_id)
+            if problem is not None:
+                fail(result, problem.type, problem.message)
+            else:
+                result.status, result.note = "skipped", f"skipped: step {first!r} cannot call its provider"
+            self._deliver(Event(STEP_END, result))
 
     def _work(self, executor: Executor) -> None:
         try:
@@ -330,7 +365,11 @@ def _unique(handlers: list[Handler]) -> list[Handler]:
 
 
 def _run_status(run: PipelineRun, interrupted: bool) -> str:
-    return "interrupted" if interrupted else run_status(run)
+    """A handler that failed fails the run too: what it was asked to do (a log, a view) did not happen."""
+    if interrupted:
+        return "interrupted"
+    status = run_status(run)
+    return "error" if status == "ok" and run.handler_errors else status
 
 
 def _probe(step: ResolvedStep) -> Any:

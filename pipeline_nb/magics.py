@@ -35,7 +35,8 @@ class PipelineMagics(Magics):
     @argument("name", nargs="?", help="Kernel name to bind the run (a PipelineRun) to.")
     @argument("--provider", help="Use this provider for every step (claude, mock).")
     @argument("--model", help="Use this model for every step.")
-    @argument("--no-stream", action="store_true", help="Do not stream, whatever the steps say.")
+    @argument("--stream", dest="stream", action="store_true", default=None, help="Stream every llm step.")
+    @argument("--no-stream", dest="stream", action="store_false", help="Do not stream, whatever the steps say.")
     @argument("--var", action="append", default=[], metavar="KEY=VALUE",
               help="Template variable; overrides vars: and the kernel namespace. Repeatable.")
     @argument("--cassette", metavar="PATH", help="Record replies to / replay them from this JSON Lines file.")
@@ -64,7 +65,7 @@ class PipelineMagics(Magics):
             namespace=self.shell.user_ns,
             provider=args.provider,
             model=args.model,
-            stream=False if args.no_stream else None,
+            stream=args.stream,
             default_provider=self.provider,
             default_model=self.model,
             default_max_tokens=self.max_tokens,

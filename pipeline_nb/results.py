@@ -34,6 +34,8 @@ class ErrorInfo:
 
     def __str__(self) -> str:
         rid = f" (request {self.request_id})" if self.request_id else ""
+        if self.message == self.type or self.message.startswith(f"{self.type} "):  # the API gave no other words
+            return f"{self.message}{rid}"
         return f"{self.type}: {self.message}{rid}"
 
 

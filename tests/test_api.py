@@ -61,7 +61,7 @@ def test_provider_model_and_stream_overrides() -> None:
     run = pipeline_nb.run(TEXT, model="claude-haiku-5-5", stream=False, on_event=events.append)
     assert run.steps["a"].model == "claude-haiku-5-5" and run.steps["a"].text.startswith("[mock claude-haiku-5-5]")
     assert "delta" not in [e.kind for e in events]
-    with pytest.raises(pipeline_nb.PipelineSpecError, match="unknown provider 'nope'") as info:
+    with pytest.raises(pipeline_nb.PipelineSpecError, match="--provider 'nope' is not a known provider") as info:
         pipeline_nb.run(TEXT, provider="nope")
     assert info.value.hint and "mock" in info.value.hint
 

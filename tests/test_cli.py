@@ -134,13 +134,21 @@ def test_an_undefined_variable_exits_2(tmp_path: Path, capsys: pytest.CaptureFix
     assert f"error: {path}:4:13: step 'a': prompt uses {{{{ topic }}}}" in err and "--var topic=VALUE" in err
 
 
-def test_a_missing_file_or_key_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_missing_file_exits_2_and_a_missing_key_fails_the_first_claude_step_before_any_call(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        fake_anthropic: FakeAnthropic) -> None:
     assert main(["run", str(tmp_path / "missing.yaml")]) == 2
     assert "cannot read pipeline file" in capsys.readouterr().err
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
-    assert main(["run", write(tmp_path, FLOW), "--provider", "claude", "--var", "topic=x"]) == 2
-    assert "ANTHROPIC_API_KEY is not set" in capsys.readouterr().err
+    assert main(["run", write(tmp_path, FLOW), "--provider", "claude", "--var", "topic=x"]) == 1
+    err = capsys.readouterr().err
+    assert "missing_api_key: ANTHROPIC_API_KEY is not set" in err and fake_anthropic.requests == []
+
+
+def test_an_unknown_provider_flag_is_blamed_on_the_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", write(tmp_path, FLOW), "--provider", "openai", "--var", "topic=x"]) == 2
+    err = capsys.readouterr().err
+    assert "--provider 'openai' is not a known provider" in err and "flow.yaml:" not in err
 
 
 def test_a_step_that_fails_mid_stream_ends_its_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
@@ -154,3 +162,18 @@ def test_a_step_that_fails_mid_stream_ends_its_line(tmp_path: Path, capsys: pyte
     out, err = capsys.readouterr()
     assert out == "never finished \nsecond answer\n"
     assert "✗ a: error" in err and "connection_lost" in err and "✓ b: ok" in err
+
+
+def test_help_is_plain_text_and_version_and_the_script_name_are_shown(capsys: pytest.CaptureFixture[str]) -> None:
+    import pipeline_nb
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    shown = capsys.readouterr().out
+    assert "``" not in shown and "exit codes: 0 every step ok" in shown
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.strip().endswith(pipeline_nb.__version__)
+    script = subprocess.run([str(Path(sys.executable).with_name("pipeline-nb")), "run", "--help"],
+                            capture_output=True, text=True, timeout=60)
+    assert script.returncode == 0 and script.stdout.startswith("usage: pipeline-nb run")

@@ -7,7 +7,7 @@ from IPython.core.error import UsageError
 from IPython import get_ipython
 from IPython.testing.globalipapp import start_ipython
 
-from pipeline_nb import PipelineError, PipelineSpecError, StepError
+from pipeline_nb import PipelineSpecError, StepError
 
 SPEC = """
 defaults: {mock_delay: 0}
@@ -69,10 +69,27 @@ def test_spec_errors_count_the_magic_line(ip):
         ip.run_cell_magic("pipeline", "", "steps:\n  - id: a\n    promt: hi\n")
 
 
-def test_a_missing_key_fails_before_any_call(ip, monkeypatch):
+def test_a_missing_key_fails_before_any_call_and_the_failed_run_is_bound(ip, monkeypatch, fake_anthropic):
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
-    with pytest.raises(PipelineError, match="ANTHROPIC_API_KEY is not set"):
-        ip.run_cell_magic("pipeline", "--provider claude", "steps:\n  - id: a\n    prompt: hi\n")
+    with pytest.raises(StepError, match="step 'a' failed: missing_api_key: ANTHROPIC_API_KEY is not set") as info:
+        ip.run_cell_magic("pipeline", "nokey --provider claude",
+                          "steps:\n  - id: a\n    prompt: hi\n  - id: b\n    prompt: more\n")
+    run = ip.user_ns["nokey"]
+    assert info.value.run is run and ip.user_ns["_pipeline"] is run
+    assert run.status == "error" and [s.status for s in run.steps.values()] == ["error", "skipped"]
+    assert fake_anthropic.requests == []
+
+
+def test_a_handler_that_raises_fails_the_run_as_well_as_the_cell(ip):
+    def fragile(event):
+        raise RuntimeError("view broke")
+
+    ip.user_ns["fragile"] = fragile
+    with pytest.raises(StepError, match="fragile raised RuntimeError: view broke"):
+        ip.run_cell_magic("pipeline", "handled", SPEC.replace("stream: true", "stream: true\n    stream_handler: fragile"))
+    run = ip.user_ns["handled"]
+    assert run.status == "error" and run.steps["a"].status == "ok"
+    assert "status='error'" in repr(run)
 
 
 def test_a_failed_step_raises_and_the_run_is_still_bound(ip, fake_anthropic):
@@ -91,3 +108,13 @@ def test_the_cell_name_names_a_spec_without_one(ip) -> None:
     ip.run_cell_magic("pipeline", "named_demo", "name: explicit\nsteps:\n  - {id: a, prompt: hi}\n")
     assert ip.user_ns["unnamed_demo"].name == "unnamed_demo"
     assert ip.user_ns["named_demo"].name == "explicit"
+
+
+def test_stream_option_streams_every_step(ip):
+    kinds: list[str] = []
+    ip.user_ns["note_kinds"] = lambda event: kinds.append(event.kind)
+    cell = "defaults: {mock_delay: 0, stream_handler: note_kinds}\nsteps:\n  - {id: a, prompt: hi}\n"
+    ip.run_cell_magic("pipeline", "", cell)
+    assert "delta" not in kinds
+    ip.run_cell_magic("pipeline", "--stream", cell)
+    assert kinds.count("delta") > 3 and ip.user_ns["_pipeline"].ok

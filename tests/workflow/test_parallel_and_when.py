@@ -174,3 +174,18 @@ def test_a_parallel_step_may_nest_another_and_later_steps_read_the_grandchild(fa
         ["outer", "side", "mid", "inner", "after"], "ok")
     assert result.steps["mid"].output == {"inner": "deep reply"}
     assert "got deep reply" in prompts(fake_anthropic)
+
+
+def test_a_failed_parallel_step_raises_with_its_cause_named_once(fake_anthropic: FakeAnthropic) -> None:
+    import pipeline_nb
+
+    fake_anthropic.fault("http", status=529, when="right side", error_type="overloaded_error",
+                         message="overloaded_error")
+    result = run(PARALLEL)
+    assert str(result.steps["right"].error).startswith("overloaded_error (HTTP 529)")  # not "x: x (HTTP 529)"
+    try:
+        pipeline_nb.raise_for_status(result)
+    except pipeline_nb.StepError as exc:
+        message = str(exc)
+    assert message.count("overloaded_error") == 1, message
+    assert message.startswith("step 'right' failed: overloaded_error (HTTP 529)")

@@ -158,14 +158,46 @@ def test_a_raising_function_is_a_step_error_and_later_steps_skip(fake_anthropic:
         pipeline_nb.run("steps:\n  - {id: b, call: boom}\n", namespace={"boom": boom})
 
 
-@pytest.mark.parametrize(("call", "message"), [
-    ("nowhere", "'nowhere' is not defined in the kernel and is not an import path"),
-    ("no_such_mod_xyz:f", "cannot import 'no_such_mod_xyz'"),
-    ("not_callable", "'not_callable' is not a function or Step class: got int"),
+@pytest.mark.parametrize(("call", "message", "hint"), [
+    ("nowhere", "'nowhere' is not defined in the kernel and is not an import path", "define the function"),
+    ("no_such_mod_xyz:f", "cannot import 'no_such_mod_xyz'", "module:function"),
+    ("rank_claimz", "'rank_claimz' is not defined", "did you mean 'rank_claims'?"),
+    ("not_callable", "'not_callable' is a int, not a function or Step class", "name a function"),
 ])
-def test_a_call_that_cannot_be_used_is_a_step_error(call: str, message: str) -> None:
-    result = run(f"steps:\n  - {{id: p, call: '{call}'}}\n", namespace={"not_callable": 3})
-    assert result.steps["p"].status == "error" and message in result.steps["p"].error.message
+def test_a_call_that_cannot_be_used_is_a_spec_error_before_any_step_runs(
+        fake_anthropic: FakeAnthropic, call: str, message: str, hint: str) -> None:
+    error = spec_error(f"steps:\n  - {{id: first, prompt: paid}}\n  - {{id: p, call: '{call}'}}\n",
+                       namespace={"not_callable": 3, "rank_claims": lambda claims: claims})
+    assert message in error.message and hint in error.hint
+    assert (error.step_id, error.location.line, error.location.col) == ("p", 4, 19)
+    assert fake_anthropic.requests == []
+
+
+def rank_claims(claims: list, min_strength: str = "weak", *, ctx=None) -> list:
+    return claims
+
+
+@pytest.mark.parametrize(("args", "message", "hint"), [
+    ("{claims: [a], min_strenght: strong}", "args has 'min_strenght', which rank_claims", "did you mean 'min_strength'?"),
+    ("{min_strength: strong}", "args lacks 'claims', which rank_claims", "add claims: under args:"),
+])
+def test_argument_names_a_function_does_not_take_are_a_spec_error(
+        fake_anthropic: FakeAnthropic, args: str, message: str, hint: str) -> None:
+    error = spec_error(f"steps:\n  - {{id: first, prompt: paid}}\n  - id: p\n    call: rank_claims\n"
+                       f"    args: {args}\n", namespace={"rank_claims": rank_claims})
+    assert message in error.message and hint in error.hint
+    assert (error.step_id, error.location.line) == ("p", 6)
+    assert fake_anthropic.requests == []
+
+
+def test_templated_values_keyword_catch_alls_and_ctx_pass_the_plan_check() -> None:
+    def takes_any(**kwargs):
+        return sorted(kwargs)
+
+    result = run("steps:\n  - {id: a, call: takes_any, args: {x: 1, y: 2}}\n"
+                 "  - {id: b, call: rank_claims, args: {claims: '{{ [1] }}'}}\n",
+                 namespace={"takes_any": takes_any, "rank_claims": rank_claims})
+    assert result.steps["a"].output == ["x", "y"] and result.steps["b"].output == [1]
 
 
 def test_a_python_step_runs_for_each_item_in_order(fake_anthropic: FakeAnthropic) -> None:

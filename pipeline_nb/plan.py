@@ -1,0 +1,86 @@
+"""Plan-time checks that need the kernel: what a python step calls, and with which arguments.
+
+A misspelt ``call:`` or argument name would otherwise surface only when the step runs, after
+the paid steps before it. Both are found here, before any call, with the YAML line:col.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .context import Step
+from .errors import PipelineSpecError
+from .execute import resolve_name
+from .spec import PipelineSpec, StepSpec
+
+
+def check_calls(spec: PipelineSpec, namespace: Mapping[str, Any]) -> None:
+    """Raise PipelineSpecError for a python step whose ``call`` cannot be found or would refuse its ``args``
+    (in ``spec`` and the inline pipelines it holds)."""
+    for step in spec.all_steps():
+        if step.type == "python":
+            _check_call(step, namespace)
+        elif step.inline is not None:
+            check_calls(step.inline, namespace)
+
+
+def _check_call(step: StepSpec, namespace: Mapping[str, Any]) -> None:
+    assert step.call is not None
+    try:
+        target = resolve_name(step.call, namespace)
+    except LookupError as exc:
+        names = [name for name, value in namespace.items() if callable(value) and not name.startswith("_")]
+        close = difflib.get_close_matches(step.call, names, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise PipelineSpecError(
+            f"call {step.call!r} cannot be found: {exc}", location=step.where("call"), step_id=step.id,
+            hint=hint + "define the function in the kernel before this cell, or name it as module:function",
+        ) from None
+    if isinstance(target, type) and issubclass(target, Step):
+        return  # a Step reads ctx.args as it likes
+    if not callable(target):
+        raise PipelineSpecError(
+            f"call {step.call!r} is a {type(target).__name__}, not a function or Step class",
+            location=step.where("call"), step_id=step.id, hint="name a function, or a pipeline_nb.Step subclass",
+        )
+    raw = step.args.raw if step.args is not None else {}
+    if isinstance(raw, Mapping):  # the argument names are written out: check them against the signature
+        _check_arguments(step, target, [str(name) for name in raw])
+
+
+def _check_arguments(step: StepSpec, target: Callable[..., Any], names: list[str]) -> None:
+    try:
+        signature = inspect.signature(target)
+    except (TypeError, ValueError):  # a builtin without a signature: it will tell at run time
+        return
+    parameters = signature.parameters
+    if "ctx" in parameters and "ctx" not in names:
+        names = [*names, "ctx"]
+    try:
+        signature.bind(**dict.fromkeys(names))
+    except TypeError:
+        pass
+    else:
+        return
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+    accepted = [n for n, p in parameters.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    unknown = [] if takes_any else [n for n in names if n not in accepted]
+    where, label = step.where("args"), f"{step.call}{signature}"
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], accepted, n=1)
+        raise PipelineSpecError(
+            f"args has {unknown[0]!r}, which {label} does not take", location=where, step_id=step.id,
+            hint=(f"did you mean {close[0]!r}? " if close else "") + f"it takes: {', '.join(accepted) or 'nothing'}",
+        )
+    missing = [n for n, p in parameters.items() if p.default is p.empty and n not in names
+               and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    if missing:
+        raise PipelineSpecError(
+            f"args lacks {missing[0]!r}, which {label} needs", location=where, step_id=step.id,
+            hint=f"add {missing[0]}: under args:",
+        )
+    raise PipelineSpecError(f"{label} cannot be called with keyword arguments only", location=where,
+                            step_id=step.id, hint="wrap it in a function that takes keyword arguments")

@@ -1,0 +1,41 @@
+"""Where a cassette comes from: a mode with no file is an error that says how to name one."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import pipeline_nb
+from pipeline_nb import PipelineSpecError
+
+SPEC = "defaults: {mock_delay: 0}\nsteps:\n  - {id: a, prompt: hello}\n"
+
+
+@pytest.mark.parametrize("mode", ["record", "replay", "auto"])
+def test_a_cassette_mode_from_the_environment_with_no_path_is_an_error(monkeypatch, mode):
+    monkeypatch.delenv("PIPELINE_NB_CASSETTE", raising=False)
+    monkeypatch.setenv("PIPELINE_NB_CASSETTE_MODE", mode)
+    with pytest.raises(PipelineSpecError) as raised:
+        pipeline_nb.run(SPEC)
+    assert f"cassette mode {mode!r} (from PIPELINE_NB_CASSETTE_MODE) needs a cassette file" in str(raised.value)
+    assert "PIPELINE_NB_CASSETTE=PATH" in raised.value.hint
+
+
+def test_off_needs_no_file(monkeypatch):
+    monkeypatch.delenv("PIPELINE_NB_CASSETTE", raising=False)
+    monkeypatch.setenv("PIPELINE_NB_CASSETTE_MODE", "off")
+    assert pipeline_nb.run(SPEC).ok
+
+
+def test_the_cli_refuses_a_replay_without_a_cassette(tmp_path: Path, monkeypatch):
+    monkeypatch.delenv("PIPELINE_NB_CASSETTE", raising=False)
+    monkeypatch.delenv("PIPELINE_NB_CASSETTE_MODE", raising=False)
+    (tmp_path / "p.yaml").write_text(SPEC)
+    proc = subprocess.run([sys.executable, "-m", "pipeline_nb", "run", "p.yaml", "--cassette-mode", "replay"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert "cassette mode 'replay' (from the cassette_mode option) needs a cassette file" in proc.stderr
+    assert "--cassette PATH" in proc.stderr
