@@ -12,13 +12,11 @@ import sys
 from collections.abc import Sequence
 
 from . import __version__
-from .api import parse_vars, raise_for_status
+from .api import parse_vars
 from .cassette import MODES
 from .engine import RunOptions, execute
 from .errors import PipelineError, PipelineSpecError, RunInterrupted
 from .interrupts import first_interrupt_only
-from .render import ICONS, run_facts, step_facts
-from .results import PipelineRun
 from .spec import load_spec
 from .streaming.handlers import ConsoleHandler
 
@@ -52,19 +50,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def summary(run: PipelineRun) -> str:
-    lines = [f"{run.name}: {' · '.join(run_facts(run))}"]
-    for step in run.steps.values():
-        line = f"  {ICONS[step.status]} {step.id}: {' · '.join(step_facts(step))}"
-        if step.error:
-            line += f"\n      {step.error}"
-        elif step.note and step.status != "ok":
-            line += f"\n      {step.note}"
-        lines.append(line)
-    lines += [f"  handler error: {e}" for e in run.handler_errors]
-    return "\n".join(lines)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -76,21 +61,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             spec = load_spec(args.file, source_name=args.file)
             run = execute(spec, RunOptions(vars=overrides, provider=args.provider, model=args.model,
-                                           stream=args.stream, handlers=[ConsoleHandler()],
+                                           stream=args.stream, handlers=[ConsoleHandler(summary=True)],
                                            cassette=args.cassette, cassette_mode=args.cassette_mode,
                                            cassette_pace=args.cassette_pace))
         except PipelineSpecError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        except RunInterrupted as exc:
-            print(summary(exc.run), file=sys.stderr)
+        except RunInterrupted:  # the console printed the summary as the run ended
             return 130
         except PipelineError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        print(summary(run), file=sys.stderr)
-    try:
-        raise_for_status(run)
-    except PipelineError:
-        return 1
-    return 0
+    return 0 if run.ok else 1  # a failed step or handler fails the run

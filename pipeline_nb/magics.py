@@ -94,7 +94,7 @@ class PipelineMagics(Magics):
                 pass
             else:
                 return WidgetHandler()
-        return ConsoleHandler()
+        return ConsoleHandler(summary=True)
 
     def _finish(self, run: PipelineRun, name: str | None) -> None:
         ns: dict[str, Any] = self.shell.user_ns

@@ -59,6 +59,10 @@ class StepResult:
     """USD, when ``defaults.pricing`` prices the model."""
     items: list[StepResult] | None = None
     """Per-item results of a for_each step, in input order."""
+    item: Any = field(default=None, repr=False)
+    """For one item of a for_each step: its loop value (``as:``)."""
+    index: int | None = None
+    """For one item of a for_each step: its 0-based position in the list."""
     child: PipelineRun | None = field(default=None, repr=False)
     """The run of a pipeline step's child pipeline."""
     messages: tuple[dict[str, Any], ...] = field(default=(), repr=False)

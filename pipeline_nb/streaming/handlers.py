@@ -5,6 +5,7 @@ and ``close()``; ``flush()`` is optional and is called when the stream goes quie
 Events arrive in order on one thread. Subclasses of :class:`StreamHandler` are
 idempotent: a delta or done event seen before (same step, attempt, seq) is ignored,
 and a ``retry`` drops the step's partial text so only the final attempt's text remains.
+The terminal view, :class:`ConsoleHandler`, lives in ``console.py`` and is re-exported here.
 """
 
 from __future__ import annotations
@@ -12,11 +13,9 @@ from __future__ import annotations
 import io
 import json
 import queue
-import sys
 import threading
-import time
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
 
 from .events import (DELTA, DONE, PROGRESS, RETRY, RUN_END, RUN_START, STEP_END, STEP_START, Chunk, Event,
                      Response, RetryInfo)
@@ -132,116 +131,6 @@ class BufferHandler(StreamHandler):
         self.responses[response.step_id] = response
 
 
-class ConsoleHandler(StreamHandler):
-    """Writes deltas to stdout as they arrive (a step that did not stream: its text when
-    done), each step's text ending in a newline; step headers and retries go to stderr.
-
-    Steps that stream at the same time (for_each, parallel) never interleave: one step
-    streams live, the others are held and written whole, in turn, as the live one ends.
-    A for_each step's progress (items done, a batch's counts) goes to stderr, at most
-    once a second per step.
-    """
-
-    PROGRESS_EVERY = 1.0
-    """Seconds between progress lines of one step."""
-
-    def __init__(self, out: IO[str] | None = None, err: IO[str] | None = None, *, headers: bool = True) -> None:
-        super().__init__()
-        self._out, self._err, self._headers = out, err, headers
-        self._reset()
-
-    def _reset(self) -> None:
-        self._live: str | None = None  # the step writing to stdout now
-        self._held: dict[str, list[str]] = {}  # other steps' text, in arrival order
-        self._finished: set[str] = set()  # held steps that are done
-        self._open = False  # the live step's line is not ended yet
-        self._progress: dict[str, tuple[float, str]] = {}  # step id -> (when, note) last written
-
-    @property
-    def out(self) -> IO[str]:
-        return self._out or sys.stdout
-
-    @property
-    def err(self) -> IO[str]:
-        return self._err or sys.stderr
-
-    def init(self, run: PipelineRun) -> None:
-        self._reset()
-        super().init(run)
-
-    def _write(self, text: str) -> None:
-        if text:
-            self.out.write(text)
-            self.out.flush()
-            self._open = not text.endswith("\n")
-
-    def _end(self, step_id: str, *, newline: bool = True) -> None:
-        """``step_id`` is done: end its line, then let the held steps through in turn."""
-        if step_id != self._live:
-            if step_id in self._held:
-                self._finished.add(step_id)
-            return
-        if newline and self._open:
-            self._write("\n")
-        self._live, self._open = None, False
-        while self._held:
-            next_id = next(iter(self._held))
-            self._live = next_id
-            self._write("".join(self._held.pop(next_id)))
-            if next_id not in self._finished:
-                return
-            self._finished.discard(next_id)
-            if self._open:
-                self._write("\n")
-            self._live, self._open = None, False
-
-    def on_step_start(self, step: StepResult) -> None:
-        if self._headers:
-            model = f" ({step.model})" if step.model else ""
-            self.err.write(f"── {step.id}{model} ──\n")
-            self.err.flush()
-
-    def on_delta(self, chunk: Chunk) -> None:
-        if self._live is None:
-            self._live = chunk.step_id
-        if chunk.step_id == self._live:
-            self._write(chunk.content)
-        else:
-            self._held.setdefault(chunk.step_id, []).append(chunk.content)
-
-    def on_retry(self, info: RetryInfo) -> None:
-        if info.step_id == self._live:
-            if self._open:
-                self._write("\n")
-        elif info.step_id in self._held:
-            self._held[info.step_id] = []
-        self.err.write(f"[{info.step_id}: retry {info.attempt}/{info.retries} after {info.reason}; "
-                       f"the partial text above is discarded]\n")
-        self.err.flush()
-
-    def on_done(self, response: Response) -> None:
-        streamed = response.step_id == self._live or response.step_id in self._held
-        if not streamed and response.text:
-            if self._live is None:
-                self._live = response.step_id
-                self._write(response.text)
-            else:
-                self._held[response.step_id] = [response.text]
-        self._end(response.step_id)
-
-    def on_progress(self, step: StepResult) -> None:
-        now = time.monotonic()
-        last_time, last_note = self._progress.get(step.id, (-self.PROGRESS_EVERY, ""))
-        if self._headers and step.note != last_note and now - last_time >= self.PROGRESS_EVERY:
-            self._progress[step.id] = (now, step.note)
-            self.err.write(f"[{step.id}: {step.note}]\n")
-            self.err.flush()
-
-    def on_step_end(self, step: StepResult) -> None:
-        # interrupted: stdout keeps exactly the text received; failed mid-stream: end the line
-        self._end(step.id, newline=step.status != "interrupted")
-
-
 class CallbackHandler(StreamHandler):
     """Calls ``fn(event)`` for every event, once (duplicates are filtered)."""
 
@@ -341,3 +230,7 @@ class FileHandler(StreamHandler):
         self._writer = None
         if self._error is not None:
             raise self._error
+
+
+# The console view lives in its own module; it subclasses StreamHandler, so it is imported last.
+from .console import ConsoleHandler  # noqa: E402, F401  (re-exported)

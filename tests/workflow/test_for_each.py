@@ -258,3 +258,16 @@ def test_items_stopped_by_an_interrupt_are_counted_as_interrupted_not_failed() -
     assert "failed" not in fan.note
     stopped = sum(i.status != "ok" for i in fan.items)
     assert stopped >= 1 and fan.note.endswith(f"{stopped} interrupted")
+
+
+def test_each_item_carries_its_loop_value_and_index_for_tables(fake_anthropic: FakeAnthropic) -> None:
+    result = run("""
+        steps:
+          - id: fan
+            for_each: [tides, moons, comets]
+            as: topic
+            prompt: "About {{ topic }}"
+    """)
+    rows = [(i.index, i.item, i.text) for i in result.steps["fan"].items]
+    assert rows == [(0, "tides", "Fake reply to: About tides"), (1, "moons", "Fake reply to: About moons"),
+                    (2, "comets", "Fake reply to: About comets")]
