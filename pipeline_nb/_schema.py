@@ -146,9 +146,24 @@ def _label(path: tuple[Any, ...]) -> str:
     return ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in path).replace(".[", "[")
 
 
-def _describe(value: Any) -> str:
+def _describe(value: Any, *, quote: bool = True) -> str:
+    """What ``value`` is, for an error message: ``string 'lots'`` (short values are quoted).
+
+    Without ``quote``, nothing of the value is shown, only its kind and size
+    (``a string (12 characters)``): for text from a file that may not be a pipeline.
+    """
     if value is None:
         return "nothing (null)"
+    if not quote:
+        sized = {str: ("a string ({})", "character"), bytes: ("binary data ({})", "byte"),
+                 list: ("a list of {}", "item"), dict: ("a mapping with {}", "key")}.get(type(value))
+        if sized:
+            template, unit = sized
+            return template.format(f"{len(value):,} {unit}" + ("" if len(value) == 1 else "s"))
+        kinds = {bool: "a boolean", int: "an integer", float: "a number"}
+        return kinds.get(type(value), f"a {type(value).__name__}")
     name = {dict: "mapping", list: "list", str: "string", bool: "boolean"}.get(type(value), type(value).__name__)
+    if isinstance(value, (str, bytes, list, dict)) and len(value) > 40:  # too long to quote: skip the repr
+        return name
     shown = repr(value)
     return f"{name} {shown}" if len(shown) <= 40 else name

@@ -18,6 +18,7 @@ from typing import Any
 from ._schema import _describe, check_schema
 from .structured import schema_problem
 from .values import Value, compile_value
+from ._pipeline_file import check_is_pipeline, declares_pipeline, read_pipeline_file
 from ._yaml import SourceMap, load_yaml
 from .errors import Location, PipelineSpecError
 from .templates import STEPS, Template, TemplateProblem, compile_template
@@ -180,16 +181,15 @@ def load_spec(
     base_dir = None
     if isinstance(source, Mapping):
         data, smap = source, SourceMap(source_name or "<dict>")
+    elif isinstance(source, os.PathLike) or ("\n" not in str(source) and str(source).endswith((".yaml", ".yml"))):
+        path = Path(source)
+        text = read_pipeline_file(path)
+        # any file can be named here: until it declares itself a pipeline, errors quote none of its text
+        data, smap = load_yaml(text, source=str(path), line_offset=line_offset, quote=declares_pipeline(text))
+        check_is_pipeline(data, smap)
+        base_dir = path.parent
     else:
-        text, label = str(source), source_name or "<pipeline>"
-        if isinstance(source, os.PathLike) or ("\n" not in text and text.endswith((".yaml", ".yml"))):
-            path = Path(text)
-            try:
-                text = path.read_text(encoding="utf-8")
-            except OSError as exc:
-                raise PipelineSpecError(f"cannot read pipeline file: {exc.strerror}: {path}") from None
-            label, base_dir = str(path), path.parent
-        data, smap = load_yaml(text, source=label, line_offset=line_offset)
+        data, smap = load_yaml(str(source), source=source_name or "<pipeline>", line_offset=line_offset)
     return parse_spec(data, smap, name=name, default_name=default_name, base_dir=base_dir)
 
 
