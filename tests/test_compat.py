@@ -307,7 +307,7 @@ def test_example_runs_from_the_cli(tmp_path: Path) -> None:
     check_example_outputs(tmp_path)
     refused = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
                              check=False)
-    assert refused.returncode == 2 and "ANTHROPIC_API_KEY" in refused.stderr
+    assert refused.returncode == 1 and "missing_api_key: ANTHROPIC_API_KEY is not set" in refused.stderr
 
 
 def test_example_through_the_real_sdk(fake_anthropic: FakeAnthropic, tmp_path: Path,
