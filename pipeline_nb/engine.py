@@ -18,10 +18,12 @@ from typing import Any
 
 from .cassette import ENV_MODE, ENV_PATH, MODES, Cassette, CassetteProvider
 from .errors import PipelineSpecError, RunInterrupted
-from .execute import Executor, resolve_name, run_status
+from .execute import Executor
+from .names import resolve_name
+from .outcomes import run_status
 from .interrupts import first_interrupt_only
 from .llm_call import ResolvedStep, fail, interrupted
-from .plan import check_calls
+from .plan import check_calls, load_nested
 from .llm import CancelToken, Provider, ProviderError, create_provider
 from .results import PipelineRun, StepResult
 from .spec import PipelineSpec, StepSpec
@@ -125,6 +127,7 @@ class _Run:
                         self.unready[step.id] = exc
         self.routes[None] = _unique(self.handlers + list(step_handlers.values()))
         check_calls(self.spec, self.options.namespace)
+        self.nested = load_nested(self.spec, self.options.namespace)
 
     def resolve(self, step: StepSpec) -> ResolvedStep:
         """The provider, model and stream flag of ``step`` under this run's options."""
@@ -223,7 +226,7 @@ class _Run:
         else:
             context = {**self.options.namespace, **self.spec.vars, **self.options.vars}
             executor = Executor(self.spec, run, self.resolve, context, self.events.put, self.cancel,
-                                namespace=self.options.namespace)
+                                namespace=self.options.namespace, nested=self.nested)
             worker = threading.Thread(target=self._work, args=(executor,), name=f"pipeline_nb:{run.name}",
                                       daemon=True)
             worker.start()

@@ -6,8 +6,6 @@ engine's main thread drains. Failures are collected as values on the StepResult.
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import threading
 import time
 from collections import ChainMap
@@ -21,13 +19,16 @@ from . import llm_call
 from ._yaml import SourceMap
 from .context import Step, StepContext
 from .errors import PipelineError
-from .files import UnsafePath, write_output
+from .files import write_output
 from .llm import BatchProvider, BatchStatus, Cancelled, CancelToken, ProviderError
 from .llm_call import EmitEvent, ResolvedStep, StepProblem, fail
+from .names import parameters, resolve_name
+from .outcomes import items_note, run_status, settle
+from .outcomes import outcome as step_outcome
 from .results import PipelineRun, StepResult, Usage
 from .spec import PipelineSpec, StepSpec, load_spec, parse_spec
 from .streaming.events import DONE, PROGRESS, STEP_END, STEP_START, Chunk, Event, Response, RetryInfo
-from .templates import STEPS, TemplateProblem, literal
+from .templates import STEPS, RenderInterrupted, TemplateProblem, literal
 
 MAX_DEPTH = 8
 """How deeply pipeline steps may nest."""
@@ -55,6 +56,7 @@ class Executor:
         namespace: Mapping[str, Any] | None = None,
         stack: tuple[str, ...] = (),
         depth: int = 0,
+        nested: Mapping[str, PipelineSpec] | None = None,
     ) -> None:
         self.spec, self.run, self.resolve = spec, run, resolve
         self.set_vars: dict[str, Any] = {}
@@ -63,6 +65,8 @@ class Executor:
         if not stack and spec.base_dir is not None:  # the top run's own file counts for recursion
             stack = (str(Path(spec.source).resolve()),)
         self.emit, self.cancel, self.stack, self.depth = emit, cancel, stack, depth
+        self.nested = nested or {}
+        """Pipeline files of ``file:`` steps, loaded at plan time, by resolved path."""
         self.received: dict[str, llm_call.Received] = {}
         """Text each running attempt has received so far, by result id."""
         self._lock = threading.Lock()
@@ -84,6 +88,9 @@ class Executor:
             if result.status == "error":
                 failed.append(step.id)
 
+    def _cancelled(self) -> bool:
+        return self.cancel.cancelled
+
     def _skip_reason(self, step: StepSpec) -> str | None:
         """Why ``step`` is skipped: a false ``when``, or it continues a skipped step; else None."""
         if step.when is not None and not truthy(step.when.evaluate(self.context)):
@@ -102,25 +109,18 @@ class Executor:
         result.status = "running"
         self.emit(Event(STEP_START, result))
         try:
-            if reason := self._skip_reason(step):
-                result.status, result.note = "skipped", reason
-                for child in step.descendants():
-                    self._skip(self.run.steps[child.id], f"skipped: step {step.id!r} was skipped")
-            elif step.for_each is not None:
-                self._for_each(step, result)
-            else:
-                self._body(step, result, self.context)
-            if result.status == "ok" and step.output_to_file is not None and not _per_item(step):
-                path = write_output(step.output_to_file.render(self.context), result.output)
-                result.note = f"saved to {path.name}"
-        except StepProblem as exc:
-            exc.fail(step, result)
-        except TemplateProblem as exc:
-            fail(result, "template_error", str(exc))
-        except UnsafePath as exc:
-            fail(result, "unsafe_path", str(exc))
-        except Exception as exc:  # a bug or a user's function must not lose the run
-            fail(result, type(exc).__name__, str(exc))
+            with step_outcome(step, result, self._cancelled):
+                if reason := self._skip_reason(step):
+                    result.status, result.note = "skipped", reason
+                    for child in step.descendants():
+                        self._skip(self.run.steps[child.id], f"skipped: step {step.id!r} was skipped")
+                elif step.for_each is not None:
+                    self._for_each(step, result)
+                else:
+                    self._body(step, result, self.context)
+                if result.status == "ok" and step.output_to_file is not None and not _per_item(step):
+                    path = write_output(step.output_to_file.render(self.context), result.output)
+                    result.note = f"saved to {path.name}"
         finally:
             result.duration = time.monotonic() - started
             self.emit(Event(STEP_END, result))
@@ -170,7 +170,7 @@ class Executor:
         if isinstance(target, type) and issubclass(target, Step):
             output = target().run(ctx)
         elif callable(target):
-            wants_ctx = "ctx" in _parameters(target) and "ctx" not in args
+            wants_ctx = "ctx" in parameters(target) and "ctx" not in args
             output = target(**args, ctx=ctx) if wants_ctx else target(**args)
         else:
             raise TypeError(f"call {step.call!r} is not a function or Step class: got {type(target).__name__}")
@@ -207,7 +207,7 @@ class Executor:
             for future in [pool.submit(self.run_step, child, res) for child, res in children]:
                 future.result()
         result.output = {child.id: res.output for child, res in children}
-        _settle(result, [res for _, res in children], "child")
+        settle(result, [res for _, res in children], "child")
 
     def _pipeline(self, step: StepSpec, result: StepResult, context: Mapping[str, Any]) -> None:
         if step.file is not None:
@@ -216,7 +216,8 @@ class Executor:
             if str(path) in self.stack:
                 chain = " → ".join([*map(_short, self.stack), _short(str(path))])
                 raise PipelineError(f"pipeline recursion: {chain}")
-            child_spec, key = load_spec(path), str(path)
+            key = str(path)
+            child_spec = self.nested.get(key) or load_spec(path)
         else:
             child_spec = step.inline or parse_spec(step.pipeline, SourceMap(f"{self.spec.source}#{step.id}"))
             child_spec, key = replace(child_spec, base_dir=self.spec.base_dir), f"{self.spec.source}#{step.id}"
@@ -230,7 +231,7 @@ class Executor:
         result.child = child
         executor = Executor(child_spec, child, self.resolve, {**self.namespace, **child_spec.vars, **inputs},
                             _prefixed(self.emit, result.id), self.cancel, namespace=self.namespace,
-                            stack=(*self.stack, key), depth=self.depth + 1)
+                            stack=(*self.stack, key), depth=self.depth + 1, nested=self.nested)
         child.status = "running"
         started = time.monotonic()
         executor.run_all()
@@ -240,12 +241,14 @@ class Executor:
         result.usage, result.cost = child.usage, child.cost
         last = next((s for s in reversed(child.steps.values()) if s.status == "ok"), None)
         result.text = last.text if last else ""
-        _settle(result, list(child.steps.values()), "step")
+        settle(result, list(child.steps.values()), "step")
 
     def _for_each(self, step: StepSpec, result: StepResult) -> None:
         assert step.for_each is not None
         try:
             items = step.for_each.evaluate(self.context)
+        except RenderInterrupted:
+            raise
         except TemplateProblem as exc:
             raise StepProblem("template_error", str(exc), "for_each", exc.line) from None
         if isinstance(items, (str, bytes, Mapping)) or not isinstance(items, Iterable):
@@ -276,8 +279,8 @@ class Executor:
         costs = [r.cost for r in results if r.cost is not None]
         result.cost = sum(costs) if costs else None
         result.attempts = max((r.attempts for r in results), default=0)
-        _settle(result, results, "item")
-        result.note = _items_note(results, " in a batch" if step.batch else "")
+        settle(result, results, "item")
+        result.note = items_note(results, " in a batch" if step.batch else "")
 
     def _batch(self, step: StepSpec, result: StepResult, items: list[Any], results: list[StepResult]) -> None:
         """Send every item's request as Message Batches; progress goes out as the counts move."""
@@ -324,49 +327,12 @@ class Executor:
         started = time.monotonic()
         result.status = "running"
         scope = self._item_scope(step, item, index, count)
-        try:
+        with step_outcome(step, result, self._cancelled):
             self._body(step, result, scope)
             if result.status == "ok" and step.output_to_file is not None and _per_item(step):
                 path = write_output(step.output_to_file.render(scope), result.output)
                 result.note = f"saved to {path.name}"
-        except StepProblem as exc:
-            exc.fail(step, result)
-        except UnsafePath as exc:
-            fail(result, "unsafe_path", str(exc))
-        except Exception as exc:
-            fail(result, type(exc).__name__, str(exc))
         result.duration = time.monotonic() - started
-
-
-def run_status(run: PipelineRun) -> str:
-    """A finished run's status: interrupted, error, or ok."""
-    if any(s.status == "interrupted" for s in run.steps.values()):
-        return "interrupted"
-    if any(s.status == "error" for s in run.steps.values()):
-        return "error"
-    return "ok"
-
-
-def _settle(result: StepResult, parts: list[StepResult], noun: str) -> None:
-    """Status of a step made of parts: ok if all are, else interrupted or error (naming the first)."""
-    if any(p.status in ("interrupted", "pending", "running") for p in parts):
-        result.status = "interrupted"
-        return
-    bad = [p for p in parts if p.status == "error"]
-    if not bad:
-        result.status = "ok"
-        return
-    first = bad[0]
-    plural = "children" if noun == "child" else f"{noun}s"
-    fail(result, f"{noun}_failed", f"{len(bad)} of {len(parts)} {plural} failed; first: {first.id}: {first.error}")
-
-
-def _items_note(items: list[StepResult], how: str) -> str:
-    """``40 items, 2 failed, 10 interrupted``: an item stopped by an interrupt did not fail."""
-    failed = sum(r.status == "error" for r in items)
-    stopped = sum(r.status in ("interrupted", "pending", "running") for r in items)
-    counts = [f"{n} {label}" for n, label in ((failed, "failed"), (stopped, "interrupted")) if n]
-    return ", ".join([f"{len(items)} items{how}", *counts])
 
 
 def truthy(value: Any) -> bool:
@@ -400,35 +366,7 @@ def _prefixed(emit: EmitEvent, prefix: str) -> EmitEvent:
     return rename
 
 
-def _parameters(fn: Callable[..., Any]) -> Mapping[str, Any]:
-    try:
-        return inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return {}
-
-
 def _short(path: str) -> str:
     return Path(path).name if not path.startswith("#") else path
-
-
-def resolve_name(name: str, namespace: Mapping[str, Any]) -> Any:
-    """A name from ``namespace``, or an import path ``pkg.mod.attr`` / ``pkg.mod:attr``."""
-    if name in namespace:
-        return namespace[name]
-    if ":" in name:
-        module, _, attr = name.partition(":")
-    elif "." in name:
-        module, _, attr = name.rpartition(".")
-    else:
-        raise LookupError(f"{name!r} is not defined in the kernel and is not an import path")
-    try:
-        obj = importlib.import_module(module)
-    except ImportError as exc:
-        raise LookupError(f"cannot import {module!r}: {exc}") from None
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise LookupError(f"module {module!r} has no attribute {attr!r}")
-        obj = getattr(obj, part)
-    return obj
 
 

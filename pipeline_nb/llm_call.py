@@ -17,7 +17,7 @@ from .results import ErrorInfo, StepResult, Usage
 from .spec import StepSpec
 from .streaming.events import DELTA, DONE, RETRY, Chunk, Event, Response, RetryInfo
 from .structured import StructuredOutputError, parse_reply
-from .templates import TemplateProblem
+from .templates import RenderInterrupted, TemplateProblem
 
 EmitEvent = Callable[[Event], None]
 
@@ -84,6 +84,8 @@ class StepProblem(Exception):
 def render(step: StepSpec, key: str, context: Mapping[str, Any]) -> str:
     try:
         return getattr(step, key).render(context)
+    except RenderInterrupted:
+        raise
     except TemplateProblem as exc:
         raise StepProblem("template_error", str(exc), key, exc.line) from None
 

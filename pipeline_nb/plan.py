@@ -1,7 +1,7 @@
-"""Plan-time checks that need the kernel: what a python step calls, and with which arguments.
+"""Plan-time checks beyond the spec itself: what python steps call, and the nested pipeline files.
 
-A misspelt ``call:`` or argument name would otherwise surface only when the step runs, after
-the paid steps before it. Both are found here, before any call, with the YAML line:col.
+A misspelt ``call:``, argument name or ``file:`` would otherwise surface only when its step
+runs, after the paid steps before it. Each is found here, before any call, with its line:col.
 """
 
 from __future__ import annotations
@@ -9,12 +9,15 @@ from __future__ import annotations
 import difflib
 import inspect
 from collections.abc import Callable, Mapping
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from .context import Step
 from .errors import PipelineSpecError
-from .execute import resolve_name
-from .spec import PipelineSpec, StepSpec
+from . import execute
+from .names import resolve_name
+from .spec import PipelineSpec, StepSpec, load_spec
 
 
 def check_calls(spec: PipelineSpec, namespace: Mapping[str, Any]) -> None:
@@ -84,3 +87,48 @@ def _check_arguments(step: StepSpec, target: Callable[..., Any], names: list[str
         )
     raise PipelineSpecError(f"{label} cannot be called with keyword arguments only", location=where,
                             step_id=step.id, hint="wrap it in a function that takes keyword arguments")
+
+
+def load_nested(spec: PipelineSpec, namespace: Mapping[str, Any]) -> dict[str, PipelineSpec]:
+    """Every pipeline file ``spec`` names in a ``file:`` step, loaded now, by resolved path.
+
+    A missing, unreadable or broken child file, a file that includes itself and names a
+    child uses that nothing defines are PipelineSpecErrors before any call, not step
+    failures after the paid steps before them."""
+    loaded: dict[str, PipelineSpec] = {}
+    top = (str(Path(spec.source).resolve()),) if spec.base_dir is not None else ()
+    _load_children(spec, namespace, top, loaded, depth=0)
+    return loaded
+
+
+def _load_children(spec: PipelineSpec, namespace: Mapping[str, Any], stack: tuple[str, ...],
+                   loaded: dict[str, PipelineSpec], depth: int) -> None:
+    for step in spec.all_steps():
+        if step.type != "pipeline":
+            continue
+        if step.file is None:
+            assert step.inline is not None
+            child, key = replace(step.inline, base_dir=spec.base_dir), f"{spec.source}#{step.id}"
+        else:
+            path = ((spec.base_dir or Path.cwd()) / step.file).resolve()
+            key = str(path)
+            if key in stack:
+                chain = " → ".join(Path(p).name for p in (*stack, key))
+                raise PipelineSpecError(f"pipeline recursion: {chain}", location=step.where("file"),
+                                        step_id=step.id, hint="a pipeline may not include itself, directly or not")
+            if not path.is_file() and not path.exists():
+                raise PipelineSpecError(
+                    f"file {step.file!r} does not exist (looked for {path})", location=step.where("file"),
+                    step_id=step.id, hint="a file: path is relative to the pipeline's own file, or for a cell, "
+                                          "a string or a dict, to the working directory (the notebook's)",
+                )
+            child = loaded.get(key) or load_spec(path)
+            loaded[key] = child
+        if depth >= execute.MAX_DEPTH:
+            raise PipelineSpecError(f"pipelines nest more than {execute.MAX_DEPTH} deep",
+                                    location=step.where("file" if step.file else "pipeline"), step_id=step.id,
+                                    hint="flatten the nesting")
+        if step.inputs is None or isinstance(step.inputs.raw, Mapping):  # the child's names are known now
+            inputs = step.inputs.raw if step.inputs is not None else {}
+            child.check_names({*map(str, inputs), *namespace})
+        _load_children(child, namespace, (*stack, key), loaded, depth + 1)

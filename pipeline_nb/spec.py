@@ -291,10 +291,10 @@ class _StepBuilder:
                 fields[_RENAMED.get(key, key)] = self._field(key, value, path)
             except TemplateProblem as exc:
                 where = _at_line(where, blocks.get(key), exc.line) if where else None
-                raise PipelineSpecError(
-                    f"bad template in {key}: {exc}", location=where, step_id=step_id,
-                    hint="templates use {{ name }}; close every {{ and {%",
-                ) from None
+                syntax = not str(exc).startswith(("refused by the template sandbox", "the template nests"))
+                raise PipelineSpecError(f"bad template in {key}: {exc}", location=where, step_id=step_id,
+                                        hint="templates use {{ name }}; close every {{ and {%" if syntax else None,
+                                        ) from None
             if key == "output_schema" and (problem := schema_problem(value)):
                 raise PipelineSpecError(problem, location=where, step_id=step_id)
             if any(isinstance(v, float) and math.isnan(v) for v in (value if isinstance(value, list) else [value])):

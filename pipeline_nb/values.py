@@ -8,14 +8,17 @@ are templated item by item; everything else is kept as is.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import jinja2
 from jinja2.sandbox import SecurityError
 
-from .templates import Template, TemplateProblem, _environment, compile_template, pick
+from .sandbox import sandbox_environment
+from .template_limits import loop_budget
+from .templates import Template, TemplateProblem, compile_template, pick
 
 _SINGLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\}\}).)*)\}\}\s*$", re.S)
 
@@ -60,21 +63,33 @@ def _compile(raw: Any, templates: list[Template]) -> Any:
         return lambda ctx: [item(ctx) for item in items]
     if not isinstance(raw, str):
         return lambda ctx: raw
-    template = compile_template(raw)
+    template, evaluate = _compile_text(raw)
     templates.append(template)
+    return evaluate
+
+
+@lru_cache(maxsize=4096)  # YAML aliases may repeat one text thousands of times: compile it once
+def _compile_text(raw: str) -> tuple[Template, Callable[[Mapping[str, Any]], Any]]:
+    """The template of ``raw`` and how to evaluate it: as text, or as one expression's own value."""
+    template = compile_template(raw)
     match = _SINGLE_EXPRESSION.match(raw)
     if match is None or template.is_static:
-        return template.render
+        return template, template.render
     try:
-        expr = _environment().compile_expression(match["expr"], undefined_to_none=False)
+        expr = sandbox_environment().compile_expression(match["expr"], undefined_to_none=False)
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateProblem(exc.message or "bad expression", exc.lineno) from None
+    except Exception as exc:  # compile_template parsed it already; this is Jinja failing on its own
+        raise TemplateProblem(f"cannot compile the expression: {type(exc).__name__}: {exc}") from None
     names = template.names
 
     def native(ctx: Mapping[str, Any]) -> Any:
         values = pick(names, ctx)
         try:
-            value = expr(**values)
+            with loop_budget():
+                value = expr(**values)
+        except TemplateProblem:
+            raise
         except SecurityError as exc:
             raise TemplateProblem(f"refused by the template sandbox: {exc}") from None
         except jinja2.TemplateError as exc:
@@ -88,4 +103,4 @@ def _compile(raw: Any, templates: list[Template]) -> Any:
                 raise TemplateProblem(f"undefined in template: {exc.message}") from None
         return value
 
-    return native
+    return template, native

@@ -139,12 +139,17 @@ def test_the_cli_exits_2_on_invalid_utf8_with_the_place_and_no_traceback(tmp_pat
     assert "Traceback" not in done.stderr
 
 
-def test_an_invalid_utf8_child_file_fails_its_step_with_the_childs_name(tmp_path):
+def test_an_invalid_utf8_child_file_is_a_spec_error_with_the_childs_name(tmp_path):
     write(tmp_path / "child.yaml", BAD_UTF8)
     parent = write(tmp_path / "parent.yaml", "steps:\n  - {id: p, file: child.yaml}\n")
-    step = pipeline_nb.run(parent, raise_on_error=False).steps["p"]
-    assert step.status == "error"
-    assert f"{tmp_path / 'child.yaml'}:3:19: invalid UTF-8: byte 0xff at offset 36" in step.error.message
+    assert f"{tmp_path / 'child.yaml'}:3:19: invalid UTF-8: byte 0xff at offset 36" in child_error(parent)
+
+
+def child_error(parent: Path) -> str:
+    """The PipelineSpecError that running ``parent`` raises at plan time, as text."""
+    with pytest.raises(PipelineSpecError) as raised:
+        pipeline_nb.run(parent)
+    return str(raised.value)
 
 
 # -- 3. files that must not be read --
@@ -157,16 +162,14 @@ def test_an_invalid_utf8_child_file_fails_its_step_with_the_childs_name(tmp_path
 def test_a_file_step_refuses_what_is_not_a_regular_file(tmp_path, make, kind):
     make(tmp_path / "child.yaml")
     parent = write(tmp_path / "parent.yaml", "steps:\n  - {id: p, file: child.yaml}\n")
-    step = pipeline_nb.run(parent, raise_on_error=False).steps["p"]
-    assert step.status == "error" and step.error.type == "PipelineSpecError"
-    assert f"{tmp_path / 'child.yaml'} {kind}, not a regular file" in step.error.message
+    assert f"{tmp_path / 'child.yaml'} {kind}, not a regular file" in child_error(parent)
 
 
 def test_dev_zero_is_refused_without_reading_it(tmp_path):
     """In a process with 2 GB of address space: reading /dev/zero would fill it, not hang the suite."""
     write(tmp_path / "parent.yaml", "steps:\n  - {id: z, file: /dev/zero}\n")
     code = ("import resource, pipeline_nb; resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30)); "
-            "print(pipeline_nb.run('parent.yaml', raise_on_error=False).steps['z'].error.message)")
+            "\ntry: pipeline_nb.run('parent.yaml')\nexcept pipeline_nb.PipelineSpecError as exc: print(exc)")
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert "cannot read pipeline file: /dev/zero is a character device, not a regular file" in done.stdout, done.stderr
 
@@ -199,10 +202,8 @@ def test_a_file_step_on_a_file_that_is_not_a_pipeline_never_echoes_it(tmp_path, 
     write(tmp_path / "outside" / "secret.txt", text)
     (tmp_path / "flows").mkdir()
     parent = write(tmp_path / "flows" / "parent.yaml", "steps:\n  - {id: p, file: ../outside/secret.txt}\n")
-    step = pipeline_nb.run(parent, raise_on_error=False).steps["p"]
-    assert step.status == "error" and step.error.type == "PipelineSpecError"
-    assert "secret.txt:" in step.error.message
-    assert SECRET not in step.error.message
+    message = child_error(parent)
+    assert "secret.txt:" in message and SECRET not in message
 
 
 def test_a_text_file_is_described_by_kind_and_size(tmp_path):

@@ -107,3 +107,27 @@ def test_three_ctrl_c_in_the_cli_exit_130_with_a_summary(tmp_path: Path):
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
     assert "interrupted" in err and "after: pending" in err
+
+
+def test_an_interrupt_stops_a_long_template_render_on_the_worker(monkeypatch):
+    """A render that would run for a minute (its loop budget raised for the test) stops within the
+    engine's one-second wait: no worker is left burning a core after the run returns."""
+    import threading
+
+    import pipeline_nb
+    from pipeline_nb import template_limits
+
+    monkeypatch.setattr(template_limits, "MAX_LOOP_STEPS", 10**12)
+    heavy = "{% for i in range(100000) %}{% for j in range(3000) %}x{% endfor %}{% endfor %}"
+
+    def interrupt_when_it_starts(event):
+        if event.kind == "step_start":
+            time.sleep(0.2)  # the render is well under way
+            raise KeyboardInterrupt
+
+    try:
+        pipeline_nb.run({"steps": [{"id": "heavy", "prompt": heavy}]}, on_event=interrupt_when_it_starts)
+    except pipeline_nb.RunInterrupted as exc:
+        run = exc.run
+    assert run.steps["heavy"].status == "interrupted"
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("pipeline_nb")]

@@ -3,12 +3,14 @@ recursion and the depth cap, through the real SDK against FakeAnthropic."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 import pipeline_nb
-from pipeline_nb import execute
+from pipeline_nb import PipelineSpecError, execute
 from pipeline_nb.results import Usage
 from pipeline_nb.streaming import BufferHandler
 from pipeline_nb.testing import FakeAnthropic
@@ -97,22 +99,20 @@ def test_a_failing_child_step_fails_the_pipeline_step(tmp_path: Path, fake_anthr
     assert result.steps["after"].status == "skipped"
 
 
-def test_recursion_is_refused_with_the_chain(tmp_path: Path, fake_anthropic: FakeAnthropic) -> None:
-    write(tmp_path / "a.yaml", "steps:\n  - {id: to_b, file: b.yaml}\n")
+def test_recursion_is_refused_with_the_chain_before_any_call(tmp_path: Path, fake_anthropic: FakeAnthropic) -> None:
+    write(tmp_path / "a.yaml", "steps:\n  - {id: paid, prompt: hi}\n  - {id: to_b, file: b.yaml}\n")
     write(tmp_path / "b.yaml", "steps:\n  - {id: to_a, file: a.yaml}\n")
-    result = pipeline_nb.run(tmp_path / "a.yaml", raise_on_error=False)
-    to_a = result.steps["to_b"].child.steps["to_a"]
-    assert to_a.status == "error" and to_a.error.message == "pipeline recursion: a.yaml → b.yaml → a.yaml"
-    assert "pipeline recursion: a.yaml → b.yaml → a.yaml" in result.steps["to_b"].error.message
-    assert result.status == "error"
+    error = spec_error_of(tmp_path / "a.yaml")
+    assert error.message == "pipeline recursion: a.yaml → b.yaml → a.yaml" and error.step_id == "to_a"
+    assert (Path(error.location.source).name, error.location.line, error.location.col) == ("b.yaml", 2, 22)
+    assert fake_anthropic.requests == []
 
 
 def test_a_file_that_includes_itself_through_an_inline_pipeline(tmp_path: Path) -> None:
     write(tmp_path / "self.yaml", "steps:\n  - id: me\n    pipeline: {steps: [{id: again, file: self.yaml}]}\n")
-    result = pipeline_nb.run(tmp_path / "self.yaml", raise_on_error=False)
-    again = result.steps["me"].child.steps["again"]
-    assert again.error.message.startswith("pipeline recursion: self.yaml → ")
-    assert again.error.message.endswith("#me → self.yaml")
+    error = spec_error_of(tmp_path / "self.yaml")
+    assert error.message.startswith("pipeline recursion: self.yaml → ")
+    assert error.message.endswith("#me → self.yaml") and error.step_id == "again"
 
 
 def test_nesting_deeper_than_the_cap_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -122,25 +122,36 @@ def test_nesting_deeper_than_the_cap_is_refused(tmp_path: Path, monkeypatch: pyt
     monkeypatch.setattr(execute, "MAX_DEPTH", 5)  # d0 holds five levels of nested pipelines
     assert pipeline_nb.run(tmp_path / "d0.yaml").ok
     monkeypatch.setattr(execute, "MAX_DEPTH", 4)
-    result = pipeline_nb.run(tmp_path / "d0.yaml", raise_on_error=False)
-    assert result.status == "error"
-    assert "pipelines nest more than 4 deep; check for a cycle" in result.steps["down0"].error.message
+    error = spec_error_of(tmp_path / "d0.yaml")
+    assert error.message == "pipelines nest more than 4 deep" and error.step_id == "down4"
     text = (tmp_path / "d1.yaml").read_text().replace("d2.yaml", str(tmp_path / "d2.yaml"))
     assert pipeline_nb.run(text).ok  # four levels from text: the cap counts nesting, not files
 
 
-def test_a_missing_child_file_is_a_step_error(tmp_path: Path) -> None:
-    parent = write(tmp_path / "parent.yaml", "steps:\n  - {id: p, file: nope.yaml}\n")
-    p = pipeline_nb.run(parent, raise_on_error=False).steps["p"]
-    assert p.status == "error" and "cannot read pipeline file" in p.error.message and "nope.yaml" in p.error.message
+def test_a_missing_child_file_is_a_spec_error_before_the_paid_steps(tmp_path: Path,
+                                                                    fake_anthropic: FakeAnthropic) -> None:
+    parent = write(tmp_path / "parent.yaml", "defaults: {provider: claude}\n"
+                                             "steps:\n  - {id: paid, prompt: hi}\n  - {id: p, file: nope.yaml}\n")
+    error = spec_error_of(parent)
+    assert error.message.startswith("file 'nope.yaml' does not exist (looked for ")
+    assert (error.step_id, error.location.line, error.location.col) == ("p", 4, 19)
+    assert fake_anthropic.requests == []
+    proc = subprocess.run([sys.executable, "-m", "pipeline_nb", "run", "parent.yaml"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "parent.yaml:4:19: step 'p': file 'nope.yaml' does not exist" in proc.stderr
+    assert fake_anthropic.requests == []
 
 
 def test_an_unknown_name_in_a_child_file_is_reported_with_its_location(tmp_path: Path) -> None:
     write(tmp_path / "child.yaml", "steps:\n  - {id: c, prompt: '{{ nothing }}'}\n")
-    p = pipeline_nb.run(write(tmp_path / "parent.yaml", "steps:\n  - {id: p, file: child.yaml}\n"),
-                        raise_on_error=False).steps["p"]
-    assert p.status == "error" and "child.yaml:2:" in p.error.message
-    assert "prompt uses {{ nothing }}, which is not defined" in p.error.message
+    error = spec_error_of(write(tmp_path / "parent.yaml", "steps:\n  - {id: p, file: child.yaml}\n"))
+    assert "child.yaml:2:" in str(error) and "prompt uses {{ nothing }}, which is not defined" in str(error)
+
+
+def spec_error_of(path: Path) -> PipelineSpecError:
+    with pytest.raises(PipelineSpecError) as raised:
+        pipeline_nb.run(path)
+    return raised.value
 
 
 def test_pipeline_spec_errors_carry_line_and_column() -> None:
