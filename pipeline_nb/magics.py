@@ -15,9 +15,9 @@ from .cassette import MODES
 from .engine import DEFAULT_MAX_TOKENS, DEFAULT_MODEL, DEFAULT_PROVIDER, RunOptions, execute
 from .errors import RunInterrupted
 from .interrupts import first_interrupt_only
-from .render import run_html
+from .render import run_html, run_text
 from .results import PipelineRun
-from .spec import load_spec
+from .spec import PipelineSpec, load_spec
 from .streaming.handlers import ConsoleHandler, Handler
 
 LAST_RUN = "_pipeline"
@@ -69,7 +69,7 @@ class PipelineMagics(Magics):
             default_provider=self.provider,
             default_model=self.model,
             default_max_tokens=self.max_tokens,
-            handlers=[self._view()],
+            handlers=[self._view(spec)],
             cassette=args.cassette,
             cassette_mode=args.cassette_mode,
             cassette_pace=args.cassette_pace,
@@ -85,7 +85,7 @@ class PipelineMagics(Magics):
             self._finish(run, args.name)
         raise_for_status(run)
 
-    def _view(self) -> Handler:
+    def _view(self, spec: PipelineSpec) -> Handler:
         """The live widget view in a kernel; the console in a terminal."""
         if getattr(self.shell, "kernel", None) is not None:
             try:
@@ -93,7 +93,7 @@ class PipelineMagics(Magics):
             except ImportError:
                 pass
             else:
-                return WidgetHandler()
+                return WidgetHandler(parents={c.id: s.id for s in spec.all_steps() for c in s.children})
         return ConsoleHandler(summary=True)
 
     def _finish(self, run: PipelineRun, name: str | None) -> None:
@@ -104,5 +104,5 @@ class PipelineMagics(Magics):
         for var, step_id in run.saved.items():
             if run.steps[step_id].status == "ok":
                 ns[var] = run.steps[step_id].output
-        # HTML and a one-line text/plain: the reply text goes over the wire once, not as HTML and markdown
-        display({"text/html": run_html(run), "text/plain": repr(run)}, raw=True)
+        # HTML, and a text/plain of a line per step (the start of its text) for plain-text readers and nbval
+        display({"text/html": run_html(run), "text/plain": run_text(run)}, raw=True)

@@ -1,4 +1,4 @@
-"""The plain, final rendering of a run: markdown and HTML that read well anywhere
+"""The plain, final rendering of a run: text, markdown and HTML that read well anywhere
 (JupyterLab, VS Code, GitHub, nbval) with no kernel and no widget state."""
 
 from __future__ import annotations
@@ -51,6 +51,45 @@ def _step_problem(step: StepResult) -> str:
     return ""
 
 
+EXCERPT = 100
+"""Characters of a step's text that its line in :func:`run_text` shows."""
+
+
+def excerpt(text: str, limit: int = EXCERPT) -> str:
+    """The start of ``text`` on one line: whitespace runs become one space, cut at ``limit``."""
+    head = text[: limit * 8]  # a for_each's text may be megabytes; its start is enough
+    line = " ".join(head.split())
+    if len(line) <= limit and len(head) == len(text):
+        return line
+    return line[: limit - 1].rstrip() + "…"
+
+
+def _step_line(step: StepResult) -> str:
+    """``✓ a: ok · model · 12 → 40 tokens · in 0.52s — The start of its text…``"""
+    facts = step_facts(step)
+    if step.note and step.status in ("ok", "error") and not step.note.startswith(("ok after", "retry ")):
+        facts.append(step.note)  # "10 items, 2 failed", "saved to out.json": facts of the result
+    line = f"{ICONS[step.status]} {step.id}: {' · '.join(facts)}"
+    shown = excerpt(step.text)
+    return f"{line} — {shown}" if shown else line
+
+
+def run_text(run: PipelineRun) -> str:
+    """The run as plain text (a notebook's text/plain, what nbval compares): the run's line,
+    then a line per step with the start of its text, and under it an error or a note that
+    explains a step that did not finish. Durations read ``in 1.23s``, which nbval masks."""
+    lines = [f"{run.name}: {' · '.join(run_facts(run))}"]
+    for step in run.steps.values():
+        lines.append("  " + _step_line(step))
+        if step.error:
+            lines.append(f"      error: {step.error}")
+        elif step.note and step.status in ("skipped", "interrupted", "pending"):
+            lines.append(f"      {step.note}")
+    lines += [f"  handler error: {e}" for e in run.handler_errors]
+    lines += [f"  warning: {w}" for w in run.warnings]
+    return "\n".join(lines)
+
+
 def step_markdown(step: StepResult, level: int = 4) -> str:
     lines = [f"{'#' * level} {ICONS[step.status]} {step.id} · {' · '.join(step_facts(step))}", ""]
     problem = _step_problem(step)
@@ -68,6 +107,7 @@ def run_markdown(run: PipelineRun) -> str:
         parts += [f"_{run.description}_", ""]
     parts += [step_markdown(step) for step in run.steps.values()]
     parts += [f"> handler error: {e}" for e in run.handler_errors]
+    parts += [f"> warning: {w}" for w in run.warnings]
     return "\n".join(parts).rstrip() + "\n"
 
 
@@ -102,5 +142,6 @@ def run_html(run: PipelineRun) -> str:
         parts.append(f"<div><i>{escape(run.description)}</i></div>")
     parts += [step_html(step) for step in run.steps.values()]
     parts += [f'<div style="color:#d93025">handler error: {escape(e)}</div>' for e in run.handler_errors]
+    parts += [f'<div style="color:#e37400">warning: {escape(w)}</div>' for w in run.warnings]
     parts.append("</div>")
     return "".join(parts)

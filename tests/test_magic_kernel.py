@@ -57,7 +57,7 @@ def test_two_step_pipeline_binds_results_and_saves_a_readable_rendering(fake_ant
     assert [o.output_type for o in outputs] == ["display_data", "display_data"]
     live, final = outputs
     # The live view retired itself: no widget left to render as "Output()" or "model not found".
-    assert set(live.data) == {"text/plain"} and live.data["text/plain"] == "[tides_review: live view]"
+    assert set(live.data) == {"text/plain"} and live.data["text/plain"] == ""  # nothing visible is left
     assert set(final.data) == {"text/html", "text/plain"}  # each reply's text crosses the wire once
     assert "Sea goes up, sea goes down." in final.data["text/html"]
     assert "Tides are the rise and fall of the sea." in final.data["text/html"]

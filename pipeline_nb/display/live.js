@@ -1,9 +1,14 @@
 // pipeline_nb live view: a head line, a row per step, and the streamed text of each step.
-// Text arrives as custom messages so each byte crosses the wire once:
-//   {a: stepId, t: text, n: deltaCount}  append      {r: stepId}  reset (a retry)
-// Rows and panes carry data-step / data-status, which the browser tests read.
+// The kernel sends at most one custom message per interval, applied in this order:
+//   {reset: [stepId], rows: [row], text: [[stepId, text, deltaCount]], done: [partId]}
+// reset clears a pane (a retry); rows replace the rows state while the run goes on (the
+// final rows come as state); text is appended, so each byte crosses the wire once; done
+// names parts (for_each items, ctx.invoke calls, nested steps) that finished.
+// Rows and panes carry data-step / data-status, which the browser tests read; a row shown
+// under its parallel step also carries data-parent.
 const ICON = { pending: "○", running: "◐", ok: "✓", error: "✗", skipped: "↷", interrupted: "■" };
 const FOLLOW_SLACK = 24; // px from the bottom that still counts as "at the bottom"
+const KEEP_PARTS = 20; // finished part panes kept in the page; the final rendering has them all
 
 function el(tag, cls, text) {
   const node = document.createElement(tag);
@@ -27,7 +32,9 @@ function tokens(n) {
   return n ? n.toLocaleString("en") + " tok" : "";
 }
 
-function summary(rows) {
+// What a reader counts: the top-level steps (a parallel step's children are shown under it).
+function summary(all) {
+  const rows = all.filter((r) => !r.parent);
   const count = (s) => rows.filter((r) => r.status === s).length;
   const done = rows.length - count("pending") - count("running");
   const failed = count("error"), stopped = count("interrupted");
@@ -57,10 +64,11 @@ function render({ model, el: root }) {
   root.append(head, table, panes);
   const texts = new Map(); // step id -> {box, head, body, more, user}
   const cells = new Map(); // step id -> {row, tokens, time}
+  const finished = []; // part ids that finished, oldest first
+  let rows = model.get("rows"); // the latest rows: from a message while running, from state at the end
 
   // A pane belongs to its row; a derived id (a[0], a/b, a.invoke1) to the row it comes from.
   function rowFor(id) {
-    const rows = model.get("rows");
     let best = null;
     for (const row of rows) {
       if (row.id === id) return row;
@@ -72,7 +80,7 @@ function render({ model, el: root }) {
 
   function order(id) {
     const row = rowFor(id);
-    const i = row ? model.get("rows").indexOf(row) : -1;
+    const i = row ? rows.indexOf(row) : -1;
     return i < 0 ? Infinity : i;
   }
 
@@ -92,7 +100,7 @@ function render({ model, el: root }) {
     more.type = "button";
     more.hidden = true;
     box.append(head, body, more);
-    entry = { box, head, body, more, user: false };
+    entry = { box, head, body, more, user: false, done: false };
     // A pane the user opened or closed stays that way; the view only moves the others.
     head.addEventListener("click", () => { entry.user = true; });
     box.addEventListener("toggle", () => { if (box.open) follow(entry); });
@@ -110,10 +118,12 @@ function render({ model, el: root }) {
     return entry;
   }
 
-  // The pane's head and colours follow its row: "◐ b · running · 12 tok".
+  // The pane's head and colours follow its row: "◐ b · running · 12 tok"; a part that
+  // finished while its step runs on is done.
   function dress(id, entry) {
     const row = rowFor(id);
-    const state = row ? (row.id === id ? row.status : row.status === "running" ? "running" : row.status) : "running";
+    let state = row ? row.status : "running";
+    if (entry.done && state === "running") state = "ok";
     entry.box.dataset.status = state;
     entry.box.className = "pnb-pane pnb-" + state;
     const parts = [id, state];
@@ -125,15 +135,20 @@ function render({ model, el: root }) {
   // A pane the user opened or closed is left alone.
   function arrange() {
     const entries = [...texts.values()];
-    const running = model.get("rows").some((r) => r.status === "running");
+    const running = rows.some((r) => r.status === "running");
     const latest = entries.filter((e) => !e.user).pop();
     for (const e of entries) {
       if (!e.user) e.box.open = e.box.dataset.status === "running" || (!running && e === latest);
     }
   }
 
+  function depth(row) {
+    let n = 0;
+    for (let up = row; up && up.parent && n < 16; n++) up = rows.find((r) => r.id === up.parent);
+    return n;
+  }
+
   function drawRows() {
-    const rows = model.get("rows");
     const now = Date.now();
     table.replaceChildren();
     cells.clear();
@@ -141,6 +156,11 @@ function render({ model, el: root }) {
       const tr = el("tr", "pnb-row pnb-" + row.status);
       tr.dataset.step = row.id;
       tr.dataset.status = row.status;
+      if (row.parent) {
+        tr.dataset.parent = row.parent;
+        tr.classList.add("pnb-child");
+        tr.style.setProperty("--pnb-depth", depth(row));
+      }
       const tok = el("td", "pnb-tokens", tokens(row.tokens));
       const time = el("td", "pnb-time", elapsed(row, now));
       tr.append(
@@ -161,22 +181,55 @@ function render({ model, el: root }) {
     arrange();
   }
 
-  function onMessage(msg) {
-    if (msg.r !== undefined) {
-      const entry = pane(msg.r);
-      entry.body.textContent = "";
-      follow(entry);
-      return;
-    }
-    if (msg.a === undefined) return;
-    const entry = pane(msg.a);
+  function reset(id) {
+    const entry = pane(id);
+    entry.body.textContent = "";
+    entry.done = false;
+    follow(entry);
+  }
+
+  function append(id, text, count) {
+    const entry = pane(id);
     const body = entry.body;
     const atEnd = body.scrollHeight - body.scrollTop - body.clientHeight < FOLLOW_SLACK;
-    body.append(document.createTextNode(msg.t));
+    body.append(document.createTextNode(text));
     if (atEnd) follow(entry);
     else if (entry.box.open) entry.more.hidden = false; // the user scrolled up to read: leave them there
-    const cell = cells.get(msg.a);
-    if (cell) cell.tokens.textContent = tokens(msg.n);
+    const cell = cells.get(id);
+    if (cell) cell.tokens.textContent = tokens(count);
+  }
+
+  // A finished part's pane closes; past KEEP_PARTS the oldest untouched ones leave the page.
+  function finish(id) {
+    const entry = texts.get(id);
+    if (!entry) return;
+    entry.done = true;
+    dress(id, entry);
+    finished.push(id);
+    while (finished.length > KEEP_PARTS) {
+      const old = finished.shift();
+      const gone = texts.get(old);
+      if (gone && !gone.user) {
+        gone.box.remove();
+        texts.delete(old);
+      }
+    }
+  }
+
+  function onMessage(msg) {
+    for (const id of msg.reset || []) reset(id);
+    if (msg.rows) {
+      rows = msg.rows;
+      drawRows();
+    }
+    for (const [id, text, count] of msg.text || []) append(id, text, count);
+    for (const id of msg.done || []) finish(id);
+    if (msg.done) arrange();
+  }
+
+  function onRows() {
+    rows = model.get("rows");
+    drawRows();
   }
 
   const tick = setInterval(() => {
@@ -184,13 +237,13 @@ function render({ model, el: root }) {
     for (const { row, time } of cells.values()) if (row.status === "running") time.textContent = elapsed(row, now);
   }, 250);
 
-  model.on("change:rows", drawRows);
+  model.on("change:rows", onRows);
   model.on("change:title", drawRows);
   model.on("msg:custom", onMessage);
   drawRows();
   return () => {
     clearInterval(tick);
-    model.off("change:rows", drawRows);
+    model.off("change:rows", onRows);
     model.off("change:title", drawRows);
     model.off("msg:custom", onMessage);
   };

@@ -1,14 +1,19 @@
 """The live view: a row per step and the streamed text, updated from the main thread.
 
-Text crosses the wire once: coalesced appends (at most ``1/interval`` a second) go
-as custom messages, and only the rows (a few hundred bytes) are synced as state.
-When the run ends, the widget is closed and its output becomes one plain line, so a
-saved notebook shows the final rendering below it instead of a dead widget.
+Everything the view learns during a run shares one budget: at most one message per
+``interval``, carrying the text gathered since the last one (each byte crosses the wire
+once), the panes to clear after a retry, the parts (for_each items, ``ctx.invoke`` calls,
+nested steps) that finished, and the rows if they changed. A fan-out of 100,000 items
+thus costs a message per ``interval``, not one per item. When the run ends the final
+rows are synced as widget state, then the widget is closed and its output emptied, so a
+saved notebook shows only the final rendering displayed below it.
 """
 
 from __future__ import annotations
 
+import math
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,18 +21,24 @@ import anywidget
 import traitlets
 from IPython.display import DisplayHandle, display
 
+from ..engine import owner
 from ..results import PipelineRun, StepResult
-from ..streaming.events import Chunk, RetryInfo
+from ..streaming.events import Chunk, Response, RetryInfo
 from ..streaming.handlers import StreamHandler
 
 _HERE = Path(__file__).parent
 
+RETIRED = {"text/plain": ""}
+"""The view's text/plain, while it runs and once retired: nothing to see and nothing for
+nbval to compare (nbval compares the first display, so both must be the same)."""
+
 
 class LiveView(anywidget.AnyWidget):
-    """The widget itself: ``rows`` is state; text arrives by ``append``/``reset``.
+    """The widget itself: ``rows`` is state (at the start and the end of a run); ``push``
+    sends everything else, in one message.
 
     >>> view = LiveView(title="demo", rows=[{"id": "a", "status": "running"}])
-    >>> view.append("a", "Hello", 1)
+    >>> view.push(text=[("a", "Hello", 1)])
     """
 
     _esm = _HERE / "live.js"
@@ -35,73 +46,150 @@ class LiveView(anywidget.AnyWidget):
     title = traitlets.Unicode("").tag(sync=True)
     rows = traitlets.List(traitlets.Dict()).tag(sync=True)
 
-    def append(self, step_id: str, text: str, count: int) -> None:
-        self.send({"a": step_id, "t": text, "n": count})
+    def push(self, *, resets: list[str] | None = None, rows: list[dict[str, Any]] | None = None,
+             text: list[tuple[str, str, int]] | None = None, finished: list[str] | None = None) -> None:
+        """One message: panes to clear, new rows, text to append as ``(step id, text, deltas
+        so far)``, parts that finished; the view applies them in that order."""
+        message: dict[str, Any] = {}
+        if resets:
+            message["reset"] = resets
+        if rows is not None:
+            message["rows"] = rows
+        if text:
+            message["text"] = text
+        if finished:
+            message["done"] = finished
+        self.send(message)
 
-    def reset(self, step_id: str) -> None:
-        self.send({"r": step_id})
-
-    def __repr__(self) -> str:
-        return placeholder(self.title)
-
-
-def placeholder(title: str) -> str:
-    """The text/plain of the live view, before and after the run (what nbval compares)."""
-    return f"[{title}: live view]"
+    def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if bundle is not None:
+            bundle[0].update(RETIRED)
+        return bundle
 
 
 class WidgetHandler(StreamHandler):
-    """Streams a run into a LiveView, coalescing deltas to at most one send per ``interval``.
+    """Streams a run into a LiveView, at most one message per ``interval``.
 
-    Every message costs about half a kilobyte of envelope whatever it carries, so a send
-    also waits until ``min_chars`` of text are gathered, though never longer than
-    ``max_wait`` seconds after the last one (the kernel's own stdout batching is 0.2 s),
-    and a step's first text goes at once. Fast streams thus send at most ``1/interval``
-    messages a second, each carrying more than its envelope; slow ones ``1/max_wait``.
+    Every message costs about half a kilobyte of envelope whatever it carries, so text
+    alone waits until ``min_chars`` are gathered, though never longer than ``max_wait``
+    seconds after the last send (the kernel's own stdout batching is 0.2 s); a step's
+    first text, a row that changed and a retry go as soon as the budget allows, and the
+    final state always goes at run end. ``parents`` maps a parallel step's children to
+    it (``spec.all_steps()`` knows them), so their rows are shown under it; without it,
+    a step that starts while a parallel step runs is taken as its child.
     ``view_class`` is the widget made for each run (a LiveView subclass may observe sends).
     """
 
     view_class: type[LiveView] = LiveView
 
-    def __init__(self, interval: float = 0.05, *, min_chars: int = 1024, max_wait: float = 0.2) -> None:
+    def __init__(self, interval: float = 0.05, *, min_chars: int = 1024, max_wait: float = 0.2,
+                 parents: Mapping[str, str] | None = None) -> None:
         super().__init__()
         self.interval = interval
         self.min_chars = min_chars
         self.max_wait = max(interval, max_wait)
+        self.parents = dict(parents or {})
         self.view: LiveView | None = None
         self.sends = 0
+        """Messages sent in this run: pushes and the final rows."""
         self._handle: DisplayHandle | None = None
 
     def init(self, run: PipelineRun) -> None:
-        self._pending: dict[str, list[str]] = {}
-        self._pending_chars = 0
-        self._counts: dict[str, int] = {}
-        self._started: dict[str, float] = {}
-        self._last_send = 0.0
         self._run = run
+        self._pending: dict[str, list[str]] = {}  # text not sent yet, by step (or part) id
+        self._pending_chars = 0
+        self._counts: dict[str, int] = {}  # deltas of each step's current attempt
+        self._resets: list[str] = []
+        self._finished: list[str] = []
+        self._rows_changed = False
+        self._last_send = -math.inf
+        self._started: dict[str, float] = {}
+        self._running: set[str] = set()
+        self._item_totals: set[str] = set()  # for_each steps whose item count the rows show
+        self._part_tokens: dict[str, int] = {}  # output tokens of a step's finished parts
+        self._parent_of = dict(self.parents)
+        self._open_parallel: list[str] = []  # running parallel steps, latest last
         self.sends = 0
-        self.view = self.view_class(title=run.name, rows=[self._row(s) for s in run.steps.values()])
+        self.view = self.view_class(title=run.name, rows=self._rows())
         self._handle = display(self.view, display_id=True)
         super().init(run)
 
+    # -- rows --
+
     def _row(self, step: StepResult) -> dict[str, Any]:
+        note = step.note
+        if not note and step.status == "running" and step.items is not None:
+            note = f"0 of {len(step.items)}"  # the items are known; none has finished yet
+        tokens = step.usage.output_tokens or self._part_tokens.get(step.id) or self._counts.get(step.id, 0)
         row: dict[str, Any] = {"id": step.id, "status": step.status, "model": step.model or "",
-                               "tokens": step.usage.output_tokens or self._counts.get(step.id, 0),
-                               "note": step.note}
+                               "tokens": tokens, "note": note}
+        if step.id in self._parent_of:
+            row["parent"] = self._parent_of[step.id]
         if step.id in self._started:
             row["started"] = self._started[step.id]
         if step.duration is not None:
             row["elapsed"] = round(step.duration, 2)
         return row
 
-    def _sync_rows(self) -> None:
-        assert self.view is not None
-        self.view.rows = [self._row(s) for s in self._run.steps.values()]
+    def _rows(self) -> list[dict[str, Any]]:
+        return [self._row(s) for s in self._run.steps.values()]
+
+    def _notice_items(self) -> None:
+        """A running for_each step that has just learnt its item count: its row says ``0 of N``."""
+        for step_id in self._running - self._item_totals:
+            if self._run.steps[step_id].items is not None:
+                self._item_totals.add(step_id)
+                self._rows_changed = True
+
+    def _adopt(self, step: StepResult) -> None:
+        """Give ``step`` a parent: the map's, else the latest parallel step still running."""
+        if step.id not in self._parent_of and not self.parents and self._open_parallel:
+            self._parent_of[step.id] = self._open_parallel[-1]
+
+    # -- the budget: one message per interval --
+
+    def _tick(self, *, urgent: bool = False) -> None:
+        """Send now if the budget allows and something is worth a message."""
+        waited = time.monotonic() - self._last_send
+        if waited < self.interval:
+            return
+        self._notice_items()
+        if (urgent or self._rows_changed or self._resets or self._pending_chars >= self.min_chars
+                or (waited >= self.max_wait and (self._pending or self._finished))):
+            self.send()
+
+    def flush(self) -> None:
+        """The stream went quiet (the engine calls this every 50 ms of quiet): send what waits."""
+        self._tick()
+
+    def send(self, *, rows: bool = True) -> None:
+        """Send everything gathered since the last send now, as one message (``rows=False``:
+        all but the rows)."""
+        if self.view is None:
+            return
+        changed = rows and self._rows_changed
+        if not (changed or self._pending or self._resets or self._finished):
+            return
+        text = [(step_id, "".join(parts), self._counts.get(step_id, 0)) for step_id, parts in self._pending.items()]
+        self.view.push(resets=self._resets, rows=self._rows() if changed else None, text=text,
+                       finished=self._finished)
         self.sends += 1
+        self._pending, self._pending_chars, self._resets, self._finished = {}, 0, [], []
+        if changed:
+            self._rows_changed = False
+        self._last_send = time.monotonic()
+
+    # -- events --
 
     def on_step_start(self, step: StepResult) -> None:
         self._started[step.id] = time.time() * 1000
-        self._sync_rows()
+        self._running.add(step.id)
+        self._adopt(step)
+        if step.type == "parallel":
+            self._open_parallel.append(step.id)
+        self._rows_changed = True
+        self._tick()
 
     def on_delta(self, chunk: Chunk) -> None:
         step_id, text, seq = chunk.step_id, chunk.content, chunk.seq
@@ -111,55 +199,57 @@ class WidgetHandler(StreamHandler):
         pending.append(text)
         self._pending_chars += len(text)
         self._counts[step_id] = seq  # deltas of this attempt so far (StreamHandler drops repeats)
-        waited = time.monotonic() - self._last_send
-        if waited >= self.interval and (self._pending_chars >= self.min_chars or waited >= self.max_wait
-                                        or seq == 1):
-            self.send()
-
-    def flush(self) -> None:
-        """The stream went quiet: send what is gathered, once ``max_wait`` has passed or
-        ``min_chars`` are waiting (the engine calls this every 50 ms of quiet)."""
-        if self._pending_chars >= self.min_chars or time.monotonic() - self._last_send >= self.max_wait:
-            self.send()
-
-    def send(self) -> None:
-        """Send the text gathered since the last send now, one message per step."""
-        if not self._pending or self.view is None:
-            return
-        for step_id, parts in self._pending.items():
-            self.view.append(step_id, "".join(parts), self._counts[step_id])
-            self.sends += 1
-        self._pending = {}
-        self._pending_chars = 0
-        self._last_send = time.monotonic()
+        self._tick(urgent=seq == 1)  # a step's first text: no waiting for min_chars
 
     def on_retry(self, info: RetryInfo) -> None:
-        assert self.view is not None
         dropped = self._pending.pop(info.step_id, None)
         if dropped:
             self._pending_chars -= sum(map(len, dropped))
         self._counts[info.step_id] = 0
-        self.view.reset(info.step_id)
-        self.sends += 1
-        self._sync_rows()
+        if info.step_id not in self._resets:
+            self._resets.append(info.step_id)
+        self._rows_changed = True
+        self._tick()
+
+    def on_done(self, response: Response) -> None:
+        part = response.step_id
+        if part in self._run.steps:
+            return  # a step's own reply: its row changes at step_end
+        whole = owner(part)
+        if whole is not None:
+            self._part_tokens[whole] = self._part_tokens.get(whole, 0) + response.usage.output_tokens
+        if part in self._counts:  # it streamed, so it has a pane to close
+            self._finished.append(part)
+        self._rows_changed = True
+        self._tick()
 
     def on_progress(self, step: StepResult) -> None:
-        self._sync_rows()
+        self._rows_changed = True
+        self._tick()
 
     def on_step_end(self, step: StepResult) -> None:
-        self.send()
-        self._sync_rows()
+        self._running.discard(step.id)
+        if step.id in self._open_parallel:
+            self._open_parallel.remove(step.id)
+        self._adopt(step)  # a child skipped without starting
+        self._rows_changed = True
+        self._tick()
 
     def on_run_end(self, run: PipelineRun) -> None:
-        self.send()
-        self._sync_rows()
+        """The final state, whatever the budget: the last text, then the rows as state."""
+        if self.view is None:
+            return
+        self.send(rows=False)
+        self._rows_changed = False
+        self.view.rows = self._rows()
+        self.sends += 1
 
     def close(self) -> None:
-        """Retire the widget: its output becomes the same plain line it showed as text/plain."""
+        """Retire the widget: its output is emptied, so only the final rendering is seen."""
         if self.view is None:
             return
         if self._handle is not None:
-            self._handle.update({"text/plain": placeholder(self.view.title)}, raw=True)
+            self._handle.update(RETIRED, raw=True)
         self.view.layout.close()  # its Layout is a widget (and a kernel comm) of its own
         self.view.close()
         self.view = None

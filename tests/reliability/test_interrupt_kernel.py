@@ -47,7 +47,7 @@ def live_view_text(msg: dict) -> str:
     if msg["msg_type"] != "comm_msg":
         return ""
     content = msg["content"]["data"].get("content")
-    return content.get("t", "") if isinstance(content, dict) else ""
+    return "".join(text for _, text, _ in content.get("text", ())) if isinstance(content, dict) else ""
 
 
 def pipeline_threads() -> list[str]:
