@@ -117,7 +117,7 @@ def _friendly(error: jsonschema.ValidationError, data: Mapping[str, Any], smap: 
     elif kind == "pattern":
         if error.validator_value.startswith("^[A-Za-z_]"):
             message = f"{label} {value!r} is not a valid name"
-            hint = "use letters, digits and _, not starting with a digit (it is used as steps.<id>)"
+            hint = "use letters, digits and _, not starting with a digit " + _NAME_USE.get(key, "(it is used as steps.<id>)")
         else:
             message = f"{label} {value!r} does not match {error.validator_value}"
     else:
@@ -132,6 +132,12 @@ def _allowed_keys(path: tuple[Any, ...]) -> frozenset[str]:
         return (step_keys() - {"id"}) | {"pricing", "cassette", "cassette_mode"}
     return step_keys()
 
+
+_NAME_USE = {
+    "save_as": "(it becomes a Python variable in the kernel), e.g. my_result",
+    "as": "(it is the loop variable's name in templates), e.g. topic",
+}
+"""What a name is used as, by key, for the hint on a name that is not valid."""
 
 _BOUNDS = {"minimum": "at least", "maximum": "at most", "exclusiveMinimum": "more than",
            "minItems": "at least", "maxItems": "at most"}

@@ -273,8 +273,11 @@ class _Builder:
         key = self._scalar(node) if isinstance(node, yaml.ScalarNode) else None
         if not isinstance(key, (str, int, float, bool)):
             kind = {yaml.MappingNode: "mapping", yaml.SequenceNode: "list"}.get(type(node), type(key).__name__)
+            braces = isinstance(node, yaml.MappingNode) and node.flow_style  # prompt: {{ topic }}, unquoted
             raise PipelineSpecError(f"mapping keys must be plain strings, not {kind}",
-                                    location=self.smap._mark(node.start_mark))
+                                    location=self.smap._mark(node.start_mark),
+                                    hint='a value that starts with {{ must be quoted, e.g. prompt: "{{ topic }}"'
+                                    if braces else None)
         return key
 
     def _scalar(self, node: yaml.ScalarNode) -> Any:

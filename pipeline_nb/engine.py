@@ -23,7 +23,7 @@ from .names import resolve_name
 from .outcomes import run_status
 from .interrupts import first_interrupt_only
 from .llm_call import ResolvedStep, fail, interrupted
-from .plan import check_calls, load_nested
+from .plan import check_calls, check_step_attributes, load_nested
 from .llm import CancelToken, Provider, ProviderError, create_provider
 from .results import PipelineRun, StepResult
 from .spec import PipelineSpec, StepSpec
@@ -127,6 +127,7 @@ class _Run:
                         self.unready[step.id] = exc
         self.routes[None] = _unique(self.handlers + list(step_handlers.values()))
         check_calls(self.spec, self.options.namespace)
+        check_step_attributes(self.spec)
         self.nested = load_nested(self.spec, self.options.namespace)
 
     def resolve(self, step: StepSpec) -> ResolvedStep:

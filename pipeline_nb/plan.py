@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import inspect
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from .context import Step
 from .errors import PipelineSpecError
 from . import execute
 from .names import resolve_name
+from .results import StepResult
 from .spec import PipelineSpec, StepSpec, load_spec
 
 
@@ -132,3 +133,29 @@ def _load_children(spec: PipelineSpec, namespace: Mapping[str, Any], stack: tupl
             inputs = step.inputs.raw if step.inputs is not None else {}
             child.check_names({*map(str, inputs), *namespace})
         _load_children(child, namespace, (*stack, key), loaded, depth + 1)
+
+
+def check_step_attributes(spec: PipelineSpec) -> None:
+    """Raise PipelineSpecError for ``steps.<id>.<attribute>`` naming no attribute of a step's result."""
+    known = sorted(STEP_ATTRIBUTES)
+    for step in spec.all_steps():
+        for key, template in step.templates():
+            for ref, attribute, line in template.step_attributes:
+                if attribute in STEP_ATTRIBUTES:
+                    continue
+                close = difflib.get_close_matches(attribute, known, n=1)
+                raise PipelineSpecError(
+                    f"{key} uses steps.{ref}.{attribute}, which a step's result does not have",
+                    location=step.where(key, line), step_id=step.id,
+                    hint=(f"did you mean steps.{ref}.{close[0]}? " if close else "")
+                    + "a step has: " + ", ".join(a for a in known if a in _COMMON) + ", and " + ", ".join(
+                        a for a in known if a not in _COMMON),
+                )
+        if step.inline is not None:
+            check_step_attributes(step.inline)
+
+
+STEP_ATTRIBUTES = frozenset(
+    {f.name for f in fields(StepResult)} | {name for name in dir(StepResult) if not name.startswith("_")})
+"""What a template may read from ``steps.<id>``: the public attributes of StepResult."""
+_COMMON = ("text", "output", "status", "usage")

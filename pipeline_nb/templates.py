@@ -49,6 +49,8 @@ class Template:
     _compiled: jinja2.Template | None
     lines: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)
     """1-based line of the first use of each name and of each ``steps.<id>``."""
+    step_attributes: tuple[tuple[str, str, int], ...] = field(default=(), compare=False, repr=False)
+    """``(step id, attribute, line)`` for each ``steps.<id>.<attribute>``, to check before the run."""
 
     @property
     def is_static(self) -> bool:
@@ -145,7 +147,7 @@ def compile_template(source: str) -> Template:
         raise
     except Exception as exc:  # Jinja failing on a template it parsed: say so rather than crash
         raise TemplateProblem(f"cannot compile the template: {type(exc).__name__}: {exc}") from None
-    return Template(source, names, refs, compiled, lines)
+    return Template(source, names, refs, compiled, lines, _step_attributes(ast))
 
 
 _INTERCEPTED = {nodes.Pow: "**", nodes.Mul: "*", nodes.Mod: "%", nodes.Add: "+"}
@@ -192,16 +194,27 @@ def _step_refs(ast: nodes.Template, lines: dict[str, int]) -> tuple[str, ...]:
     records the line of each as ``lines["steps.x"]``."""
     refs: list[str] = []
     for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
-        target = node.node
-        if not (isinstance(target, nodes.Name) and target.name == STEPS):
-            continue
-        if isinstance(node, nodes.Getattr):
-            ref = node.attr
-        elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
-            ref = node.arg.value
-        else:
+        ref = _step_id(node)
+        if ref is None:
             continue
         refs.append(ref)
         key = f"{STEPS}.{ref}"
         lines[key] = min(lines.get(key, node.lineno), node.lineno)
     return tuple(dict.fromkeys(refs))
+
+
+def _step_attributes(ast: nodes.Template) -> tuple[tuple[str, str, int], ...]:
+    """``(id, attribute, line)`` of each ``steps.<id>.<attribute>`` (or ``steps['id'].attribute``)."""
+    return tuple((ref, node.attr, node.lineno) for node in ast.find_all(nodes.Getattr)
+                 if (ref := _step_id(node.node)) is not None)
+
+
+def _step_id(node: nodes.Node) -> str | None:
+    """The id in ``steps.<id>`` or ``steps['<id>']``, if ``node`` is one."""
+    if not isinstance(node, (nodes.Getattr, nodes.Getitem)):
+        return None
+    if not (isinstance(node.node, nodes.Name) and node.node.name == STEPS):
+        return None
+    if isinstance(node, nodes.Getattr):
+        return node.attr
+    return node.arg.value if isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str) else None
