@@ -2,8 +2,12 @@
 
 An entry is keyed by a hash of the normalised request (provider, model, system, messages,
 max_tokens, stop_sequences, output schema and reply-changing options), never the key,
-headers or base_url. Entries are kept sorted by key and the file is rewritten atomically,
-so concurrent steps never interleave and two runs give the same bytes.
+headers or base_url. While recording, each reply is appended to the file as it arrives
+(``cassette_file``: under a lock shared by every step and process); ``Cassette.flush``
+then sorts the file by key once, at the end of a run, so two recordings give the same bytes.
+
+A reply whose entry cannot be written (a full disk, a read-only folder) is still returned:
+it is kept in memory, tried again by ``flush``, and reported in ``Cassette.warnings``.
 
 Pace is opt-in: recorded with ``paced``, a streamed entry also keeps the wait before each
 delta (``pace_ms``), and a paced replay waits the same. Timings differ on every recording,
@@ -14,14 +18,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from .cassette_file import Appender, CassetteError, Entry, compact, entry_line, read_entries
 from .llm import (
     BatchOutcome,
     BatchProvider,
@@ -42,6 +45,9 @@ ENV_PATH, ENV_MODE = "PIPELINE_NB_CASSETTE", "PIPELINE_NB_CASSETTE_MODE"
 _NOT_IN_KEY = {"read_timeout", "mock_delay"}
 """Options that change how a reply arrives, not what it says."""
 
+Recording = tuple[LLMRequest, LLMResult, list[str] | None, list[int] | None]
+"""(request, result, streamed deltas, pace in ms) of one reply to record."""
+
 
 def request_key(request: LLMRequest) -> str:
     """A stable hash of everything in ``request`` that may change the reply."""
@@ -60,41 +66,92 @@ def request_key(request: LLMRequest) -> str:
 
 
 class Cassette:
-    """One cassette file, loaded once and shared by every step of a run."""
+    """One cassette file, loaded once and shared by every step of a run.
+
+    ``Cassette(path)`` reads and checks every entry: CassetteError (a ValueError) names
+    the file and line of a bad one. ``put``/``put_all`` never raise; ``flush`` (once, at
+    the end of a run) compacts the file and never raises OSError; ``warnings`` says what
+    could not be written."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
-        self.entries: dict[str, dict[str, Any]] = {}
-        if self.path.exists():
-            for number, line in enumerate(self.path.read_text(encoding="utf-8").splitlines(), 1):
-                if line.strip():
-                    try:
-                        entry = json.loads(line)
-                        self.entries[entry["key"]] = entry
-                    except (ValueError, KeyError, TypeError):
-                        msg = f"{self.path}:{number}: not a cassette entry; re-record the cassette"
-                        raise ValueError(msg) from None
+        self._known: dict[bytes, str] = {}
+        """Lines known to be in the file (read or appended), by key: compaction need not check them."""
+        self.entries, torn = read_entries(self.path, self._known)
+        self._unrecorded: dict[str, Entry] = {}
+        """Entries whose append failed: replayed from memory, written by ``flush`` if it can."""
+        self._failed: dict[str, set[str]] = {}
+        """The reason of each failed append → the keys it kept out of the file."""
+        self._notes: list[str] = []
+        self._changed = False
+        self._folder_made = False
+        self._appender = Appender(self.path)
+        if torn is not None:
+            self._notes.append(f"the cassette {self.path} ended in a torn line {torn} (a recording cut short); "
+                               "it was ignored; the next recording removes it")
+
+    @property
+    def warnings(self) -> list[str]:
+        """One message per problem the cassette met: a torn line, a write that failed."""
+        with self._lock:
+            kept = [f"could not write the cassette {self.path}: {reason}; {_replies(len(keys))} kept in memory "
+                    "but not recorded" for reason, keys in self._failed.items()]
+            return self._notes + kept
 
     def get(self, request: LLMRequest) -> dict[str, Any] | None:
         return self.entries.get(request_key(request))
 
     def put(self, request: LLMRequest, result: LLMResult, deltas: list[str] | None,
             pace_ms: list[int] | None = None) -> None:
-        """Add (or replace) the entry for ``request`` and rewrite the file atomically."""
+        """Add (or replace) the entry for ``request`` and append it to the file."""
         self.put_all([(request, result, deltas, pace_ms)])
 
-    def put_all(self, recordings: list[tuple[LLMRequest, LLMResult, list[str] | None, list[int] | None]]) -> None:
-        """Add (or replace) many entries with one atomic rewrite."""
+    def put_all(self, recordings: list[Recording]) -> None:
+        """Add (or replace) many entries with one append. Never raises: if the file cannot be
+        written, the entries stay in memory for this run and ``warnings`` says so."""
         entries = [self._entry(*recording) for recording in recordings]
         with self._lock:
             self.entries.update((entry["key"], entry) for entry in entries)
-            self._save()
+            self._changed = True
+        try:  # outside the thread lock: the file lock orders the appends, of every thread and process
+            if not self._folder_made:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._folder_made = True
+            lines = [entry_line(entry).encode("utf-8") for entry in entries]
+            self._appender.append(b"".join(lines))
+        except Exception as exc:  # the reply is what matters: a failed write must not lose it
+            with self._lock:
+                self._unrecorded.update((entry["key"], entry) for entry in entries)
+                self._failed.setdefault(_reason(exc), set()).update(entry["key"] for entry in entries)
+            return
+        with self._lock:
+            self._known.update((line[:-1], entry["key"]) for line, entry in zip(lines, entries))
+
+    def flush(self) -> None:
+        """Rewrite the file once, if this cassette recorded anything: the entries of every process
+        that recorded into it, and those that could not be appended, the last per key, sorted by
+        key. Never raises OSError: a failure is added to ``warnings``."""
+        with self._lock:
+            if not self._changed:
+                return
+            self._appender.close()
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                compact(self.path, self._unrecorded, self._known)
+            except (OSError, CassetteError) as exc:
+                if not self._unrecorded:  # else the replies not recorded are reported already
+                    self._notes.append(f"could not sort the cassette {self.path}: {_reason(exc)}; every reply is "
+                                       "recorded, but the file stays unsorted until the next recording")
+                return
+            self._changed = False
+            self._unrecorded.clear()
+            self._failed.clear()
 
     @staticmethod
     def _entry(request: LLMRequest, result: LLMResult, deltas: list[str] | None,
-               pace_ms: list[int] | None) -> dict[str, Any]:
-        entry: dict[str, Any] = {
+               pace_ms: list[int] | None) -> Entry:
+        entry: Entry = {
             "key": request_key(request),
             "model": request.model,
             "prompt": request.prompt[:200],
@@ -107,18 +164,18 @@ class Cassette:
             entry["pace_ms"] = pace_ms
         return entry
 
-    def _save(self) -> None:
-        """Rewrite the file, sorted by key, through a temp file and a rename (hold the lock)."""
-        lines = [json.dumps(self.entries[k], ensure_ascii=False, sort_keys=True) + "\n" for k in sorted(self.entries)]
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.writelines(lines)
-            os.replace(tmp, self.path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+
+def _reason(exc: BaseException) -> str:
+    """Why a write failed, in the OS's words (``No space left on device``)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    if isinstance(exc, CassetteError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _replies(count: int) -> str:
+    return "1 reply was" if count == 1 else f"{count} replies were"
 
 
 class CassetteProvider:

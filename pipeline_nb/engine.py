@@ -14,10 +14,12 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from .cassette import ENV_MODE, ENV_PATH, MODES, Cassette, CassetteProvider
 from .errors import PipelineSpecError, RunInterrupted
+from .files import UnsafePath, safe_path
 from .execute import Executor
 from .names import resolve_name
 from .outcomes import run_status
@@ -163,14 +165,27 @@ class _Run:
             )
         if not path or mode == "off":
             return provider
-        if not options.cassette and spec.cassette and spec.base_dir:
-            path = str(spec.base_dir / path)
+        if not options.cassette and spec.cassette:  # set in the YAML: it may not leave the YAML's directory
+            path = self._confined_cassette(spec.cassette)
         if self.cassette is None:
             try:
                 self.cassette = Cassette(path)
             except ValueError as exc:
                 raise PipelineSpecError(str(exc)) from None
         return CassetteProvider(provider, self.cassette, mode, paced=options.cassette_pace)
+
+    def _confined_cassette(self, path: str) -> str:
+        """A YAML-set cassette path, inside the YAML file's directory (a cell's: the working directory)."""
+        root = self.spec.base_dir or Path.cwd()
+        try:
+            return str(safe_path(path, root, what="cassette"))
+        except UnsafePath as exc:
+            raise PipelineSpecError(
+                str(exc).replace("the working directory", "the directory of the pipeline"),
+                location=self.spec.cassette_at,
+                hint="a pipeline may write its cassette beside itself; to record elsewhere, "
+                     "pass --cassette PATH (or run(..., cassette=PATH))",
+            ) from None
 
     def _provider(self, name: str, step: StepSpec) -> Provider:
         from .llm import provider_names

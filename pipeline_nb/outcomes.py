@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from . import llm_call
-from .files import UnsafePath
+from .files import UnsafePath, WriteError
 from .llm_call import StepProblem, fail
 from .results import PipelineRun, StepResult
 from .spec import StepSpec
@@ -29,6 +29,8 @@ def outcome(step: StepSpec, result: StepResult, cancelled: Callable[[], bool]) -
             fail(result, "template_error", str(exc))
         except UnsafePath as exc:
             fail(result, "unsafe_path", str(exc))
+        except WriteError as exc:  # output_to_file on a full disk: the output stays on the step
+            fail(result, "write_error", str(exc))
         except Exception as exc:  # a bug or a user's function must not lose the run
             fail(result, type(exc).__name__, str(exc))
 

@@ -130,6 +130,7 @@ class PipelineSpec:
     pricing: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     cassette: str | None = None
     cassette_mode: str | None = None
+    cassette_at: Location | None = field(default=None, compare=False, repr=False)
 
     def step(self, step_id: str) -> StepSpec:
         return next(s for s in self.all_steps() if s.id == step_id)
@@ -228,6 +229,7 @@ def parse_spec(
         pricing=pricing,
         cassette=cassette,
         cassette_mode=cassette_mode,
+        cassette_at=smap.locate(("defaults", "cassette")),
     )
 
 

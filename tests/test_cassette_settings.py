@@ -39,3 +39,22 @@ def test_the_cli_refuses_a_replay_without_a_cassette(tmp_path: Path, monkeypatch
     assert proc.returncode == 2 and proc.stdout == ""
     assert "cassette mode 'replay' (from the cassette_mode option) needs a cassette file" in proc.stderr
     assert "--cassette PATH" in proc.stderr
+
+
+def test_a_yaml_cassette_may_not_leave_the_pipelines_directory_but_a_flag_may(tmp_path: Path, monkeypatch):
+    monkeypatch.delenv("PIPELINE_NB_CASSETTE", raising=False)
+    monkeypatch.delenv("PIPELINE_NB_CASSETTE_MODE", raising=False)
+    (tmp_path / "flows").mkdir()
+    flow = tmp_path / "flows" / "p.yaml"
+    flow.write_text(SPEC.replace("{mock_delay: 0}", "{mock_delay: 0, cassette: ../../escaped.jsonl}"))
+    with pytest.raises(PipelineSpecError) as raised:
+        pipeline_nb.run(flow)
+    error = raised.value
+    assert "cassette '../../escaped.jsonl' is outside the directory of the pipeline" in error.message
+    assert (error.location.line, error.location.col) == (1, 37) and "--cassette PATH" in error.hint
+    assert not (tmp_path.parent / "escaped.jsonl").exists()
+
+    outside = tmp_path / "elsewhere" / "chosen.jsonl"
+    assert pipeline_nb.run(flow, cassette=outside).ok and outside.exists()  # the user's own choice
+    flow.write_text(SPEC.replace("{mock_delay: 0}", "{mock_delay: 0, cassette: tapes/p.jsonl}"))
+    assert pipeline_nb.run(flow).ok and (tmp_path / "flows" / "tapes" / "p.jsonl").exists()

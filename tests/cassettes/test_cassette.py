@@ -104,7 +104,8 @@ def test_flags_beat_yaml_which_beats_the_environment(fake_anthropic, tmp_path, m
     spec = "defaults: {provider: claude, retries: 0}\nsteps:\n  - id: a\n    prompt: Explain tides\n"
     pipeline_nb.run(spec)
     assert env_cassette.exists()
-    with_yaml = spec.replace("retries: 0", f"retries: 0, cassette: {yaml_cassette}")
+    monkeypatch.chdir(tmp_path)  # a YAML-set cassette stays in the working directory (for a string spec)
+    with_yaml = spec.replace("retries: 0", f"retries: 0, cassette: {yaml_cassette.name}")
     pipeline_nb.run(with_yaml)
     assert yaml_cassette.exists()
     pipeline_nb.run(with_yaml, cassette=flag_cassette)
