@@ -87,7 +87,7 @@ class PipelineMagics(Magics):
 
     def _view(self, spec: PipelineSpec) -> Handler:
         """The live widget view in a kernel; the console in a terminal."""
-        if getattr(self.shell, "kernel", None) is not None:
+        if self._in_kernel:
             try:
                 from .display.live import WidgetHandler
             except ImportError:
@@ -104,5 +104,10 @@ class PipelineMagics(Magics):
         for var, step_id in run.saved.items():
             if run.steps[step_id].status == "ok":
                 ns[var] = run.steps[step_id].output
-        # HTML, and a text/plain of a line per step (the start of its text) for plain-text readers and nbval
-        display({"text/html": run_html(run), "text/plain": run_text(run)}, raw=True)
+        if self._in_kernel:  # in a terminal the console has printed the texts and the summary
+            # HTML, and a text/plain of a line per step (the start of its text) for plain-text readers and nbval
+            display({"text/html": run_html(run), "text/plain": run_text(run)}, raw=True)
+
+    @property
+    def _in_kernel(self) -> bool:
+        return getattr(self.shell, "kernel", None) is not None

@@ -118,3 +118,11 @@ def test_stream_option_streams_every_step(ip):
     assert "delta" not in kinds
     ip.run_cell_magic("pipeline", "--stream", cell)
     assert kinds.count("delta") > 3 and ip.user_ns["_pipeline"].ok
+
+
+def test_in_a_terminal_the_texts_and_one_summary_are_printed(ip, capsys):
+    ip.run_cell_magic("pipeline", "term", "defaults: {mock_delay: 0}\nsteps:\n  - {id: a, prompt: hi}\n")
+    out, err = capsys.readouterr()
+    shown = out + err
+    assert ip.user_ns["term"].steps["a"].text in out
+    assert shown.count("term: ok · 1 step") == 1, shown  # the console's summary, not a second rendering
