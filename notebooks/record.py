@@ -45,9 +45,10 @@ def record(notebook: Path, env: dict[str, str]) -> None:
     """Delete ``notebook``'s cassette, execute it in record mode and save it."""
     (notebook.parent / "cassettes" / f"{notebook.stem}.jsonl").unlink(missing_ok=True)
     nb = nbformat.read(notebook, as_version=4)
-    expected_to_fail = [cell for cell in nb.cells if "# NBVAL_RAISES_EXCEPTION" in cell.source]
-    for cell in expected_to_fail:  # nbval's marker, told to nbclient for the recording only
-        cell.metadata.setdefault("tags", []).append("raises-exception")
+    for cell in nb.cells:  # nbval's marker, and the tag nbconvert, papermill and nbclient read
+        tags = cell.metadata.get("tags", [])
+        if cell.cell_type == "code" and "# NBVAL_RAISES_EXCEPTION" in cell.source and "raises-exception" not in tags:
+            cell.metadata["tags"] = [*tags, "raises-exception"]
     saved = {key: os.environ.get(key) for key in (*env, "PIPELINE_NB_CASSETTE_MODE")}
     os.environ.update(env, PIPELINE_NB_CASSETTE_MODE="record")
     try:
@@ -59,10 +60,6 @@ def record(notebook: Path, env: dict[str, str]) -> None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-    for cell in expected_to_fail:
-        cell.metadata["tags"].remove("raises-exception")
-        if not cell.metadata["tags"]:
-            del cell.metadata["tags"]
     nb.metadata.pop("widgets", None)  # saved widget state holds timestamps; the final rendering is enough
     for cell in nb.cells:
         cell.metadata.pop("execution", None)

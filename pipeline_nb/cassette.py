@@ -189,8 +189,18 @@ class CassetteProvider:
         self.name = inner.name
 
     def check(self, request: LLMRequest) -> None:
-        if self.mode != "replay":
+        """Only recording always calls the model: in auto and replay a request the cassette holds
+        needs no key, so the check waits for a request that really goes out (:meth:`_going_out`)."""
+        if self.mode == "record":
             self.inner.check(request)
+
+    def _going_out(self, request: LLMRequest) -> None:
+        """``request`` is not in the cassette and will call the model: can it?"""
+        try:
+            self.inner.check(request)
+        except ProviderError as exc:
+            raise ProviderError(exc.type, f"{exc.message}; this request is not in the cassette "
+                                f"{self.cassette.path}, so it needs the model", retryable=False) from None
 
     def _recorded(self, request: LLMRequest) -> dict[str, Any] | None:
         """The entry to replay for ``request``: None when missing, or when recording anew."""
@@ -202,6 +212,7 @@ class CassetteProvider:
             return _replay(entry, request, emit, cancel, self.paced)
         if self.mode == "replay":
             raise self._miss()
+        self._going_out(request)
         if not request.stream:
             result = self.inner.complete(request, emit, cancel)
             self.cassette.put(request, result, None)
@@ -241,6 +252,7 @@ class CassetteProvider:
             else:
                 missing.append(index)
         if missing:
+            self._going_out(requests[missing[0]])
             if not isinstance(self.inner, BatchProvider):
                 raise ProviderError("batch_unsupported", f"provider {self.name!r} cannot send batches",
                                     retryable=False)

@@ -58,3 +58,19 @@ def test_a_yaml_cassette_may_not_leave_the_pipelines_directory_but_a_flag_may(tm
     assert pipeline_nb.run(flow, cassette=outside).ok and outside.exists()  # the user's own choice
     flow.write_text(SPEC.replace("{mock_delay: 0}", "{mock_delay: 0, cassette: tapes/p.jsonl}"))
     assert pipeline_nb.run(flow).ok and (tmp_path / "flows" / "tapes" / "p.jsonl").exists()
+
+
+def test_a_request_the_cassette_answers_needs_no_key_and_a_miss_says_why_it_needs_one(
+        tmp_path: Path, monkeypatch, fake_anthropic):
+    monkeypatch.delenv("PIPELINE_NB_CASSETTE_MODE", raising=False)
+    cassette = tmp_path / "c.jsonl"
+    spec = "defaults: {provider: claude}\nsteps:\n  - {id: a, prompt: recorded}\n"
+    assert pipeline_nb.run(spec, cassette=cassette).ok  # recorded with the fixture's key
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+    fake_anthropic.clear()
+    assert pipeline_nb.run(spec, cassette=cassette).ok  # auto: replayed, no key asked for
+    run = pipeline_nb.run(spec + "  - {id: b, prompt: new}\n", cassette=cassette, raise_on_error=False)
+    error = run.steps["b"].error
+    assert run.steps["a"].status == "ok" and error.type == "missing_api_key"
+    assert f"this request is not in the cassette {cassette}, so it needs the model" in error.message
+    assert fake_anthropic.requests == []

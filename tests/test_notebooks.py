@@ -61,7 +61,7 @@ def test_nbval_reports_the_cell_whose_recorded_reply_changed(tmp_path: Path) -> 
 
 def pipeline_cell(marker: str, saved_text: str) -> nbformat.NotebookNode:
     """A %%pipeline cell on the mock provider whose saved output is ``saved_text``."""
-    source = f"%%pipeline\n{marker}\nsteps:\n  - {{id: a, provider: mock, prompt: hello}}\n"
+    source = f"%%pipeline --cassette-mode off\n{marker}\nsteps:\n  - {{id: a, provider: mock, prompt: hello}}\n"
     cell = new_code_cell(source, execution_count=1)
     cell.outputs = [new_output("display_data", data={"text/plain": saved_text})]
     return cell
@@ -98,3 +98,25 @@ def test_re_recording_a_notebook_reproduces_its_cassette_and_outputs(tmp_path: P
         return re.sub(r"in \d+\.\d+s", "in <T>s", text)
 
     assert outputs(notebook) == outputs(NOTEBOOKS / "quickstart.ipynb")
+
+
+def test_every_notebook_runs_to_the_end_under_nbconvert_with_no_key_and_no_network(tmp_path: Path) -> None:
+    """What a newcomer does first: execute the bundled notebooks as they are, with no API key.
+    Every call is answered by the notebook's cassette; a cell that fails on purpose is tagged so."""
+    shutil.copytree(NOTEBOOKS, tmp_path / "notebooks", ignore=shutil.ignore_patterns("outputs", "streams"))
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "PIPELINE_NB_CASSETTE_MODE")}
+    env["ANTHROPIC_BASE_URL"] = "http://127.0.0.1:9"  # nothing listens there: a call that goes out fails
+    notebooks = sorted(p.name for p in (tmp_path / "notebooks").glob("*.ipynb"))
+    assert len(notebooks) >= 4
+    done = subprocess.run([str(Path(sys.executable).with_name("jupyter-nbconvert")), "--to", "notebook",
+                           "--execute", "--output-dir", str(tmp_path / "executed"), *notebooks],
+                          cwd=tmp_path / "notebooks", env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for name in notebooks:
+        cells = nbformat.read(tmp_path / "executed" / name, as_version=4).cells
+        failed = [c.source.splitlines()[0] for c in cells if c.cell_type == "code"
+                  and any(o.output_type == "error" for o in c.outputs)]
+        on_purpose = [c.source.splitlines()[0] for c in cells if c.cell_type == "code"
+                      and "raises-exception" in c.metadata.get("tags", [])]
+        assert failed == on_purpose, f"{name}: unexpected failures in {failed}"
