@@ -263,6 +263,8 @@ class Executor:
         if items and step.batch:
             self._batch(step, result, items, results)
         elif items:
+            result.note = f"0 of {len(items)}"  # every view can show the count before the first item ends
+            self.emit(Event(PROGRESS, replace(result)))
             workers = min(step.max_parallel, len(items))
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"pipeline_nb:{step.id}") as pool:
                 result_of = {pool.submit(self._item, step, res, item, i, len(items)): res

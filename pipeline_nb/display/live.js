@@ -22,8 +22,8 @@ function seconds(ms) {
   return s < 60 ? s.toFixed(1) + "s" : Math.floor(s / 60) + "m " + String(Math.floor(s % 60)).padStart(2, "0") + "s";
 }
 
-function elapsed(row, now) {
-  if (row.elapsed != null) return seconds(row.elapsed * 1000);
+function duration(row, now) {
+  if (row.duration != null) return seconds(row.duration * 1000);
   if (row.started != null) return seconds(now - row.started);
   return "";
 }
@@ -162,7 +162,7 @@ function render({ model, el: root }) {
         tr.style.setProperty("--pnb-depth", depth(row));
       }
       const tok = el("td", "pnb-tokens", tokens(row.tokens));
-      const time = el("td", "pnb-time", elapsed(row, now));
+      const time = el("td", "pnb-time", duration(row, now));
       tr.append(
         icon(row.status),
         el("td", "pnb-id", row.id),
@@ -234,7 +234,7 @@ function render({ model, el: root }) {
 
   const tick = setInterval(() => {
     const now = Date.now();
-    for (const { row, time } of cells.values()) if (row.status === "running") time.textContent = elapsed(row, now);
+    for (const { row, time } of cells.values()) if (row.status === "running") time.textContent = duration(row, now);
   }, 250);
 
   model.on("change:rows", onRows);

@@ -129,7 +129,7 @@ class WidgetHandler(StreamHandler):
         if step.id in self._started:
             row["started"] = self._started[step.id]
         if step.duration is not None:
-            row["elapsed"] = round(step.duration, 2)
+            row["duration"] = round(step.duration, 2)
         return row
 
     def _rows(self) -> list[dict[str, Any]]:

@@ -209,6 +209,13 @@ def test_children_are_found_in_a_real_run(capsys: Any) -> None:
     assert {i: r.get("parent") for i, r in latest_rows(view).items()} == {"p": None, "c1": "p", "c2": "p", "d": None}
 
 
+def test_a_finished_row_names_its_time_as_the_result_does(capsys: Any) -> None:
+    run = pipeline_nb.run("steps:\n  - {id: a, prompt: one, mock_delay: 0}\n", on_event=WireHandler())
+    (view,) = Wire.made
+    row = latest_rows(view)["a"]
+    assert "elapsed" not in row and row["duration"] == round(run.steps["a"].duration, 2)  # one word for both
+
+
 def test_the_view_shows_no_text_while_it_runs_or_once_retired(capsys: Any) -> None:
     view = live.LiveView(title="demo")
     data, _ = view._repr_mimebundle_()

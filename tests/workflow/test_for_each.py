@@ -165,7 +165,7 @@ def test_progress_events_count_n_of_total_with_failures(fake_anthropic: FakeAnth
             prompt: "item {{ item }}"
     """, on_event=events.append)
     notes = [e.data.note for e in events if e.kind == "progress"]
-    assert notes == ["1 of 3", "2 of 3, 1 failed", "3 of 3, 1 failed"]
+    assert notes == ["0 of 3", "1 of 3", "2 of 3, 1 failed", "3 of 3, 1 failed"]  # the count shows from the start
     assert all(e.data.id == "fan" for e in events if e.kind == "progress")
     assert result.steps["fan"].note == "3 items, 1 failed"
 
