@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from ._pipeline_file import MAX_PIPELINE_FILE_BYTES
 from ._yaml import SourceMap
 from .errors import Location
 
@@ -135,6 +136,10 @@ class Expressions:
         for base in bases:
             if (candidate := base / path).is_file():
                 try:
+                    if (size := candidate.stat().st_size) > MAX_PIPELINE_FILE_BYTES:
+                        self.problem(at, f"prompt file {path!r} is {size:,} bytes, over the limit of "
+                                         f"{MAX_PIPELINE_FILE_BYTES:,}")
+                        return ""
                     return candidate.read_text(encoding=encoding or "utf-8")
                 except (OSError, UnicodeDecodeError, LookupError) as exc:
                     self.problem(at, f"cannot read prompt file {path!r}: {exc}")

@@ -340,3 +340,14 @@ def test_structured_reply_extract_and_condition_through_the_real_sdk(fake_anthro
     assert run.steps["rate"].output == {"score": 9, "notes": ["tight"]}
     assert run.steps["fix"].status == "skipped"
     assert fake_anthropic.requests[-1].prompt == 'Notes:\n["tight"]'
+
+
+def test_a_prompt_file_over_the_size_limit_is_refused_unread(tmp_path: Path) -> None:
+    from pipeline_nb._pipeline_file import MAX_PIPELINE_FILE_BYTES
+
+    with (tmp_path / "huge.md").open("wb") as handle:
+        handle.truncate(MAX_PIPELINE_FILE_BYTES + 1)  # sparse: nothing is written
+    (tmp_path / "wf.yaml").write_text(workflow("- {name: a, type: claude, prompt: [{type: file, path: huge.md}]}\n"))
+    with pytest.raises(PipelineSpecError) as info:
+        load_spec(tmp_path / "wf.yaml")
+    assert f"prompt file 'huge.md' is {MAX_PIPELINE_FILE_BYTES + 1:,} bytes, over the limit" in str(info.value)
