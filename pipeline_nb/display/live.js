@@ -218,10 +218,6 @@ function render({ model, el: root }) {
 
   function onMessage(msg) {
     for (const id of msg.reset || []) reset(id);
-    if (msg.rows) {
-      rows = msg.rows;
-      drawRows();
-    }
     for (const [id, text, count] of msg.text || []) append(id, text, count);
     for (const id of msg.done || []) finish(id);
     if (msg.done) arrange();

@@ -46,15 +46,13 @@ class LiveView(anywidget.AnyWidget):
     title = traitlets.Unicode("").tag(sync=True)
     rows = traitlets.List(traitlets.Dict()).tag(sync=True)
 
-    def push(self, *, resets: list[str] | None = None, rows: list[dict[str, Any]] | None = None,
-             text: list[tuple[str, str, int]] | None = None, finished: list[str] | None = None) -> None:
-        """One message: panes to clear, new rows, text to append as ``(step id, text, deltas
-        so far)``, parts that finished; the view applies them in that order."""
+    def push(self, *, resets: list[str] | None = None, text: list[tuple[str, str, int]] | None = None,
+             finished: list[str] | None = None) -> None:
+        """One message: panes to clear, text to append as ``(step id, text, deltas so far)``,
+        parts that finished; the view applies them in that order. (Rows go as state.)"""
         message: dict[str, Any] = {}
         if resets:
             message["reset"] = resets
-        if rows is not None:
-            message["rows"] = rows
         if text:
             message["text"] = text
         if finished:
@@ -171,14 +169,20 @@ class WidgetHandler(StreamHandler):
         changed = rows and self._rows_changed
         if not (changed or self._pending or self._resets or self._finished):
             return
-        text = [(step_id, "".join(parts), self._counts.get(step_id, 0)) for step_id, parts in self._pending.items()]
-        self.view.push(resets=self._resets, rows=self._rows() if changed else None, text=text,
-                       finished=self._finished)
-        self.sends += 1
-        self._pending, self._pending_chars, self._resets, self._finished = {}, 0, [], []
-        if changed:
+        messages = 0
+        if changed:  # as state, not in a message: a view that renders after this send still gets it
+            self.view.rows = self._rows()
             self._rows_changed = False
-        self._last_send = time.monotonic()
+            messages += 1
+        if self._pending or self._resets or self._finished:
+            text = [(step_id, "".join(parts), self._counts.get(step_id, 0))
+                    for step_id, parts in self._pending.items()]
+            self.view.push(resets=self._resets, text=text, finished=self._finished)
+            messages += 1
+        self.sends += messages
+        self._pending, self._pending_chars, self._resets, self._finished = {}, 0, [], []
+        # two messages spend two intervals of the budget: the next send waits one more
+        self._last_send = time.monotonic() + self.interval * (messages - 1)
 
     # -- events --
 

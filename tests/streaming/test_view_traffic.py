@@ -132,8 +132,10 @@ def test_every_kind_of_update_shares_one_budget(clock: list[float]) -> None:
 
     times = [at for at, _ in sent(view)]
     before_end = [t for t in times if t < clock[0]]
-    gaps = [later - earlier for earlier, later in zip(before_end, before_end[1:])]
-    assert gaps and min(gaps) >= INTERVAL, gaps  # rows, text and resets never beyond the budget
+    # rows, text and resets never beyond the budget: at most k + 1 messages in any k intervals
+    window = 10 * INTERVAL
+    busiest = max(sum(start <= t < start + window for t in before_end) for start in before_end)
+    assert len(before_end) > 5 and busiest <= 11, before_end
     assert len(times) - len(before_end) <= 2  # at run end: the last text, then the final rows
     assert {row["id"]: row["status"] for row in latest_rows(view).values()} == {"a": "ok", "b": "ok"}
     texts: dict[str, str] = {}
