@@ -11,7 +11,8 @@ from .engine import RunOptions, execute
 from .errors import StepError
 from .results import PipelineRun
 from ._yaml import SourceMap
-from .spec import load_spec, parse_spec
+from .loader import load_spec
+from .spec import parse_spec
 from .streaming.events import DONE, Event, Response
 from .templates import literal
 

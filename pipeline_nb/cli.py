@@ -17,7 +17,7 @@ from .cassette import MODES
 from .engine import RunOptions, execute
 from .errors import PipelineError, PipelineSpecError, RunInterrupted
 from .interrupts import first_interrupt_only
-from .spec import load_spec
+from .loader import load_spec
 from .streaming.handlers import ConsoleHandler
 
 

@@ -26,7 +26,8 @@ from .names import parameters, resolve_name
 from .outcomes import items_note, run_status, settle
 from .outcomes import outcome as step_outcome
 from .results import PipelineRun, StepResult, Usage
-from .spec import PipelineSpec, StepSpec, load_spec, parse_spec
+from .loader import load_spec
+from .spec import PipelineSpec, StepSpec, parse_spec
 from .streaming.events import DONE, PROGRESS, STEP_END, STEP_START, Chunk, Event, Response, RetryInfo
 from .templates import STEPS, RenderInterrupted, TemplateProblem, literal
 

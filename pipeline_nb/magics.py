@@ -17,7 +17,8 @@ from .errors import RunInterrupted
 from .interrupts import first_interrupt_only
 from .render import run_html, run_text
 from .results import PipelineRun
-from .spec import PipelineSpec, load_spec
+from .loader import load_spec
+from .spec import PipelineSpec
 from .streaming.handlers import ConsoleHandler, Handler
 
 LAST_RUN = "_pipeline"

@@ -18,7 +18,8 @@ from .errors import PipelineSpecError
 from . import execute
 from .names import resolve_name
 from .results import StepResult
-from .spec import PipelineSpec, StepSpec, load_spec
+from .loader import load_spec
+from .spec import PipelineSpec, StepSpec
 
 
 def check_calls(spec: PipelineSpec, namespace: Mapping[str, Any]) -> None:

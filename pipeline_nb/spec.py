@@ -7,21 +7,18 @@ before any step runs.
 from __future__ import annotations
 
 import difflib
-import os
 import math
 from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-
 from ._schema import _describe, check_schema
-from .structured import schema_problem
-from .values import Value, compile_value
-from ._pipeline_file import check_is_pipeline, declares_pipeline, read_pipeline_file
-from ._yaml import SourceMap, load_yaml
+from ._yaml import SourceMap
 from .errors import Location, PipelineSpecError
+from .structured import schema_problem
 from .templates import STEPS, Template, TemplateProblem, compile_template
+from .values import Value, compile_value
 
 TEMPLATE_KEYS = ("prompt", "system")
 Path_ = tuple[Any, ...]
@@ -168,41 +165,11 @@ class PipelineSpec:
             defined |= set(step.set_vars)
 
 
-def load_spec(
-    source: str | Path | Mapping[str, Any],
-    *,
-    name: str | None = None,
-    default_name: str = "pipeline",
-    line_offset: int = 0,
-    source_name: str | None = None,
-) -> PipelineSpec:
-    """Load a spec from YAML text, a path to a YAML file, or a dict.
-
-    ``name`` overrides the spec's ``name:``; ``default_name`` is used when it has none."""
-    base_dir = None
-    if isinstance(source, Mapping):
-        data, smap = source, SourceMap(source_name or "<dict>")
-    elif isinstance(source, os.PathLike) or ("\n" not in str(source) and str(source).endswith((".yaml", ".yml"))):
-        path = Path(source)
-        text = read_pipeline_file(path)
-        # any file can be named here: until it declares itself a pipeline, errors quote none of its text
-        data, smap = load_yaml(text, source=str(path), line_offset=line_offset, quote=declares_pipeline(text))
-        check_is_pipeline(data, smap)
-        base_dir = path.parent
-    else:
-        data, smap = load_yaml(str(source), source=source_name or "<pipeline>", line_offset=line_offset)
-    return parse_spec(data, smap, name=name, default_name=default_name, base_dir=base_dir)
-
-
 def parse_spec(
     data: Any, smap: SourceMap, *, name: str | None = None, default_name: str = "pipeline",
     base_dir: Path | None = None,
 ) -> PipelineSpec:
     """Validate loaded data against the schema and the reference rules."""
-    if isinstance(data, Mapping) and "workflow" in data:  # a pipeline_ex file: translate it first
-        from .compat import translate
-
-        data, smap = translate(data, smap, base_dir)
     if not isinstance(data, Mapping):
         got = "an empty document" if data is None else _describe(data)
         hint = "start with 'steps:' followed by '  - id: first' and '    prompt: ...'"

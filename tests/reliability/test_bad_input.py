@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 import pipeline_nb
 from pipeline_nb import PipelineSpecError
 from pipeline_nb.engine import RunOptions, execute
-from pipeline_nb.spec import PipelineSpec, load_spec
+from pipeline_nb.loader import load_spec
+from pipeline_nb.spec import PipelineSpec
 
 CORPUS = sorted((Path(__file__).parent / "bad_specs").glob("*.yaml"))
 HEADER = re.compile(r"# expect: (?P<expect>.+)\n# at: (?P<line>\d+):(?P<col>\d+)\n")

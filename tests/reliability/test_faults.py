@@ -13,7 +13,7 @@ import pytest
 import pipeline_nb
 from pipeline_nb import PipelineRun, StepError
 from pipeline_nb.engine import RunOptions, execute
-from pipeline_nb.spec import load_spec
+from pipeline_nb.loader import load_spec
 from pipeline_nb.streaming.events import DELTA, RETRY
 from pipeline_nb.streaming.handlers import BufferHandler, ConsoleHandler, StreamHandler
 

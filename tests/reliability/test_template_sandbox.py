@@ -16,7 +16,7 @@ import pytest
 import pipeline_nb
 from pipeline_nb import PipelineSpecError
 from pipeline_nb.results import StepResult
-from pipeline_nb.spec import load_spec
+from pipeline_nb.loader import load_spec
 from pipeline_nb.template_limits import CANCEL_POLL_EVERY, MAX_LOOP_STEPS
 from pipeline_nb.templates import RenderInterrupted, TemplateProblem, compile_template, render_cancelled_by
 from pipeline_nb.values import compile_value

@@ -7,7 +7,7 @@ import re
 
 import pipeline_nb
 from pipeline_nb.engine import RunOptions, execute
-from pipeline_nb.spec import load_spec
+from pipeline_nb.loader import load_spec
 from pipeline_nb.streaming import ConsoleHandler
 
 

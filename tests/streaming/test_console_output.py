@@ -14,7 +14,7 @@ from collections import Counter
 
 from pipeline_nb.engine import RunOptions, execute
 from pipeline_nb.results import ErrorInfo, PipelineRun, StepResult, Usage
-from pipeline_nb.spec import load_spec
+from pipeline_nb.loader import load_spec
 from pipeline_nb.streaming import Chunk, ConsoleHandler, Event, Response, RetryInfo
 from pipeline_nb.streaming.console import run_summary
 
