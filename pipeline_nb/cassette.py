@@ -1,8 +1,10 @@
 """Cassettes: record LLM replies to a JSON Lines file and replay them, streamed, offline.
 
-An entry is keyed by a hash of the normalised request (provider, model, system, messages,
-max_tokens, stop_sequences, output schema and reply-changing options), never the key,
-headers or base_url. While recording, each reply is appended to the file as it arrives
+An entry is keyed by a hash of the request's API parameters (``LLMRequest.api_params``, the
+very dict the SDK sends, so attachments count by their content), its extra body and the
+options that change a reply, never the key, headers or base_url. It holds the reply's content
+blocks and, for a streamed reply, the block events (text, thinking, citations) in order, so a
+replay streams exactly what the recording did. Entries carry the format version, ``"v": 2``. While recording, each reply is appended to the file as it arrives
 (``cassette_file``: under a lock shared by every step and process); ``Cassette.flush``
 then sorts the file by key once, at the end of a run, so two recordings give the same bytes.
 
@@ -32,33 +34,32 @@ from .llm import (
     Cancelled,
     CancelToken,
     Emit,
+    CITATION,
+    TEXT,
     LLMRequest,
-    LLMResult,
     Provider,
     ProviderError,
     no_emit,
 )
-from .results import Usage
+from .content import Citation, Reply
 
 MODES = ("record", "replay", "auto", "off")
 ENV_PATH, ENV_MODE = "PIPELINE_NB_CASSETTE", "PIPELINE_NB_CASSETTE_MODE"
 _NOT_IN_KEY = {"read_timeout", "mock_delay"}
 """Options that change how a reply arrives, not what it says."""
 
-Recording = tuple[LLMRequest, LLMResult, list[str] | None, list[int] | None]
-"""(request, result, streamed deltas, pace in ms) of one reply to record."""
+FORMAT = 2
+"""The entry format this version writes: content blocks and block events."""
+Recording = tuple[LLMRequest, Reply, list[list[Any]] | None, list[int] | None]
+"""(request, reply, streamed block events ``[kind, index, piece]``, pace in ms) of one reply to record."""
 
 
 def request_key(request: LLMRequest) -> str:
-    """A stable hash of everything in ``request`` that may change the reply."""
+    """A stable hash of everything in ``request`` that may change the reply: what is sent, and more."""
     normal = {
         "provider": "claude" if request.provider == "anthropic" else request.provider,
-        "model": request.model,
-        "system": request.system,
-        "messages": list(request.messages),
-        "max_tokens": request.max_tokens,
-        "stop_sequences": list(request.stop_sequences),
-        "output_schema": request.output_schema,
+        "params": request.api_params(),
+        "extra_body": request.extra_body,
         "options": {k: v for k, v in sorted(request.options.items()) if k not in _NOT_IN_KEY},
     }
     text = json.dumps(normal, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
@@ -102,10 +103,10 @@ class Cassette:
     def get(self, request: LLMRequest) -> dict[str, Any] | None:
         return self.entries.get(request_key(request))
 
-    def put(self, request: LLMRequest, result: LLMResult, deltas: list[str] | None,
+    def put(self, request: LLMRequest, reply: Reply, events: list[list[Any]] | None,
             pace_ms: list[int] | None = None) -> None:
         """Add (or replace) the entry for ``request`` and append it to the file."""
-        self.put_all([(request, result, deltas, pace_ms)])
+        self.put_all([(request, reply, events, pace_ms)])
 
     def put_all(self, recordings: list[Recording]) -> None:
         """Add (or replace) many entries with one append. Never raises: if the file cannot be
@@ -149,17 +150,12 @@ class Cassette:
             self._failed.clear()
 
     @staticmethod
-    def _entry(request: LLMRequest, result: LLMResult, deltas: list[str] | None,
+    def _entry(request: LLMRequest, reply: Reply, events: list[list[Any]] | None,
                pace_ms: list[int] | None) -> Entry:
-        entry: Entry = {
-            "key": request_key(request),
-            "model": request.model,
-            "prompt": request.prompt[:200],
-            "response": {"text": result.text, "usage": [result.usage.input_tokens, result.usage.output_tokens],
-                         "stop_reason": result.stop_reason, "model": result.model},
-        }
-        if deltas is not None:
-            entry["deltas"] = deltas
+        entry: Entry = {"v": FORMAT, "key": request_key(request), "model": request.model,
+                        "prompt": request.prompt[:200], "reply": reply.to_api()}
+        if events is not None:
+            entry["events"] = events
         if pace_ms is not None:
             entry["pace_ms"] = pace_ms
         return entry
@@ -206,7 +202,7 @@ class CassetteProvider:
         """The entry to replay for ``request``: None when missing, or when recording anew."""
         return None if self.mode == "record" else self.cassette.get(request)
 
-    def complete(self, request: LLMRequest, emit: Emit, cancel: CancelToken) -> LLMResult:
+    def complete(self, request: LLMRequest, emit: Emit, cancel: CancelToken) -> Reply:
         entry = self._recorded(request)
         if entry is not None:
             return _replay(entry, request, emit, cancel, self.paced)
@@ -214,22 +210,22 @@ class CassetteProvider:
             raise self._miss()
         self._going_out(request)
         if not request.stream:
-            result = self.inner.complete(request, emit, cancel)
-            self.cassette.put(request, result, None)
-            return result
-        deltas: list[str] = []
+            reply = self.inner.complete(request, emit, cancel)
+            self.cassette.put(request, reply, None)
+            return reply
+        events: list[list[Any]] = []
         times: list[float] = [time.monotonic()]
 
-        def capture(text: str) -> None:
-            deltas.append(text)
+        def capture(piece: Any, kind: str = TEXT, index: int = 0) -> None:
+            events.append([kind, index, piece.to_api() if kind == CITATION else piece])
             if self.paced:
                 times.append(time.monotonic())
-            emit(text)
+            emit(piece, kind, index)
 
-        result = self.inner.complete(request, capture, cancel)
+        reply = self.inner.complete(request, capture, cancel)
         pace_ms = [round((b - a) * 1000) for a, b in zip(times, times[1:])] if self.paced else None
-        self.cassette.put(request, result, deltas, pace_ms)
-        return result
+        self.cassette.put(request, reply, events, pace_ms)
+        return reply
 
     def _miss(self) -> ProviderError:
         return ProviderError(
@@ -260,23 +256,22 @@ class CassetteProvider:
             for index, outcome in zip(missing, sent):
                 outcomes[index] = outcome
             self.cassette.put_all([(requests[i], outcome, None, None) for i, outcome in zip(missing, sent)
-                                   if isinstance(outcome, LLMResult)])
+                                   if isinstance(outcome, Reply)])
         else:
-            ok = sum(isinstance(o, LLMResult) for o in outcomes)
+            ok = sum(isinstance(o, Reply) for o in outcomes)
             on_status(BatchStatus(processing=0, succeeded=ok, errored=len(requests) - ok, batch_ids=("cassette",)))
         return outcomes  # type: ignore[return-value]
 
 
 def _replay(entry: dict[str, Any], request: LLMRequest, emit: Emit, cancel: CancelToken,
-            paced: bool) -> LLMResult:
-    response = entry["response"]
+            paced: bool) -> Reply:
+    reply = Reply.from_api(entry["reply"])
     if request.stream:
-        deltas = entry.get("deltas") or [response["text"]]
+        events = entry.get("events") or [[TEXT, 0, reply.text]]
         waits = entry.get("pace_ms", ()) if paced else ()
-        for index, text in enumerate(deltas):
-            wait = waits[index] / 1000 if index < len(waits) else 0.0
+        for number, (kind, index, piece) in enumerate(events):
+            wait = waits[number] / 1000 if number < len(waits) else 0.0
             if cancel.wait(wait) if wait else cancel.cancelled:
                 raise Cancelled()
-            emit(text)
-    usage = Usage(*response["usage"])
-    return LLMResult(response["text"], usage, response["stop_reason"], response["model"], None)
+            emit(Citation.from_api(piece) if kind == CITATION else piece, kind, index)
+    return reply

@@ -268,11 +268,14 @@ def _checked(raw: bytes, path: Path, number: int) -> Entry:
 
 
 def _problem(entry: Any) -> str | None:
-    """What is wrong with ``entry`` (``response.text must be a string, got null``), or None."""
+    """What is wrong with ``entry`` (``reply.stop_reason must be a string or null, got 3``), or None."""
     if not isinstance(entry, dict):
         return f"an entry must be a JSON object, got {_describe(entry)}"
-    for where, fields in (("", _FIELDS), ("response.", _RESPONSE)):
-        scope = entry if not where else entry["response"]
+    if "v" not in entry and "response" in entry:
+        return ("it was recorded by an earlier pipeline_nb (cassette format 1, text only); delete the cassette "
+                "and record it again with --cassette-mode record (the bundled notebooks: python notebooks/record.py)")
+    for where, fields in (("", _FIELDS), ("reply.", _REPLY)):
+        scope = entry if not where else entry["reply"]
         for name, (required, check, expected) in fields.items():
             if name not in scope:
                 if required:
@@ -298,19 +301,32 @@ def _is_text_or_null(value: Any) -> bool:
     return value is None or isinstance(value, str)
 
 
+def _is_event(value: Any) -> bool:
+    return (isinstance(value, list) and len(value) == 3 and isinstance(value[0], str) and _is_count(value[1])
+            and isinstance(value[2], (str, dict)))
+
+
+def _is_usage(value: Any) -> bool:
+    return isinstance(value, dict) and all(_is_count(n) for n in value.values())
+
+
+def _is_block(value: Any) -> bool:
+    return isinstance(value, dict) and isinstance(value.get("type"), str)
+
+
 _FIELDS: dict[str, tuple[bool, Callable[[Any], bool], str]] = {
+    "v": (True, lambda v: v == 2, "2, the format this version reads"),
     "key": (True, lambda v: isinstance(v, str) and v != "", "a non-empty string"),
     "model": (True, _is_text_or_null, "a string or null"),
     "prompt": (True, _is_text, "a string"),
-    "response": (True, lambda v: isinstance(v, dict), "an object"),
-    "deltas": (False, _list_of(_is_text), "a list of strings"),
+    "reply": (True, lambda v: isinstance(v, dict), "an object"),
+    "events": (False, _list_of(_is_event), "a list of [kind, block index, piece]"),
     "pace_ms": (False, _list_of(_is_count), "a list of whole milliseconds (0 or more)"),
 }
 """Each field: (required, check, what it must be)."""
-_RESPONSE: dict[str, tuple[bool, Callable[[Any], bool], str]] = {
-    "text": (True, _is_text, "a string"),
-    "usage": (True, lambda v: isinstance(v, list) and len(v) == 2 and all(map(_is_count, v)),
-              "[input_tokens, output_tokens], two counts (0 or more)"),
+_REPLY: dict[str, tuple[bool, Callable[[Any], bool], str]] = {
+    "content": (True, _list_of(_is_block), "a list of content blocks (objects with a type)"),
+    "usage": (True, _is_usage, "an object of token counts (0 or more)"),
     "stop_reason": (True, _is_text_or_null, "a string or null"),
     "model": (True, _is_text_or_null, "a string or null"),
 }

@@ -140,7 +140,9 @@ class Executor:
         history: tuple[dict[str, Any], ...] = ()
         if step.continue_from:
             earlier = self.run.steps[step.continue_from]
-            history = (*earlier.messages, {"role": "assistant", "content": earlier.text})
+            # the earlier reply's blocks go back exactly: a thinking block must keep its signature
+            answer = [block.to_api() for block in earlier.content] if earlier.content else earlier.text
+            history = (*earlier.messages, {"role": "assistant", "content": answer})
         text = prompt if prompt is not None else llm_call.render(step, "prompt", context)
         request = llm_call.build_request(resolved, text, context, history)
         token = CancelToken()
@@ -198,7 +200,8 @@ class Executor:
             if call_result.status != "ok":
                 raise PipelineError(f"ctx.invoke failed: {call_result.error or call_result.status}")
             return Response(call_result.id, call_result.attempts, call_result.text, call_result.usage,
-                            call_result.stop_reason, call_result.model, None, call_result.output)
+                            call_result.stop_reason, call_result.model, None, call_result.output,
+                            call_result.content)
 
         return invoke
 
@@ -318,7 +321,8 @@ class Executor:
             llm_call.succeed(item_result, outcome, 1, request)
             item_result.cost = llm_call.cost(outcome.usage, item_result.model, self.spec.pricing, BATCH_DISCOUNT)
             self.emit(Event(DONE, Response(item_result.id, 1, outcome.text, outcome.usage, outcome.stop_reason,
-                                           outcome.model, outcome.request_id, item_result.output)))
+                                           outcome.model, outcome.request_id, item_result.output,
+                                           outcome.content)))
 
     def _item_scope(self, step: StepSpec, item: Any, index: int, count: int) -> ChainMap[str, Any]:
         """What a for_each item's templates see: the loop variable and ``loop``, over the run's names."""

@@ -5,45 +5,54 @@ from __future__ import annotations
 import importlib
 import threading
 from dataclasses import dataclass, field
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Callable, Protocol, Union, runtime_checkable
 
 from .redact import redact
-from .results import Usage
+from .content import Reply
 
 
 @dataclass(frozen=True)
 class LLMRequest:
-    """One call, fully rendered. Everything here may change the reply."""
+    """One call, fully rendered. :meth:`api_params` is what is sent, and the cassette key is
+    made from it, so nothing sent can be missing from the key."""
 
     provider: str
     model: str
     messages: tuple[dict[str, Any], ...]
     max_tokens: int
-    system: str | None = None
+    system: str | tuple[dict[str, Any], ...] | None = None
+    """Text, or text blocks (to mark one for caching)."""
     stop_sequences: tuple[str, ...] = ()
     output_schema: dict[str, Any] | None = None
     stream: bool = False
     base_url: str | None = field(default=None, compare=False)
     options: dict[str, Any] = field(default_factory=dict, compare=False)
     """Provider-specific settings that are not sent (e.g. mock_response)."""
+    params: Mapping[str, Any] = field(default_factory=dict)
+    """Every other Messages API parameter: thinking, output_config (effort), cache_control, metadata, ..."""
+    extra_body: Mapping[str, Any] | None = None
+    """Fields the SDK does not know yet, sent in the request body as they are."""
+
+    def api_params(self) -> dict[str, Any]:
+        """The Messages API's parameters for this call, exactly as the SDK sends them."""
+        params: dict[str, Any] = {"model": self.model, "max_tokens": self.max_tokens, "messages": list(self.messages)}
+        if self.system:
+            params["system"] = self.system if isinstance(self.system, str) else list(self.system)
+        if self.stop_sequences:
+            params["stop_sequences"] = list(self.stop_sequences)
+        params.update(self.params)
+        if self.output_schema is not None:
+            config = dict(params.get("output_config") or {})
+            config["format"] = {"type": "json_schema", "schema": self.output_schema}
+            params["output_config"] = config
+        return params
 
     @property
     def prompt(self) -> str:
         """The text of the last user message."""
         content = self.messages[-1]["content"]
         return content if isinstance(content, str) else "".join(p.get("text", "") for p in content)
-
-
-@dataclass(frozen=True)
-class LLMResult:
-    """A finished call."""
-
-    text: str
-    usage: Usage
-    stop_reason: str | None
-    model: str | None
-    request_id: str | None = None
 
 
 class ProviderError(Exception):
@@ -114,24 +123,29 @@ class CancelToken:
                 self._closers.remove(close)
 
 
-Emit = Callable[[str], None]
+Emit = Callable[..., None]
+"""``emit(piece, kind="text", index=0)``: a streamed piece of block ``index`` of the reply. Kinds:
+``text`` and ``thinking`` (str), ``citation`` (a content.Citation of the text block ``index``).
+A provider that only streams text calls ``emit(text)``."""
+
+TEXT, THINKING, CITATION = "text", "thinking", "citation"
 
 
-def no_emit(text: str) -> None:
+def no_emit(piece: object, kind: str = TEXT, index: int = 0) -> None:
     """The ``emit`` for a call that does not stream (a batch's requests)."""
 
 
 class Provider(Protocol):
-    """An LLM backend. ``complete`` runs on a worker thread; it calls ``emit(text)``
-    for each delta when ``request.stream`` is true, and must return promptly
-    (raising Cancelled) once ``cancel`` is set."""
+    """An LLM backend. ``complete`` runs on a worker thread; it calls ``emit`` for each
+    streamed piece when ``request.stream`` is true (see :data:`Emit`), returns the Reply,
+    and must return promptly (raising Cancelled) once ``cancel`` is set."""
 
     name: str
 
     def check(self, request: LLMRequest) -> None:
         """Raise ProviderError for a call that cannot work (e.g. no key), before any call."""
 
-    def complete(self, request: LLMRequest, emit: Emit, cancel: CancelToken) -> LLMResult: ...
+    def complete(self, request: LLMRequest, emit: Emit, cancel: CancelToken) -> Reply: ...
 
 
 @dataclass(frozen=True)
@@ -152,7 +166,7 @@ class BatchStatus:
         return "batch: " + " · ".join(counts)
 
 
-BatchOutcome = Union[LLMResult, ProviderError]
+BatchOutcome = Union[Reply, ProviderError]
 """One request's result in a batch: its reply, or why it has none."""
 
 

@@ -5,17 +5,21 @@ Runs on a worker thread. Events go to ``emit``; the outcome is left on the StepR
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .llm import Cancelled, CancelToken, LLMRequest, LLMResult, Provider, ProviderError
+from .content import Reply, Text, Thinking
+from .llm import CITATION, TEXT, THINKING, Cancelled, CancelToken, LLMRequest, Provider, ProviderError
 from .redact import redact
 from .results import ErrorInfo, StepResult, Usage
 from .spec import StepSpec
-from .streaming.events import DELTA, DONE, RETRY, Chunk, Event, Response, RetryInfo
+from .streaming.events import CITATION as CITATION_EVENT
+from .streaming.events import DELTA, DONE, RETRY, Chunk, CitationChunk, Event, Response, RetryInfo
+from .streaming.events import THINKING as THINKING_EVENT
 from .structured import StructuredOutputError, parse_reply
 from .templates import RenderInterrupted, TemplateProblem
 
@@ -124,20 +128,28 @@ def call(
     for attempt in range(1, step.retries + 2):
         result.attempts = attempt
         parts = received[step_id] = Received()
-        append = parts.append
+        append, thought = parts.append, Received()
 
-        def on_delta(text: str, _attempt: int = attempt, _new: Callable[..., Any] = tuple.__new__) -> None:
-            append(text)  # per delta: tuple.__new__ skips the NamedTuples' Python-level __new__
-            emit(_new(Event, (DELTA, _new(Chunk, (step_id, _attempt, parts.count, text)))))
+        def on_piece(piece: Any, kind: str = TEXT, index: int = 0, _attempt: int = attempt,
+                     _next: Callable[[], int] = itertools.count(1).__next__,
+                     _new: Callable[..., Any] = tuple.__new__) -> None:
+            if kind == TEXT:  # the hot path: tuple.__new__ skips the NamedTuples' Python-level __new__
+                append(piece)
+                emit(_new(Event, (DELTA, _new(Chunk, (step_id, _attempt, _next(), piece, index)))))
+            elif kind == THINKING:
+                thought.append(piece)
+                emit(_new(Event, (THINKING_EVENT, _new(Chunk, (step_id, _attempt, _next(), piece, index)))))
+            elif kind == CITATION:
+                emit(Event(CITATION_EVENT, CitationChunk(step_id, _attempt, _next(), piece, index)))
 
         try:
-            answer = resolved.provider.complete(request, on_delta, token)
+            answer = resolved.provider.complete(request, on_piece, token)
         except Cancelled:
-            result.text = str(parts)
+            _keep_received(result, parts, thought)
             stopped(step, result, run_cancel)
             return
         except ProviderError as exc:
-            result.text = str(parts)
+            _keep_received(result, parts, thought)
             if not exc.retryable or attempt > step.retries:
                 gave_up = f"; gave up after {attempt} attempts" if attempt > 1 else ""
                 fail(result, exc.type, exc.message + gave_up, exc.request_id)
@@ -147,7 +159,8 @@ def call(
                 fail(result, exc.type, f"{exc.message}; not retried: the step's timeout of "
                      f"{step.timeout:g} s would pass first", exc.request_id)
                 return
-            result.text, result.note = "", f"retry {attempt}/{step.retries} after {exc.type}"
+            result.text, result.content = "", ()
+            result.note = f"retry {attempt}/{step.retries} after {exc.type}"
             emit(Event(RETRY, RetryInfo(step_id, attempt, step.retries, exc.type, delay)))
             if token.wait(delay):
                 stopped(step, result, run_cancel)
@@ -155,12 +168,20 @@ def call(
             continue
         succeed(result, answer, attempt, request)
         emit(Event(DONE, Response(step_id, attempt, answer.text, answer.usage, answer.stop_reason,
-                                  answer.model, answer.request_id, result.output)))
+                                  answer.model, answer.request_id, result.output, answer.content)))
         return
 
 
-def succeed(result: StepResult, answer: LLMResult, attempt: int, request: LLMRequest) -> None:
+def _keep_received(result: StepResult, text: Received, thinking: Received) -> None:
+    """A call that stopped: keep what arrived, the answer's text and any thinking before it."""
+    result.text = str(text)
+    thought = str(thinking)
+    result.content = ((Thinking(thought),) if thought else ()) + ((Text(result.text),) if result.text else ())
+
+
+def succeed(result: StepResult, answer: Reply, attempt: int, request: LLMRequest) -> None:
     result.text = answer.text
+    result.content = answer.content
     result.usage = result.usage + answer.usage if result.type == "python" else answer.usage
     result.stop_reason = answer.stop_reason
     result.model = answer.model or result.model

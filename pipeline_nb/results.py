@@ -5,23 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .content import Block, Citation, Thinking, Usage
+
+__all__ = ["ErrorInfo", "PipelineRun", "StepResult", "Usage"]
+
 StepStatus = Literal["pending", "running", "ok", "error", "skipped", "interrupted"]
 RunStatus = Literal["pending", "running", "ok", "error", "interrupted"]
-
-
-@dataclass(frozen=True)
-class Usage:
-    """Token counts of one call, a step, or a whole run."""
-
-    input_tokens: int = 0
-    output_tokens: int = 0
-
-    def __add__(self, other: Usage) -> Usage:
-        return Usage(self.input_tokens + other.input_tokens, self.output_tokens + other.output_tokens)
-
-    @property
-    def total(self) -> int:
-        return self.input_tokens + self.output_tokens
 
 
 @dataclass(frozen=True)
@@ -67,6 +56,18 @@ class StepResult:
     """The run of a pipeline step's child pipeline."""
     messages: tuple[dict[str, Any], ...] = field(default=(), repr=False)
     """The conversation sent (for ``continue:``)."""
+    content: tuple[Block, ...] = field(default=(), repr=False)
+    """The reply's content blocks (thinking, text with citations, ...); ``text`` is their text."""
+
+    @property
+    def thinking(self) -> str:
+        """Claude's thinking before its answer (empty unless the step asked for thinking)."""
+        return "".join(b.thinking for b in self.content if isinstance(b, Thinking))
+
+    @property
+    def citations(self) -> tuple[Citation, ...]:
+        """The passages of attached documents that back the answer, in order."""
+        return tuple(c for b in self.content for c in getattr(b, "citations", ()))
 
     @property
     def ok(self) -> bool:

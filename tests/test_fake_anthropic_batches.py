@@ -284,3 +284,27 @@ def test_async_client_and_beta_resource(fake: FakeAnthropic) -> None:
         beta = client.beta.messages.batches.create(requests=[item("b", "y")])
         (bline,) = client.beta.messages.batches.results(beta.id)
     assert bline.custom_id == "b" and bline.result.type == "succeeded"
+
+
+def test_items_carry_thinking_citations_and_cache_usage(fake: FakeAnthropic, client: anthropic.Anthropic) -> None:
+    fake.batch_polls(0)
+    fake.reply("Waves move. The tide is lunar.", thinking="Look it up.", cite="tide is lunar")
+    doc = {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "the tide is lunar"},
+           "citations": {"enabled": True}, "cache_control": {"type": "ephemeral"}}
+    params = {"model": MODEL, "max_tokens": 4096, "thinking": {"type": "enabled", "budget_tokens": 2048},
+              "messages": [{"role": "user", "content": [doc, {"type": "text", "text": "Why?"}]}]}
+    direct = client.messages.create(**params)
+    bad = {**params, "thinking": {"type": "enabled", "budget_tokens": 512}}
+    batch = client.messages.batches.create(requests=[{"custom_id": "ok", "params": params},
+                                                     {"custom_id": "bad", "params": bad}])
+    got = results(client, batch.id)
+    msg = got["ok"].message
+    assert [b.model_dump() for b in msg.content] == [b.model_dump() for b in direct.content]
+    assert [b.type for b in msg.content] == ["thinking", "text", "text"] and msg.content[2].citations
+    assert msg.usage.cache_read_input_tokens == direct.usage.cache_creation_input_tokens == 4
+    assert (msg.usage.input_tokens, msg.usage.output_tokens) == (direct.usage.input_tokens, direct.usage.output_tokens)
+    assert got["bad"].type == "errored" and got["bad"].error.error.type == "invalid_request_error"
+    assert "budget_tokens: Input should be greater than or equal to 1024" in got["bad"].error.error.message
+    follow = {**params, "messages": [*params["messages"], {"role": "assistant", "content": msg.content},
+                                     {"role": "user", "content": "More?"}]}
+    assert client.messages.create(**follow).stop_reason == "end_turn"  # the item's signature was issued

@@ -47,8 +47,10 @@ def test_nbval_reports_the_cell_whose_recorded_reply_changed(tmp_path: Path) -> 
     cassette = tmp_path / "cassettes" / "quickstart.jsonl"
     entries = [json.loads(line) for line in cassette.read_text().splitlines()]
     (edited,) = [e for e in entries if e["prompt"].startswith("Shorten to one sentence")]
-    edited["response"]["text"] = edited["response"]["text"].replace("twice-daily", "thrice-daily")
-    edited["deltas"] = [d.replace("twice-daily", "thrice-daily") for d in edited["deltas"]]
+    for block in edited["reply"]["content"]:
+        block["text"] = block["text"].replace("twice-daily", "thrice-daily")
+    edited["events"] = [[kind, index, piece.replace("twice-daily", "thrice-daily")]
+                        for kind, index, piece in edited["events"]]
     cassette.write_text("".join(json.dumps(e) + "\n" for e in entries))
 
     changed = nbval(tmp_path, "quickstart.ipynb")

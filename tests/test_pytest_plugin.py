@@ -40,7 +40,7 @@ def test_user_tests_record_once_then_replay_offline(pytester: pytest.Pytester, f
     recorded = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--pipeline-cassette-mode", "auto")
     recorded.assert_outcomes(passed=1)
     cassette = pytester.path / "cassettes" / "test_user" / "test_greeting.jsonl"
-    assert json.loads(cassette.read_text())["deltas"] == ["Hello", ", Ada!"]
+    assert json.loads(cassette.read_text())["events"] == [["text", 0, "Hello"], ["text", 0, ", Ada!"]]
     assert len(fake_anthropic.requests) == 1
 
     fake_anthropic.clear()

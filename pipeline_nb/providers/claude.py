@@ -22,8 +22,8 @@ from typing import Any
 import anthropic
 import httpx2
 
-from ..llm import BatchOutcome, BatchStatus, Cancelled, CancelToken, Emit, LLMRequest, LLMResult, ProviderError
-from ..results import Usage
+from ..content import Citation, Reply, Usage, block_from_api
+from ..llm import CITATION, TEXT, THINKING, BatchOutcome, BatchStatus, Cancelled, CancelToken, Emit, LLMRequest, ProviderError
 
 KEY_ENV = "ANTHROPIC_API_KEY"
 
@@ -67,7 +67,7 @@ class ClaudeProvider:
             self._clients[key] = client
         return client
 
-    def complete(self, request: LLMRequest, emit: Emit, cancel: CancelToken) -> LLMResult:
+    def complete(self, request: LLMRequest, emit: Emit, cancel: CancelToken) -> Reply:
         client = self._client(request)
         params = _params(request)
         unregister = cancel.on_cancel(self._sockets.shutdown)
@@ -75,7 +75,7 @@ class ClaudeProvider:
             if request.stream:
                 return _stream(client, params, emit, cancel)
             message = client.messages.create(**params)
-            return _result(message, message._request_id)
+            return _reply(message, message._request_id)
         except ProviderError:
             raise
         except Exception as exc:
@@ -96,7 +96,7 @@ class ClaudeProvider:
         try:
             for start in range(0, len(requests), MAX_BATCH_REQUESTS):
                 chunk = requests[start:start + MAX_BATCH_REQUESTS]
-                created = batches.create(requests=[{"custom_id": f"item-{start + i}", "params": _params(r)}
+                created = batches.create(requests=[{"custom_id": f"item-{start + i}", "params": {**r.api_params(), **(r.extra_body or {})}}
                                                    for i, r in enumerate(chunk)])
                 ids.append(created.id)
             on_status(BatchStatus(processing=len(requests), batch_ids=tuple(ids)))
@@ -145,7 +145,7 @@ def _poll(batches: Any, ids: list[str], on_status: Callable[[BatchStatus], None]
 
 def _batch_outcome(result: Any, batch_id: str) -> BatchOutcome:
     if result.type == "succeeded":
-        return _result(result.message, None)
+        return _reply(result.message, None)
     if result.type == "errored":
         error = result.error.error
         return ProviderError(error.type, f"{error.message} (in batch {batch_id})", retryable=False)
@@ -185,25 +185,29 @@ class _Sockets:
 
 
 def _params(request: LLMRequest) -> dict[str, Any]:
-    params: dict[str, Any] = {
-        "model": request.model,
-        "max_tokens": request.max_tokens,
-        "messages": list(request.messages),
-    }
-    if request.system:
-        params["system"] = request.system
-    if request.stop_sequences:
-        params["stop_sequences"] = list(request.stop_sequences)
-    if request.output_schema is not None:
-        params["output_config"] = {"format": {"type": "json_schema", "schema": request.output_schema}}
+    """The SDK call's keyword arguments: the request's API parameters, and its extra body."""
+    params = request.api_params()
+    if request.extra_body:
+        params["extra_body"] = dict(request.extra_body)
     return params
 
 
-def _stream(client: anthropic.Anthropic, params: dict[str, Any], emit: Emit, cancel: CancelToken) -> LLMResult:
+def _stream(client: anthropic.Anthropic, params: dict[str, Any], emit: Emit, cancel: CancelToken) -> Reply:
+    """Stream the call: every block delta goes to ``emit`` as it arrives (read from the raw
+    ``content_block_delta`` events, which name their block); the SDK assembles the final message."""
     with client.messages.stream(**params) as stream:
         try:
-            for text in stream.text_stream:
-                emit(text)
+            for event in stream:
+                if event.type != "content_block_delta":
+                    continue
+                delta = event.delta
+                kind = delta.type
+                if kind == "text_delta":
+                    emit(delta.text, TEXT, event.index)
+                elif kind == "thinking_delta":
+                    emit(delta.thinking, THINKING, event.index)
+                elif kind == "citations_delta":
+                    emit(Citation.from_api(delta.citation), CITATION, event.index)
             message = stream.get_final_message()
         except Exception as exc:
             if cancel.cancelled:
@@ -211,19 +215,28 @@ def _stream(client: anthropic.Anthropic, params: dict[str, Any], emit: Emit, can
             raise classify(exc, stream.request_id) from None
         if cancel.cancelled:  # a shut-down socket can also end a stream quietly
             raise Cancelled()
-        result = _result(message, stream.request_id)
-    if result.stop_reason is None:
+        reply = _reply(message, stream.request_id)
+    if reply.stop_reason is None:
         raise ProviderError(
             "incomplete_stream", "the stream ended before message_stop", retryable=True,
-            request_id=result.request_id,
+            request_id=reply.request_id,
         )
-    return result
+    return reply
 
 
-def _result(message: Any, request_id: str | None) -> LLMResult:
-    text = "".join(block.text for block in message.content if block.type == "text")
-    usage = Usage(message.usage.input_tokens or 0, message.usage.output_tokens or 0)
-    return LLMResult(text, usage, message.stop_reason, message.model, request_id)
+def _reply(message: Any, request_id: str | None) -> Reply:
+    return Reply(tuple(block_from_api(block) for block in message.content), Usage.from_api(message.usage),
+                 message.stop_reason, message.model, request_id, _cache_miss(message))
+
+
+def _cache_miss(message: Any) -> str | None:
+    """Why the prompt cache was missed, in words, when the request asked (``diagnostics``)."""
+    reason = getattr(getattr(message, "diagnostics", None), "cache_miss_reason", None)
+    if reason is None:
+        return None
+    missed = getattr(reason, "cache_missed_input_tokens", None)
+    words = reason.type.replace("_", " ")
+    return f"{words} ({missed} input tokens not read from the cache)" if missed else words
 
 
 def classify(exc: Exception, request_id: str | None = None) -> ProviderError:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from ..llm import BatchOutcome, BatchStatus, Cancelled, CancelToken, Emit, LLMRequest, LLMResult, no_emit
-from ..results import Usage
+from ..content import Block, Reply, Text, Thinking, Usage
+from ..llm import TEXT, THINKING, BatchOutcome, BatchStatus, Cancelled, CancelToken, Emit, LLMRequest, no_emit
 
 DEFAULT_DELAY = 0.02
 """Seconds between deltas, so streaming is visible."""
@@ -30,6 +31,20 @@ def mock_reply(request: LLMRequest) -> str:
     )
 
 
+def mock_thinking(request: LLMRequest) -> str:
+    """The thinking a request that asks for it gets (none otherwise); ``display: omitted`` hides it."""
+    thinking = request.params.get("thinking") or {}
+    if thinking.get("type") not in ("enabled", "adaptive"):
+        return ""
+    if thinking.get("display") == "omitted":
+        return ""
+    return f"[mock thinking] The question is: {' '.join(request.prompt.split())[:80]}. I answer it plainly."
+
+
+def _signature(thought: list[str]) -> str:
+    return "mock-signature-" + hashlib.sha256("".join(thought).encode()).hexdigest()[:16]
+
+
 class MockProvider:
     """Streams :func:`mock_reply` word by word, ``mock_delay`` seconds apart."""
 
@@ -38,7 +53,7 @@ class MockProvider:
     def check(self, request: LLMRequest) -> None:
         """The mock needs nothing."""
 
-    def complete(self, request: LLMRequest, emit: Emit, cancel: CancelToken) -> LLMResult:
+    def complete(self, request: LLMRequest, emit: Emit, cancel: CancelToken) -> Reply:
         text = mock_reply(request)
         for stop in request.stop_sequences:
             if stop in text:
@@ -50,17 +65,22 @@ class MockProvider:
         if len(pieces) > request.max_tokens:
             pieces, stop_reason = pieces[: request.max_tokens], "max_tokens"
             text = "".join(pieces)
+        thought = _TOKENS.findall(mock_thinking(request))
         if request.stream:
             delay = request.options.get("mock_delay")
             delay = DEFAULT_DELAY if delay is None else delay
-            for piece in pieces:
+            streamed = [(piece, THINKING, 0) for piece in thought] + [(piece, TEXT, int(bool(thought)))
+                                                                       for piece in pieces]
+            for piece, kind, index in streamed:
                 if cancel.wait(delay) if delay else cancel.cancelled:
                     raise Cancelled()
-                emit(piece)
+                emit(piece, kind, index)
         elif cancel.cancelled:
             raise Cancelled()
-        usage = Usage(len(_TOKENS.findall(request.prompt)), len(pieces))
-        return LLMResult(text, usage, stop_reason, request.model, None)
+        content: list[Block] = [Thinking("".join(thought), _signature(thought))] if thought else []
+        content += [Text(text)] if text else []
+        usage = Usage(len(_TOKENS.findall(request.prompt)), len(pieces) + len(thought))
+        return Reply(tuple(content), usage, stop_reason, request.model, None)
 
     def batch(self, requests: Sequence[LLMRequest], on_status: Callable[[BatchStatus], None],
               cancel: CancelToken, poll_interval: float) -> list[BatchOutcome]:

@@ -1,7 +1,7 @@
 """Streaming events and handlers: ``("delta", chunk)``, ``("done", response)``, and the
 built-in handlers. Put your own handlers beside these and name them in ``stream_handler:``."""
 
-from .events import Chunk, Event, Response, RetryInfo
+from .events import Chunk, CitationChunk, Event, Response, RetryInfo
 from .handlers import BufferHandler, CallbackHandler, ConsoleHandler, FileHandler, Handler, StreamHandler
 
 
@@ -17,6 +17,7 @@ __all__ = [
     "BufferHandler",
     "CallbackHandler",
     "Chunk",
+    "CitationChunk",
     "ConsoleHandler",
     "Event",
     "FileHandler",

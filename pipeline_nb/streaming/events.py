@@ -10,24 +10,39 @@ Every event is a two-item NamedTuple, so handlers can ``match`` on it::
 
 Kinds, in the order a run produces them: ``run_start`` (PipelineRun; only plain callables
 get it as an event, handler objects get ``init(run)``), then per step ``step_start``
-(StepResult), ``delta`` (Chunk)..., ``retry`` (RetryInfo), ``done`` (Response),
-``step_end`` (StepResult), and finally ``run_end`` (PipelineRun).
+(StepResult), ``thinking`` (Chunk of Claude's thinking, when the step asked for it),
+``delta`` (Chunk of the answer's text) and ``citation`` (CitationChunk)..., ``retry``
+(RetryInfo), ``done`` (Response, with the reply's content blocks), ``step_end``
+(StepResult), and finally ``run_end`` (PipelineRun). A chunk names its block (``block``:
+the reply's content block it extends), and ``seq`` counts every piece of an attempt.
 """
 
 from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from ..results import Usage
+from ..content import Block, Citation, Thinking, Usage
 
 
 class Chunk(NamedTuple):
-    """New text of a streamed step. ``(step_id, attempt, seq)`` identifies it."""
+    """New text of a streamed step (of its answer, or of its thinking). ``(step_id, attempt, seq)``
+    identifies it; ``block`` is the index of the reply's content block it extends."""
 
     step_id: str
     attempt: int
     seq: int
     content: str
+    block: int = 0
+
+
+class CitationChunk(NamedTuple):
+    """A citation that arrived for text block ``block`` of a streamed step."""
+
+    step_id: str
+    attempt: int
+    seq: int
+    citation: Citation
+    block: int = 0
 
 
 class Response(NamedTuple):
@@ -41,6 +56,16 @@ class Response(NamedTuple):
     model: str | None
     request_id: str | None = None
     output: Any = None
+    content: tuple[Block, ...] = ()
+    """The reply's content blocks: thinking, text (with its citations), ..."""
+
+    @property
+    def thinking(self) -> str:
+        return "".join(b.thinking for b in self.content if isinstance(b, Thinking))
+
+    @property
+    def citations(self) -> tuple[Citation, ...]:
+        return tuple(c for b in self.content for c in getattr(b, "citations", ()))
 
 
 class RetryInfo(NamedTuple):
@@ -65,6 +90,8 @@ class Event(NamedTuple):
 RUN_START = "run_start"
 STEP_START = "step_start"
 DELTA = "delta"
+THINKING = "thinking"
+CITATION = "citation"
 RETRY = "retry"
 DONE = "done"
 PROGRESS = "progress"

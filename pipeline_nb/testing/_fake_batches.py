@@ -1,7 +1,8 @@
 """Message Batches for :mod:`pipeline_nb.testing.fake_anthropic`.
 
-Private: use the batch methods of ``FakeAnthropic``. Time plays no part; a batch moves
-only when it is retrieved::
+Private: use the batch methods of ``FakeAnthropic``, which hands a :class:`BatchBook` its
+shared :class:`~._fake_state.FakeState`. Time plays no part; a batch moves only when it
+is retrieved::
 
     POST /v1/messages/batches            "in_progress", every item "processing"
     GET  .../{id}   (retrieve 1..polls)  "in_progress", items processed in input order,
@@ -11,8 +12,10 @@ only when it is retrieved::
     GET  .../{id}   (after a cancel)     "ended": every unprocessed item "canceled"
     GET  .../{id}/results                JSONL, shuffled; 404 until "ended"
 
-Processing an item picks its fault and reply exactly as a non-streamed ``/v1/messages``
-request would, at that moment.
+Processing an item checks it, then picks its fault and reply, exactly as a non-streamed
+``/v1/messages`` request would at that moment: an item the real API would refuse with a
+400 is ``errored`` with that ``invalid_request_error``; a succeeded item's message has the
+same blocks (thinking, citations) and usage (prompt cache) as a direct reply.
 """
 
 from __future__ import annotations
@@ -21,15 +24,13 @@ import itertools
 import json
 import random
 import re
-import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import Any, Optional, Union
 
-from ._fake_scripts import BATCHES_PATH, Fault, RecordedRequest, error_obj, last_user_text, message_obj, pick
-
-if TYPE_CHECKING:
-    from .fake_anthropic import FakeAnthropic
+from ._fake_content import last_user_text
+from ._fake_scripts import BATCHES_PATH, Fault, RecordedRequest, error_obj, pick
+from ._fake_state import FakeState
 
 #: What the handler sends: an error (as a Fault of kind "http"), or a 200 body and its content type.
 Answer = Union[Fault, tuple[Union[dict[str, Any], bytes], str]]
@@ -94,7 +95,7 @@ class Batch:
             return "ended"
         return "in_progress" if self.cancel_initiated_at is None else "canceling"
 
-    def advance(self, fake: "FakeAnthropic") -> None:
+    def advance(self, state: FakeState) -> None:
         """One retrieve: process the items now due, and end the batch when none are left."""
         if self.ended_at is not None:
             return
@@ -105,7 +106,7 @@ class Batch:
         else:
             due = n if self.retrieves > self.polls else n * self.retrieves // (self.polls + 1)
             for item in self.items[done:due]:
-                self.outcomes.append(_outcome(fake, item))
+                self.outcomes.append(_outcome(state, item))
         if len(self.outcomes) == n:
             self.ended_at = datetime.now(timezone.utc)
 
@@ -132,10 +133,14 @@ class Batch:
                                    separators=(",", ":")).encode() + b"\n" for i in order)
 
 
-def _outcome(fake: "FakeAnthropic", item: RecordedRequest) -> dict[str, Any]:
-    fault, plan = fake._choose(item)
-    if fault is None:
-        return {"type": "succeeded", "message": message_obj(plan, fake._new_id("msg_fake_"), plan.text)}
+def _outcome(state: FakeState, item: RecordedRequest) -> dict[str, Any]:
+    problem = state.problem(item)
+    if problem is not None:
+        return {"type": "errored", "error": error_obj(400, None, problem)}
+    fault, plan = state.choose(item)
+    if plan is not None:  # stream-only faults never reach a batch item
+        return {"type": "succeeded", "message": plan.message()}
+    assert fault is not None
     if fault.kind == "http":
         assert fault.status is not None
         return {"type": "errored", "error": error_obj(fault.status, fault.error_type, fault.message)}
@@ -145,24 +150,35 @@ def _outcome(fake: "FakeAnthropic", item: RecordedRequest) -> dict[str, Any]:
 class BatchBook:
     """The batches of one FakeAnthropic. Call :meth:`serve` for any path under ``BATCHES_PATH``."""
 
-    def __init__(self, fake: "FakeAnthropic") -> None:
-        self._fake = fake
+    def __init__(self, state: FakeState) -> None:
+        self._state = state
         self._batches: dict[str, Batch] = {}
         self._ids = itertools.count(1)
-        self.polls = 1
+        self._polls = 1
 
     def clear(self) -> None:
-        self._batches.clear()
-        self.polls = 1
+        with self._state.lock:
+            self._batches.clear()
+            self._polls = 1
+
+    def set_polls(self, n: int) -> None:
+        """Batches created from now on stay ``in_progress`` for ``n`` retrieves."""
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+            msg = f"batch_polls(n) needs an int >= 0, got {n!r}"
+            raise ValueError(msg)
+        with self._state.lock:
+            self._polls = n
 
     def summary(self) -> list[tuple[str, int]]:
-        return [(b.id, len(b.items)) for b in self._batches.values()]
+        """``(batch_id, number_of_requests)`` for each batch, in creation order."""
+        with self._state.lock:
+            return [(b.id, len(b.items)) for b in self._batches.values()]
 
     def serve(self, req: RecordedRequest, base_url: str) -> Answer:
         """Answer ``req`` (already recorded). May raise what a ``when=`` callable raises."""
         m = _ROUTE.fullmatch(req.path.split("?", 1)[0])
         bid, action = (m.group(1), m.group(2)) if m else (None, None)
-        with self._fake._lock:
+        with self._state.lock:
             if m and req.method == "POST" and bid is None:
                 return self._create(req, base_url)
             batch = self._batches.get(bid or "")
@@ -178,14 +194,14 @@ class BatchBook:
                 if batch.ended_at is None and batch.cancel_initiated_at is None:
                     batch.cancel_initiated_at = datetime.now(timezone.utc)
             else:
-                batch.advance(self._fake)
+                batch.advance(self._state)
             return batch.to_json(base_url), "application/json"
 
     def _create(self, req: RecordedRequest, base_url: str) -> Answer:
         problem = _check(req.body)
         if problem is not None:
             return _refuse(400, problem)
-        fault = pick(self._fake._faults, req, consume=True)
+        fault = pick(self._state.faults, req, consume=True)
         if fault is not None:
             return fault
         bid = f"msgbatch_{next(self._ids)}"
@@ -193,31 +209,6 @@ class BatchBook:
                                  last_user_text(it["params"]), False, bid, it["custom_id"])
                  for it in req.body["requests"]]
         for item in items:
-            self._fake._record(item)
-        batch = self._batches[bid] = Batch(bid, items, self.polls)
+            self._state.record(item)
+        batch = self._batches[bid] = Batch(bid, items, self._polls)
         return batch.to_json(base_url), "application/json"
-
-
-class BatchMethods:
-    """The Message Batches part of FakeAnthropic's public API (a base class of it)."""
-
-    _lock: threading.RLock
-    _batch_book: BatchBook
-
-    def batch_polls(self, n: int) -> None:
-        """Message Batches created from now on stay ``in_progress`` for ``n`` retrieves (default 1).
-
-        Each of those retrieves processes another ``1/(n+1)`` of the items (in input order,
-        with ``request_counts`` to match); the next one ends the batch. ``0``: the first ends it.
-        """
-        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
-            msg = f"batch_polls(n) needs an int >= 0, got {n!r}"
-            raise ValueError(msg)
-        with self._lock:
-            self._batch_book.polls = n
-
-    @property
-    def batches(self) -> list[tuple[str, int]]:
-        """``(batch_id, number_of_requests)`` for each Message Batch created, in creation order."""
-        with self._lock:
-            return self._batch_book.summary()

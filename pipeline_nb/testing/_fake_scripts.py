@@ -1,4 +1,4 @@
-"""Scripts, faults and request records for :mod:`pipeline_nb.testing.fake_anthropic`.
+"""Scripts, faults, request records and error bodies for :mod:`pipeline_nb.testing.fake_anthropic`.
 
 Private: import the public names from ``fake_anthropic``.
 """
@@ -6,9 +6,11 @@ Private: import the public names from ``fake_anthropic``.
 from __future__ import annotations
 
 import json
-import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Union
+
+from ._fake_content import Attachment, attachments
 
 Matcher = Union[None, str, Callable[["RecordedRequest"], bool]]
 
@@ -42,7 +44,6 @@ _DEFAULT_MESSAGES = {
     529: "Overloaded",
 }
 _SECRET_HEADERS = frozenset({"authorization", "x-api-key", "proxy-authorization"})
-_WORDS = re.compile(r"\S+\s*|\s+")
 
 
 @dataclass
@@ -52,6 +53,11 @@ class RecordedRequest:
     An item of a Message Batch is recorded like a non-streamed ``POST /v1/messages`` whose
     ``body`` is the item's ``params`` (headers: the batch's), with ``batch_id`` and
     ``custom_id`` set; both are None for every other request.
+
+    ``documents`` and ``images`` are the request's ``document`` and ``image`` blocks (of
+    every message, in order), read from ``body``: media type, decoded size, title, whether
+    citations are enabled, ``cache_control``. ``prompt`` is only the text blocks of the
+    last user message.
     """
 
     method: str
@@ -62,30 +68,18 @@ class RecordedRequest:
     stream: bool = False
     batch_id: Optional[str] = None
     custom_id: Optional[str] = None
+    documents: list[Attachment] = field(init=False, repr=False)
+    images: list[Attachment] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        found = attachments(self.body)
+        self.documents = [a for a in found if a.kind == "document"]
+        self.images = [a for a in found if a.kind == "image"]
 
 
 def redact(headers: dict[str, str]) -> dict[str, str]:
     """Lower-case header names and hide credential values."""
     return {k.lower(): ("<redacted>" if k.lower() in _SECRET_HEADERS else v) for k, v in headers.items()}
-
-
-def last_user_text(body: dict[str, Any]) -> str:
-    """Text of the last ``user`` message: a string, or its ``text`` blocks joined by newlines."""
-    messages = body.get("messages")
-    if not isinstance(messages, list):
-        return ""
-    for msg in reversed(messages):
-        if isinstance(msg, dict) and msg.get("role") == "user":
-            content = msg.get("content")
-            if isinstance(content, str):
-                return content
-            if isinstance(content, list):
-                return "\n".join(
-                    b["text"] for b in content
-                    if isinstance(b, dict) and b.get("type") == "text" and isinstance(b.get("text"), str)
-                )
-            return ""
-    return ""
 
 
 def _matches(when: Matcher, req: RecordedRequest) -> bool:
@@ -108,10 +102,36 @@ class Reply:
     usage: Optional[tuple[int, int]] = None
     stop_reason: str = "end_turn"
     model: Optional[str] = None
+    thinking: Optional[str] = None
+    signature: Optional[str] = None
+    cite: tuple[tuple[str, str], ...] = ()
     used: int = 0
 
     def live(self) -> bool:
         return self.times is None or self.used < self.times
+
+
+#: What ``reply(cite=...)`` takes: a quote, or a list of quotes and ``(span, quote)`` pairs.
+CiteArg = Union[None, str, Sequence[Union[str, tuple[str, str]]]]
+
+
+def make_cites(cite: CiteArg, text: str) -> tuple[tuple[str, str], ...]:
+    """``cite`` as ``(span, quote)`` pairs, each span checked to be part of ``text``."""
+    if cite is None:
+        return ()
+    items = [cite] if isinstance(cite, str) else list(cite)
+    pairs: list[tuple[str, str]] = []
+    for item in items:
+        pair = (item, item) if isinstance(item, str) else tuple(item)
+        if len(pair) != 2 or not all(isinstance(p, str) and p for p in pair):
+            msg = f"cite= takes quotes and (span, quote) pairs of non-empty strings, got {item!r}"
+            raise ValueError(msg)
+        if pair[0] not in text:
+            msg = (f"cite: {pair[0]!r} is not in the reply text {text!r}; give (span, quote) to cite "
+                   "a quote the reply does not contain")
+            raise ValueError(msg)
+        pairs.append((pair[0], pair[1]))
+    return tuple(pairs)
 
 
 @dataclass
@@ -175,64 +195,3 @@ def error_obj(status: int, error_type: Optional[str], message: Optional[str]) ->
 def error_body(status: int, error_type: Optional[str], message: Optional[str], request_id: str) -> bytes:
     """The JSON body the real API sends with an error status."""
     return json.dumps({**error_obj(status, error_type, message), "request_id": request_id}).encode()
-
-
-@dataclass
-class Plan:
-    """What one response will say: deltas, stop reason and usage."""
-
-    deltas: list[str]
-    stop_reason: Optional[str]
-    stop_sequence: Optional[str]
-    input_tokens: int
-    output_tokens: int
-    model: str
-    delay: float = 0.0
-    text: str = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.text = "".join(self.deltas)
-
-
-def plan_reply(reply: Optional[Reply], req: RecordedRequest) -> Plan:
-    """Turn a script (or the default echo reply) into a :class:`Plan` for ``req``."""
-    if reply is None:
-        reply = Reply("Fake reply to: " + req.prompt)
-    deltas = list(reply.chunks) if reply.chunks is not None else _WORDS.findall(reply.text)
-    stop_reason: Optional[str] = reply.stop_reason
-    stop_seq = None
-    seqs = req.body.get("stop_sequences")
-    if isinstance(seqs, list):
-        text = "".join(deltas)
-        hits = [(text.find(s), s) for s in seqs if isinstance(s, str) and s and s in text]
-        if hits:
-            cut, stop_seq = min(hits)
-            deltas, stop_reason = _truncate(deltas, cut), "stop_sequence"
-    if reply.usage is not None:
-        in_tok, out_tok = reply.usage
-    else:
-        in_tok, out_tok = len(req.prompt) // 4 + 1, len(deltas)
-    model = reply.model or str(req.body.get("model") or "claude-fake")
-    return Plan(deltas, stop_reason, stop_seq, in_tok, out_tok, model, reply.delay)
-
-
-def message_obj(plan: Plan, msg_id: str, text: Optional[str]) -> dict[str, Any]:
-    """A Message object; with ``text=None``, the empty one that opens a stream."""
-    done = text is not None
-    return {
-        "id": msg_id, "type": "message", "role": "assistant", "model": plan.model,
-        "content": [{"type": "text", "text": text}] if done else [],
-        "stop_reason": plan.stop_reason if done else None,
-        "stop_sequence": plan.stop_sequence if done else None,
-        "usage": {"input_tokens": plan.input_tokens, "output_tokens": plan.output_tokens},
-    }
-
-
-def _truncate(deltas: list[str], n: int) -> list[str]:
-    out: list[str] = []
-    for d in deltas:
-        if n <= 0:
-            break
-        out.append(d[:n])
-        n -= len(d)
-    return out

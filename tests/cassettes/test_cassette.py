@@ -12,6 +12,7 @@ from IPython import get_ipython
 from IPython.testing.globalipapp import start_ipython
 
 import pipeline_nb
+from pipeline_nb.content import Reply
 from pipeline_nb.streaming import BufferHandler
 from pipeline_nb.testing import FakeAnthropic
 
@@ -164,7 +165,7 @@ def test_paced_replay_keeps_the_recorded_gaps_and_fast_replay_does_not(tmp_path)
     assert "pace_ms" not in json.loads(cassette.read_text())  # timings are opt-in: they differ every time
     pipeline_nb.run(spec, cassette=cassette, cassette_mode="record", cassette_pace=True)
     entry = json.loads(cassette.read_text())
-    assert len(entry["pace_ms"]) == len(entry["deltas"]) and min(entry["pace_ms"][1:]) >= 35
+    assert len(entry["pace_ms"]) == len(entry["events"]) and min(entry["pace_ms"][1:]) >= 35
 
     def arrival_gaps(**options: object) -> list[float]:
         times: list[float] = []
@@ -215,7 +216,7 @@ def test_a_process_killed_mid_recording_leaves_a_whole_cassette(tmp_path):
     lines = cassette.read_text().splitlines()
     assert 20 <= len(lines) < 200
     entries = [json.loads(line) for line in lines]  # every line whole
-    assert all(e["response"]["text"] == "".join(e["deltas"]) for e in entries)
+    assert all(Reply.from_api(e["reply"]).text == "".join(p for _, _, p in e["events"]) for e in entries)
     replay = pipeline_nb.run(spec, cassette=cassette, cassette_mode="auto")  # the rest records; nothing lost
     assert len(replay.steps["many"].items) == 200 and len(cassette.read_text().splitlines()) == 200
 

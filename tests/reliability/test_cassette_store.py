@@ -80,9 +80,9 @@ def test_complete_returns_the_reply_and_flush_reports_instead_of_raising(tmp_pat
     (tmp_path / "c.jsonl").mkdir()
     provider = CassetteProvider(MockProvider(), cassette, "auto")
     streamed: list[str] = []
-    first = provider.complete(request("hello"), streamed.append, CancelToken())
+    first = provider.complete(request("hello"), lambda piece, *_: streamed.append(piece), CancelToken())
     assert first.text == "".join(streamed) == mock_reply(request("hello"))
-    again = provider.complete(request("hello"), lambda _: None, CancelToken())  # replayed from memory
+    again = provider.complete(request("hello"), lambda *_: None, CancelToken())  # replayed from memory
     assert again.text == first.text
     cassette.flush()
     assert cassette.warnings == [f"could not write the cassette {cassette.path}: Is a directory; "
@@ -118,7 +118,7 @@ def _record_after(barrier: multiprocessing.synchronize.Barrier, path: str, name:
     provider = CassetteProvider(MockProvider(), cassette, "record")
     barrier.wait()
     for n in range(30):
-        provider.complete(request(f"{name} {n}"), lambda _: None, CancelToken())
+        provider.complete(request(f"{name} {n}"), lambda *_: None, CancelToken())
         if n == 15:
             cassette.flush()  # a compaction while the other process appends: it must find the new file
     cassette.flush()
@@ -155,7 +155,7 @@ COUNT_WRITES = textwrap.dedent("""
     for n in range(400):
         request = LLMRequest("mock", "m", ({"role": "user", "content": f"item {n}"},), 1024, stream=True,
                              options={"mock_delay": 0})
-        provider.complete(request, lambda _: None, CancelToken())
+        provider.complete(request, lambda *_: None, CancelToken())
     cassette.flush()
     print(written() - before)
 """)
@@ -174,21 +174,27 @@ def test_recording_writes_each_entry_about_twice_not_the_whole_file_each_time(tm
 
 # -- 3. every entry is checked on load --
 
-GOOD = {"key": "k1", "model": "m", "prompt": "p",
-        "response": {"text": "hi", "usage": [1, 2], "stop_reason": "end_turn", "model": "m"}}
+GOOD = {"v": 2, "key": "k1", "model": "m", "prompt": "p",
+        "reply": {"content": [{"type": "text", "text": "hi"}], "usage": {"input_tokens": 1, "output_tokens": 2},
+                  "stop_reason": "end_turn", "model": "m"}}
 
 
-def with_response(**fields: object) -> dict:
-    return {**GOOD, "key": "k2", "response": {**GOOD["response"], **fields}}
+def with_reply(**fields: object) -> dict:
+    return {**GOOD, "key": "k2", "reply": {**GOOD["reply"], **fields}}
 
 
 @pytest.mark.parametrize(("line", "problem"), [
-    (json.dumps(with_response(text=None)).encode(), "response.text must be a string, got null"),
-    (json.dumps({k: v for k, v in GOOD.items() if k != "response"}).encode(), "response is missing"),
-    (json.dumps(with_response(usage=[1])).encode(), "response.usage must be [input_tokens, output_tokens]"),
-    (json.dumps(with_response(usage=["1", 2])).encode(), 'got ["1", 2]'),
+    (json.dumps(with_reply(content=[{"text": "no type"}])).encode(), "reply.content must be a list of content blocks"),
+    (json.dumps({k: v for k, v in GOOD.items() if k != "reply"}).encode(), "reply is missing"),
+    (json.dumps(with_reply(usage=[1, 2])).encode(), "reply.usage must be an object of token counts"),
+    (json.dumps(with_reply(usage={"input_tokens": "1"})).encode(), 'got {"input_tokens": "1"}'),
+    (json.dumps(with_reply(stop_reason=3)).encode(), "reply.stop_reason must be a string or null, got 3"),
     (json.dumps({**GOOD, "key": 7}).encode(), "key must be a non-empty string, got 7"),
-    (json.dumps({**GOOD, "deltas": ["a", None]}).encode(), "deltas must be a list of strings"),
+    (json.dumps({**GOOD, "events": [["text", 0, None]]}).encode(), "events must be a list of [kind, block index, piece]"),
+    (json.dumps({**GOOD, "v": 3}).encode(), "v must be 2, the format this version reads"),
+    (json.dumps({"key": "k2", "model": "m", "prompt": "p", "deltas": ["hi"],
+                 "response": {"text": "hi", "usage": [1, 2], "stop_reason": "end_turn", "model": "m"}}).encode(),
+     "recorded by an earlier pipeline_nb (cassette format 1, text only); delete the cassette and record it again"),
     (json.dumps(["not", "an", "entry"]).encode(), "an entry must be a JSON object"),
     (b'{"key": "k2", "prompt": "caf\xe9"}', "it is not UTF-8 text (byte 0xe9 at column 29)"),
     (b'{"key": "k2", "respo', "it is not JSON"),
@@ -216,7 +222,7 @@ def test_a_torn_last_line_is_dropped_with_a_warning_and_cut_by_the_next_append(t
     assert len(loaded.entries) == 2
     assert loaded.warnings == [f"the cassette {cassette} ended in a torn line 3 (a recording cut short); "
                                "it was ignored; the next recording removes it"]
-    loaded.put(request("three"), MockProvider().complete(request("three"), lambda _: None, CancelToken()), None)
+    loaded.put(request("three"), MockProvider().complete(request("three"), lambda *_: None, CancelToken()), None)
     lines = cassette.read_bytes().splitlines()
     assert len(lines) == 3 and all(json.loads(line) for line in lines)  # appended after the cut, not onto it
     run = pipeline_nb.run(spec, cassette=cassette, cassette_mode="replay")

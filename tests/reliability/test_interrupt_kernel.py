@@ -14,7 +14,8 @@ import pytest
 
 import pipeline_nb
 from pipeline_nb import RunInterrupted
-from pipeline_nb.llm import LLMResult, register_provider
+from pipeline_nb.content import Reply
+from pipeline_nb.llm import register_provider
 from pipeline_nb.results import Usage
 from pipeline_nb.streaming.events import DELTA, RETRY
 
@@ -177,7 +178,7 @@ class _Stubborn:
         emit("Half ")
         emit("a reply")
         self.release.wait(10)
-        return LLMResult("Half a reply, late", Usage(), "end_turn", None)
+        return Reply.of_text("Half a reply, late", Usage(), "end_turn", None)
 
 
 def test_a_worker_that_ignores_the_cancel_is_given_one_second():

@@ -95,9 +95,9 @@ def test_continue_sends_the_earlier_conversation(fake_anthropic: FakeAnthropic) 
     assert result.ok
     first, second, third = (r.body["messages"] for r in fake_anthropic.requests)
     assert first == [{"role": "user", "content": "What is the capital of France?"}]
-    assert second == [*first, {"role": "assistant", "content": "Paris."},
+    assert second == [*first, {"role": "assistant", "content": [{"type": "text", "text": "Paris."}]},
                       {"role": "user", "content": "How many people live there?"}]
-    assert third == [*second, {"role": "assistant", "content": "Two million."},
+    assert third == [*second, {"role": "assistant", "content": [{"type": "text", "text": "Two million."}]},
                      {"role": "user", "content": "And in 1900?"}]
     assert result.steps["q3"].messages == tuple(third)
 
@@ -106,7 +106,8 @@ def test_continuing_a_structured_step_sends_its_raw_json(fake_anthropic: FakeAnt
     fake_anthropic.reply('{"score": 4}', when="grade")
     result = run(GRADE.format(stream="false") + '      - {id: why, continue: grade, prompt: "why?"}\n')
     assert result.ok
-    assert fake_anthropic.requests[1].body["messages"][1] == {"role": "assistant", "content": '{"score": 4}'}
+    assert fake_anthropic.requests[1].body["messages"][1] == {"role": "assistant",
+                                                            "content": [{"type": "text", "text": '{"score": 4}'}]}
     assert "output_config" not in fake_anthropic.requests[1].body
 
 

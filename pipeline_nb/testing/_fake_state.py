@@ -1,0 +1,92 @@
+"""The state one :class:`~pipeline_nb.testing.fake_anthropic.FakeAnthropic` shares between
+its public methods, its HTTP handler and its batch book.
+
+Private. Everything here is guarded by :attr:`FakeState.lock`, an ``RLock`` so that a
+``when=`` callable (run under it) may read the fake's public properties.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from typing import Optional
+
+from ._fake_cache import PromptCache
+from ._fake_checks import request_problem
+from ._fake_reply import NO_DIAGNOSTICS, Plan, plan_reply
+from ._fake_scripts import Fault, RecordedRequest, Reply, pick
+
+#: Fault kinds after which no reply is sent, so none is planned.
+_NO_REPLY = frozenset({"http", "expired", "canceled"})
+
+
+class FakeState:
+    """Scripts, faults, recorded requests, issued thinking signatures, the prompt cache,
+    id counters and the count of requests in flight."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.replies: list[Reply] = []
+        self.faults: list[Fault] = []
+        self.requests: list[RecordedRequest] = []
+        self.signatures: set[tuple[str, str]] = set()
+        self.cache = PromptCache()
+        self.active = 0
+        self.max_active = 0
+        self._ids = {"req_fake_": itertools.count(1), "msg_fake_": itertools.count(1)}
+
+    def clear(self) -> None:
+        """Forget scripts, faults, requests, signatures and the cache; ids keep counting."""
+        with self.lock:
+            self.replies.clear()
+            self.faults.clear()
+            self.requests.clear()
+            self.signatures.clear()
+            self.cache.forget_all()
+            self.max_active = self.active
+
+    def new_id(self, prefix: str) -> str:
+        with self.lock:
+            return f"{prefix}{next(self._ids[prefix])}"
+
+    def record(self, req: RecordedRequest) -> None:
+        with self.lock:
+            self.requests.append(req)
+
+    def enter(self) -> None:
+        with self.lock:
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
+
+    def leave(self) -> None:
+        with self.lock:
+            self.active -= 1
+
+    def problem(self, req: RecordedRequest) -> Optional[str]:
+        """Why the real API would answer ``req`` with a 400, or None."""
+        return request_problem(req.body, self._issued)
+
+    def _issued(self, thinking: str, signature: str) -> bool:
+        with self.lock:
+            return (thinking, signature) in self.signatures
+
+    def choose(self, req: RecordedRequest) -> tuple[Optional[Fault], Optional[Plan]]:
+        """The fault and the reply for a valid ``req`` (None for a fault that sends none).
+
+        Picking a reply uses it up unless a fault was picked; planning one gives it an id,
+        reads and writes the prompt cache and registers its thinking signatures. May raise
+        what a ``when=`` callable raises.
+        """
+        with self.lock:
+            fault = pick(self.faults, req, consume=True)
+            reply = pick(self.replies, req, consume=fault is None)
+            if fault is not None and fault.kind in _NO_REPLY:
+                return fault, None
+            msg_id = self.new_id("msg_fake_")
+            usage = self.cache.account(req.body)
+            asked = isinstance(req.body.get("diagnostics"), dict)
+            diagnostics = self.cache.diagnose(req.body, msg_id) if asked else NO_DIAGNOSTICS
+        plan = plan_reply(reply, req, msg_id, usage, diagnostics)
+        with self.lock:  # before the reply leaves, so a client can never send back an unknown one
+            self.signatures.update(plan.issued())
+        return fault, plan
