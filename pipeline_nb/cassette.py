@@ -58,7 +58,8 @@ def request_key(request: LLMRequest) -> str:
     """A stable hash of everything in ``request`` that may change the reply: what is sent, and more."""
     normal = {
         "provider": "claude" if request.provider == "anthropic" else request.provider,
-        "params": request.api_params(),
+        # diagnostics asks why a cache missed: it changes no answer, and its message id changes per recording
+        "params": {k: v for k, v in request.api_params().items() if k != "diagnostics"},
         "extra_body": request.extra_body,
         "options": {k: v for k, v in sorted(request.options.items()) if k not in _NOT_IN_KEY},
     }
@@ -152,8 +153,10 @@ class Cassette:
     @staticmethod
     def _entry(request: LLMRequest, reply: Reply, events: list[list[Any]] | None,
                pace_ms: list[int] | None) -> Entry:
+        recorded = reply.to_api()
+        recorded.pop("id", None)  # a new id every recording: recording twice must give the same bytes
         entry: Entry = {"v": FORMAT, "key": request_key(request), "model": request.model,
-                        "prompt": request.prompt[:200], "reply": reply.to_api()}
+                        "prompt": request.prompt[:200], "reply": recorded}
         if events is not None:
             entry["events"] = events
         if pace_ms is not None:

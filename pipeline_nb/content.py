@@ -225,6 +225,8 @@ class Reply:
     request_id: str | None = None
     cache_miss_reason: str | None = None
     """Why the prompt cache was not read, when the request asked the API to say."""
+    id: str | None = None
+    """The message's id (``msg_...``): a later request can ask the API to compare its cache with it."""
 
     @classmethod
     def of_text(cls, text: str, usage: Usage | None = None, stop_reason: str | None = "end_turn",
@@ -249,12 +251,15 @@ class Reply:
                                  "stop_reason": self.stop_reason, "model": self.model}
         if self.cache_miss_reason:
             reply["cache_miss_reason"] = self.cache_miss_reason
+        if self.id:
+            reply["id"] = self.id
         return reply
 
     @classmethod
     def from_api(cls, reply: Mapping[str, Any], request_id: str | None = None) -> Reply:
         return cls(tuple(block_from_api(b) for b in reply.get("content") or ()), Usage.from_api(reply.get("usage") or {}),
-                   reply.get("stop_reason"), reply.get("model"), request_id, reply.get("cache_miss_reason"))
+                   reply.get("stop_reason"), reply.get("model"), request_id, reply.get("cache_miss_reason"),
+                   reply.get("id"))
 
 
 def _as_dict(obj: Any) -> dict[str, Any]:

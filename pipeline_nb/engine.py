@@ -7,25 +7,23 @@ a KeyboardInterrupt lands where it can stop the run cleanly. No IPython, no widg
 
 from __future__ import annotations
 
-import os
 import queue
 import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
-from .cassette import ENV_MODE, ENV_PATH, MODES, Cassette, CassetteProvider
+from .cassette import Cassette, CassetteProvider
+from .cassette_choice import choose_cassette
 from .errors import PipelineSpecError, RunInterrupted
-from .files import UnsafePath, safe_path
 from .execute import Executor
 from .names import resolve_name
 from .outcomes import run_status
 from .interrupts import first_interrupt_only
 from .llm_call import ResolvedStep, fail, interrupted
-from .plan import check_calls, check_step_attributes, load_nested
+from .plan import check_calls, check_step_attributes, check_thinking, load_nested
 from .llm import CancelToken, Provider, ProviderError, create_provider
 from .results import PipelineRun, StepResult
 from .spec import PipelineSpec, StepSpec
@@ -122,6 +120,7 @@ class _Run:
             self.routes[step.id] = _unique(self.handlers + own)
             if step.type == "llm":
                 resolved = self.resolve(step)
+                check_thinking(step, resolved.max_tokens)
                 try:
                     resolved.provider.check(_probe(resolved))
                 except ProviderError as exc:  # e.g. no key: the run fails as its first such step, calling none
@@ -149,43 +148,16 @@ class _Run:
 
     def _with_cassette(self, provider: Provider) -> Provider:
         """``provider`` behind the run's cassette, if one is set (flags, then YAML, then env)."""
-        options, spec = self.options, self.spec
-        path = options.cassette or spec.cassette or os.environ.get(ENV_PATH)
-        modes = (("the cassette_mode option", options.cassette_mode), ("defaults.cassette_mode", spec.cassette_mode),
-                 (ENV_MODE, os.environ.get(ENV_MODE)))
-        source, mode = next(((source, mode) for source, mode in modes if mode), (None, "auto"))
-        if mode not in MODES:
-            raise PipelineSpecError(f"unknown cassette mode {mode!r} (from {source})",
-                                    hint=f"use one of: {', '.join(MODES)}")
-        if not path and mode != "off" and source is not None:  # asked to record or replay, with nowhere to
-            raise PipelineSpecError(
-                f"cassette mode {mode!r} (from {source}) needs a cassette file, and none is named",
-                hint=f"name one: --cassette PATH (on %%pipeline or the CLI), cassette: PATH under defaults:, "
-                     f"run(..., cassette=PATH) or {ENV_PATH}=PATH",
-            )
-        if not path or mode == "off":
+        choice = choose_cassette(self.spec, self.options.cassette, self.options.cassette_mode)
+        if choice is None:
             return provider
-        if not options.cassette and spec.cassette:  # set in the YAML: it may not leave the YAML's directory
-            path = self._confined_cassette(spec.cassette)
+        path, mode = choice
         if self.cassette is None:
             try:
                 self.cassette = Cassette(path)
             except ValueError as exc:
                 raise PipelineSpecError(str(exc)) from None
-        return CassetteProvider(provider, self.cassette, mode, paced=options.cassette_pace)
-
-    def _confined_cassette(self, path: str) -> str:
-        """A YAML-set cassette path, inside the YAML file's directory (a cell's: the working directory)."""
-        root = self.spec.base_dir or Path.cwd()
-        try:
-            return str(safe_path(path, root, what="cassette"))
-        except UnsafePath as exc:
-            raise PipelineSpecError(
-                str(exc).replace("the working directory", "the directory of the pipeline"),
-                location=self.spec.cassette_at,
-                hint="a pipeline may write its cassette beside itself; to record elsewhere, "
-                     "pass --cassette PATH (or run(..., cassette=PATH))",
-            ) from None
+        return CassetteProvider(provider, self.cassette, mode, paced=self.options.cassette_pace)
 
     def _provider(self, name: str, step: StepSpec) -> Provider:
         from .llm import provider_names

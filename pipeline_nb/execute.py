@@ -24,15 +24,15 @@ from .llm import BatchProvider, BatchStatus, Cancelled, CancelToken, ProviderErr
 from .llm_call import EmitEvent, ResolvedStep, StepProblem, fail
 from .names import parameters, resolve_name
 from .outcomes import items_note, run_status, settle
+from .request import build_request, cache_ttl
 from .outcomes import outcome as step_outcome
 from .results import PipelineRun, StepResult, Usage
 from .loader import load_spec
+from .plan import inherit
 from .spec import PipelineSpec, StepSpec, parse_spec
 from .streaming.events import DONE, PROGRESS, STEP_END, STEP_START, Chunk, Event, Response, RetryInfo
 from .templates import STEPS, RenderInterrupted, TemplateProblem, literal
 
-MAX_DEPTH = 8
-"""How deeply pipeline steps may nest."""
 BATCH_DISCOUNT = 0.5
 """Message Batches cost half the price of interactive calls."""
 
@@ -55,17 +55,15 @@ class Executor:
         cancel: CancelToken,
         *,
         namespace: Mapping[str, Any] | None = None,
-        stack: tuple[str, ...] = (),
-        depth: int = 0,
         nested: Mapping[str, PipelineSpec] | None = None,
     ) -> None:
         self.spec, self.run, self.resolve = spec, run, resolve
         self.set_vars: dict[str, Any] = {}
         self.context = ChainMap({STEPS: run.steps}, self.set_vars, context)
         self.namespace = namespace or {}
-        if not stack and spec.base_dir is not None:  # the top run's own file counts for recursion
-            stack = (str(Path(spec.source).resolve()),)
-        self.emit, self.cancel, self.stack, self.depth = emit, cancel, stack, depth
+        self.emit, self.cancel = emit, cancel
+        self._cached_replies: dict[str, str] = {}
+        """The first reply's message id of each step that asked for caching."""
         self.nested = nested or {}
         """Pipeline files of ``file:`` steps, loaded at plan time, by resolved path."""
         self.received: dict[str, llm_call.Received] = {}
@@ -144,7 +142,9 @@ class Executor:
             answer = [block.to_api() for block in earlier.content] if earlier.content else earlier.text
             history = (*earlier.messages, {"role": "assistant", "content": answer})
         text = prompt if prompt is not None else llm_call.render(step, "prompt", context)
-        request = llm_call.build_request(resolved, text, context, history)
+        ttl = cache_ttl(step.cache)
+        request = build_request(resolved, text, context, history,
+                                previous_message_id=self._cached_replies.get(step.id) if ttl else None)
         token = CancelToken()
         unlink = self.cancel.on_cancel(token.cancel)
         timer = threading.Timer(step.timeout, token.cancel) if step.timeout else None
@@ -152,12 +152,14 @@ class Executor:
             timer.daemon = True
             timer.start()
         try:
-            llm_call.call(resolved, request, result, token, self.cancel, emit or self.emit, self.received)
+            reply = llm_call.call(resolved, request, result, token, self.cancel, emit or self.emit, self.received)
         finally:
             if timer:
                 timer.cancel()
             unlink()
-        result.cost = llm_call.cost(result.usage, result.model, self.spec.pricing)
+        if ttl and reply is not None and reply.id:  # later calls of this step compare their cache with it
+            self._cached_replies.setdefault(step.id, reply.id)
+        result.cost = llm_call.cost(result.usage, result.model, self.spec.pricing, cache_ttl=ttl)
 
     def _set(self, step: StepSpec, result: StepResult, context: Mapping[str, Any]) -> None:
         values = {name: value.evaluate(context) for name, value in step.set_vars.items()}
@@ -214,20 +216,14 @@ class Executor:
         settle(result, [res for _, res in children], "child")
 
     def _pipeline(self, step: StepSpec, result: StepResult, context: Mapping[str, Any]) -> None:
+        # recursion and depth were refused when the plan loaded every nested file (plan.load_nested)
         if step.file is not None:
-            base = self.spec.base_dir or Path.cwd()
-            path = (base / step.file).resolve()
-            if str(path) in self.stack:
-                chain = " → ".join([*map(_short, self.stack), _short(str(path))])
-                raise PipelineError(f"pipeline recursion: {chain}")
-            key = str(path)
-            child_spec = self.nested.get(key) or load_spec(path)
+            path = ((self.spec.base_dir or Path.cwd()) / step.file).resolve()
+            child_spec = self.nested.get(str(path)) or load_spec(path)
         else:
             child_spec = step.inline or parse_spec(step.pipeline, SourceMap(f"{self.spec.source}#{step.id}"))
-            child_spec, key = replace(child_spec, base_dir=self.spec.base_dir), f"{self.spec.source}#{step.id}"
-        if self.depth >= MAX_DEPTH:
-            raise PipelineError(f"pipelines nest more than {MAX_DEPTH} deep; check for a cycle")
-        child_spec = replace(child_spec, pricing={**self.spec.pricing, **child_spec.pricing})
+            child_spec = replace(child_spec, base_dir=self.spec.base_dir)
+        child_spec = replace(inherit(child_spec, step), pricing={**self.spec.pricing, **child_spec.pricing})
         inputs = dict(step.inputs.evaluate(context)) if step.inputs else {}
         child_spec.check_names(set(inputs) | set(self.namespace))
         child = PipelineRun(name=child_spec.name, steps={s.id: StepResult(s.id, type=s.type)
@@ -235,7 +231,7 @@ class Executor:
         result.child = child
         executor = Executor(child_spec, child, self.resolve, {**self.namespace, **child_spec.vars, **inputs},
                             _prefixed(self.emit, result.id), self.cancel, namespace=self.namespace,
-                            stack=(*self.stack, key), depth=self.depth + 1, nested=self.nested)
+                            nested=self.nested)
         child.status = "running"
         started = time.monotonic()
         executor.run_all()
@@ -269,16 +265,20 @@ class Executor:
         elif items:
             result.note = f"0 of {len(items)}"  # every view can show the count before the first item ends
             self.emit(Event(PROGRESS, replace(result)))
+            # with caching, the first item writes the cache alone, so that every later one can read it
+            first = 1 if step.type == "llm" and cache_ttl(step.cache) and len(items) > 1 else 0
             workers = min(step.max_parallel, len(items))
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"pipeline_nb:{step.id}") as pool:
-                result_of = {pool.submit(self._item, step, res, item, i, len(items)): res
-                                for i, (res, item) in enumerate(zip(results, items))}
-                for future in as_completed(result_of):
-                    future.result()
-                    done += 1
-                    failed += result_of[future].status == "error"  # interrupted items did not fail
-                    result.note = f"{done} of {len(items)}" + (f", {failed} failed" if failed else "")
-                    self.emit(Event(PROGRESS, replace(result)))  # a snapshot: the note moves on
+                waves = [range(first), range(first, len(items))] if first else [range(len(items))]
+                for wave in waves:
+                    result_of = {pool.submit(self._item, step, results[i], items[i], i, len(items)): results[i]
+                                 for i in wave}
+                    for future in as_completed(result_of):
+                        future.result()
+                        done += 1
+                        failed += result_of[future].status == "error"  # interrupted items did not fail
+                        result.note = f"{done} of {len(items)}" + (f", {failed} failed" if failed else "")
+                        self.emit(Event(PROGRESS, replace(result)))  # a snapshot: the note moves on
         result.output = [r.output for r in results]
         result.text = "\n\n".join(r.text for r in results if r.text)
         result.usage = sum((r.usage for r in results), Usage())
@@ -294,7 +294,7 @@ class Executor:
         requests = []
         for index, (item_result, item) in enumerate(zip(results, items)):
             scope = self._item_scope(step, item, index, len(items))
-            requests.append(llm_call.build_request(resolved, llm_call.render(step, "prompt", scope), scope))
+            requests.append(build_request(resolved, llm_call.render(step, "prompt", scope), scope))
             item_result.status, item_result.model = "running", resolved.model
 
         def on_status(status: BatchStatus) -> None:
@@ -371,9 +371,5 @@ def _prefixed(emit: EmitEvent, prefix: str) -> EmitEvent:
             emit(Event(event.kind, data._replace(step_id=f"{prefix}/{data.step_id}")))
 
     return rename
-
-
-def _short(path: str) -> str:
-    return Path(path).name if not path.startswith("#") else path
 
 

@@ -94,26 +94,6 @@ def render(step: StepSpec, key: str, context: Mapping[str, Any]) -> str:
         raise StepProblem("template_error", str(exc), key, exc.line) from None
 
 
-def build_request(
-    resolved: ResolvedStep, prompt: str, context: Mapping[str, Any], history: tuple[dict[str, Any], ...] = ()
-) -> LLMRequest:
-    """The request for ``prompt``, after ``history`` (an earlier conversation) if any."""
-    step = resolved.spec
-    options = {k: getattr(step, k) for k in ("mock_response", "mock_delay", "read_timeout")}
-    return LLMRequest(
-        provider=resolved.provider_name,
-        model=resolved.model,
-        messages=(*history, {"role": "user", "content": prompt}),
-        max_tokens=resolved.max_tokens,
-        system=render(step, "system", context) if step.system else None,
-        stop_sequences=step.stop_sequences,
-        output_schema=dict(step.output_schema) if step.output_schema is not None else None,
-        stream=resolved.stream,
-        base_url=step.base_url,
-        options={k: v for k, v in options.items() if v is not None},
-    )
-
-
 def call(
     resolved: ResolvedStep,
     request: LLMRequest,
@@ -122,8 +102,9 @@ def call(
     run_cancel: CancelToken,
     emit: EmitEvent,
     received: dict[str, Received],
-) -> None:
-    """Run ``request`` with the step's retry policy; leave text, output and status on ``result``."""
+) -> Reply | None:
+    """Run ``request`` with the step's retry policy; leave text, output and status on ``result``.
+    Returns the reply, or None when there is none (the call failed or was stopped)."""
     step, step_id, started = resolved.spec, result.id, time.monotonic()
     for attempt in range(1, step.retries + 2):
         result.attempts = attempt
@@ -169,7 +150,8 @@ def call(
         succeed(result, answer, attempt, request)
         emit(Event(DONE, Response(step_id, attempt, answer.text, answer.usage, answer.stop_reason,
                                   answer.model, answer.request_id, result.output, answer.content)))
-        return
+        return answer
+    return None
 
 
 def _keep_received(result: StepResult, text: Received, thinking: Received) -> None:
@@ -187,6 +169,8 @@ def succeed(result: StepResult, answer: Reply, attempt: int, request: LLMRequest
     result.model = answer.model or result.model
     result.messages = request.messages
     result.note = f"ok after {attempt} attempts" if attempt > 1 else ""
+    if answer.cache_miss_reason and not answer.usage.cache_read_tokens:
+        result.note = ", ".join(filter(None, (result.note, f"cache not read: {answer.cache_miss_reason}")))
     if request.output_schema is not None:
         try:
             result.output = parse_reply(answer.text, request.output_schema)
@@ -226,10 +210,20 @@ def fail(result: StepResult, kind: str, message: str, request_id: str | None = N
     result.error = ErrorInfo(kind, redact(message), request_id)
 
 
+CACHE_WRITE = {"5m": 1.25, "1h": 2.0}
+"""The API's price of a cache write, as a multiple of the input price, by TTL."""
+CACHE_READ = 0.1
+"""The API's price of a cache read, as a multiple of the input price."""
+
+
 def cost(usage: Usage, model: str | None, pricing: Mapping[str, Mapping[str, float]],
-         discount: float = 1.0) -> float | None:
-    """USD for ``usage`` at ``pricing[model]`` (per million tokens) times ``discount``, or None if unpriced."""
+         discount: float = 1.0, cache_ttl: str | None = None) -> float | None:
+    """USD for ``usage`` at ``pricing[model]`` (per million tokens) times ``discount``, or None if unpriced.
+    Cache writes and reads cost their own rates when given, else the API's multiples of ``input``."""
     price = pricing.get(model or "")
     if price is None:
         return None
-    return (usage.input_tokens * price["input"] + usage.output_tokens * price["output"]) / 1e6 * discount
+    write = price.get("cache_write", price["input"] * CACHE_WRITE.get(cache_ttl or "5m", 1.25))
+    read = price.get("cache_read", price["input"] * CACHE_READ)
+    return (usage.input_tokens * price["input"] + usage.output_tokens * price["output"]
+            + usage.cache_write_tokens * write + usage.cache_read_tokens * read) / 1e6 * discount

@@ -15,10 +15,9 @@ from typing import Any
 
 from .context import Step
 from .errors import PipelineSpecError
-from . import execute
+from .loader import load_spec
 from .names import resolve_name
 from .results import StepResult
-from .loader import load_spec
 from .spec import PipelineSpec, StepSpec
 
 
@@ -91,6 +90,10 @@ def _check_arguments(step: StepSpec, target: Callable[..., Any], names: list[str
                             step_id=step.id, hint="wrap it in a function that takes keyword arguments")
 
 
+MAX_DEPTH = 8
+"""How deeply pipeline steps may nest."""
+
+
 def load_nested(spec: PipelineSpec, namespace: Mapping[str, Any]) -> dict[str, PipelineSpec]:
     """Every pipeline file ``spec`` names in a ``file:`` step, loaded now, by resolved path.
 
@@ -126,8 +129,8 @@ def _load_children(spec: PipelineSpec, namespace: Mapping[str, Any], stack: tupl
                 )
             child = loaded.get(key) or load_spec(path)
             loaded[key] = child
-        if depth >= execute.MAX_DEPTH:
-            raise PipelineSpecError(f"pipelines nest more than {execute.MAX_DEPTH} deep",
+        if depth >= MAX_DEPTH:
+            raise PipelineSpecError(f"pipelines nest more than {MAX_DEPTH} deep",
                                     location=step.where("file" if step.file else "pipeline"), step_id=step.id,
                                     hint="flatten the nesting")
         if step.inputs is None or isinstance(step.inputs.raw, Mapping):  # the child's names are known now
@@ -160,3 +163,37 @@ STEP_ATTRIBUTES = frozenset(
     {f.name for f in fields(StepResult)} | {name for name in dir(StepResult) if not name.startswith("_")})
 """What a template may read from ``steps.<id>``: the public attributes of StepResult."""
 _COMMON = ("text", "output", "status", "usage")
+
+
+def check_thinking(step: StepSpec, max_tokens: int) -> None:
+    """A thinking budget the API would refuse: it must be below the step's ``max_tokens``."""
+    budget = step.thinking.get("budget_tokens") if isinstance(step.thinking, Mapping) else None
+    if budget is not None and budget >= max_tokens:
+        raise PipelineSpecError(
+            f"thinking.budget_tokens ({budget}) must be below max_tokens ({max_tokens})",
+            location=step.where("thinking"), step_id=step.id,
+            hint=f"raise max_tokens above {budget} (thinking and the answer share it), or lower the budget",
+        )
+
+
+INHERITED = ("provider", "model", "base_url", "max_tokens", "retries", "retry_backoff", "retry_after_cap",
+             "timeout", "read_timeout")
+"""What a nested pipeline's steps take from the pipeline step that runs them, unless they set it."""
+
+
+def inherit(child: PipelineSpec, parent: StepSpec) -> PipelineSpec:
+    """``child`` with every step that does not set an INHERITED key given the parent step's own
+    (written on it, or in its pipeline's ``defaults``, or inherited in turn)."""
+    settings = {key: getattr(parent, key) for key in INHERITED if key in parent.key_locations}
+    if not settings:
+        return child
+    return replace(child, steps=tuple(_inherited(step, settings, parent) for step in child.steps))
+
+
+def _inherited(step: StepSpec, settings: Mapping[str, Any], parent: StepSpec) -> StepSpec:
+    missing = {key: value for key, value in settings.items() if key not in step.key_locations}
+    children = tuple(_inherited(child, settings, parent) for child in step.children)
+    if not missing and children == step.children:
+        return step
+    where = {key: parent.key_locations[key] for key in missing}  # errors about them point at the parent
+    return replace(step, **missing, children=children, key_locations={**where, **step.key_locations})

@@ -63,6 +63,13 @@ class StepSpec:
     batch_poll_interval: float = 10.0
     when: Value | None = None
     output_schema: Mapping[str, Any] | None = None
+    thinking: bool | Mapping[str, Any] | None = None
+    effort: str | None = None
+    cache: bool | str | None = None
+    attachments: Value | None = None
+    """Paths, ``{file: ...}`` mappings or objects (templated), sent with the prompt."""
+    params: Mapping[str, Any] | None = None
+    extra_body: Mapping[str, Any] | None = None
     continue_from: str | None = None
     """``continue:``, the llm step whose conversation this one goes on with."""
     children: tuple[StepSpec, ...] = ()
@@ -84,7 +91,8 @@ class StepSpec:
     def templates(self) -> list[tuple[str, Template]]:
         """Every template of this step (not its children), with the key it is under."""
         found = [(key, t) for key in ("prompt", "system", "output_to_file") if (t := getattr(self, key))]
-        values = [("args", self.args), ("for_each", self.for_each), ("when", self.when), ("inputs", self.inputs)]
+        values = [("args", self.args), ("for_each", self.for_each), ("when", self.when), ("inputs", self.inputs),
+                  ("attachments", self.attachments)]
         values += [("vars", v) for v in self.set_vars.values()]
         found += [(key, t) for key, value in values if value for t in value.templates]
         return found
@@ -206,7 +214,8 @@ _INFERRED = (("prompt", "llm"), ("call", "python"), ("steps", "parallel"), ("fil
 _REQUIRED = {"llm": ("prompt",), "python": ("call",), "parallel": ("steps",), "set": ("vars",)}
 _EXPRESSIONS = ("for_each", "when")
 _ONLY_FOR = {"prompt": ("llm",), "system": ("llm",), "output_schema": ("llm",), "continue": ("llm",),
-             "batch": ("llm",), "batch_poll_interval": ("llm",),
+             "batch": ("llm",), "batch_poll_interval": ("llm",), "thinking": ("llm",), "effort": ("llm",),
+             "cache": ("llm",), "attachments": ("llm",), "params": ("llm",), "extra_body": ("llm",),
              "call": ("python",), "args": ("python",), "vars": ("set",), "steps": ("parallel",),
              "file": ("pipeline",), "pipeline": ("pipeline",), "inputs": ("pipeline",)}
 """Keys that mean something only for these step types (checked where a step writes them)."""
@@ -298,7 +307,7 @@ class _StepBuilder:
             return compile_template(value)
         if key in _EXPRESSIONS:
             return compile_value(value, expression=True)
-        if key in ("args", "inputs"):
+        if key in ("args", "inputs", "attachments"):
             return compile_value(value)
         if key == "vars":
             return {name: compile_value(item) for name, item in value.items()}

@@ -44,7 +44,7 @@ ERRORS = [
     ("unknown step key", "steps:\n  - id: a\n    prompt: hi\n    promtp: x\n", (4, 5), "a",
      "unknown key 'promtp'", "did you mean 'prompt'?"),
     ("unknown key, nothing close", "steps:\n  - id: a\n    prompt: hi\n    zzzzzz: x\n", (4, 5), "a",
-     "unknown key 'zzzzzz'", "known keys: args, as, base_url"),
+     "unknown key 'zzzzzz'", "known keys: args, as, attachments, base_url"),
     ("unknown top-level key", "stepz: []\nsteps:\n  - id: a\n    prompt: hi\n", (1, 1), None,
      "unknown key 'stepz'", "did you mean 'steps'?"),
     ("unknown key in defaults", "defaults: {modle: x}\nsteps:\n  - id: a\n    prompt: hi\n", (1, 12), None,

@@ -226,7 +226,7 @@ def _stream(client: anthropic.Anthropic, params: dict[str, Any], emit: Emit, can
 
 def _reply(message: Any, request_id: str | None) -> Reply:
     return Reply(tuple(block_from_api(block) for block in message.content), Usage.from_api(message.usage),
-                 message.stop_reason, message.model, request_id, _cache_miss(message))
+                 message.stop_reason, message.model, request_id, _cache_miss(message), getattr(message, "id", None))
 
 
 def _cache_miss(message: Any) -> str | None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import pipeline_nb
-from pipeline_nb import PipelineSpecError, execute
+from pipeline_nb import PipelineSpecError, plan
 from pipeline_nb.results import Usage
 from pipeline_nb.streaming import BufferHandler
 from pipeline_nb.testing import FakeAnthropic
@@ -119,9 +119,9 @@ def test_nesting_deeper_than_the_cap_is_refused(tmp_path: Path, monkeypatch: pyt
     for n in range(5):
         write(tmp_path / f"d{n}.yaml", f"steps:\n  - {{id: down{n}, file: d{n + 1}.yaml}}\n")
     write(tmp_path / "d5.yaml", "steps:\n  - {id: leaf, vars: {x: 1}}\n")
-    monkeypatch.setattr(execute, "MAX_DEPTH", 5)  # d0 holds five levels of nested pipelines
+    monkeypatch.setattr(plan, "MAX_DEPTH", 5)  # d0 holds five levels of nested pipelines
     assert pipeline_nb.run(tmp_path / "d0.yaml").ok
-    monkeypatch.setattr(execute, "MAX_DEPTH", 4)
+    monkeypatch.setattr(plan, "MAX_DEPTH", 4)
     error = spec_error_of(tmp_path / "d0.yaml")
     assert error.message == "pipelines nest more than 4 deep" and error.step_id == "down4"
     text = (tmp_path / "d1.yaml").read_text().replace("d2.yaml", str(tmp_path / "d2.yaml"))

@@ -1,0 +1,75 @@
+"""One canonical request: an llm step, rendered, as the Messages API's parameters.
+
+Everything a step asks of the API (its prompt and attachments, system, thinking, effort,
+caching, output schema, ``params`` and ``extra_body``) becomes part of one LLMRequest here.
+Its ``api_params()`` is what the SDK sends and what the cassette key is made of.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .llm import LLMRequest
+from .llm_call import ResolvedStep, render
+from .spec import StepSpec
+
+CACHE_TTLS = ("5m", "1h")
+
+
+def build_request(
+    resolved: ResolvedStep, prompt: str, context: Mapping[str, Any], history: tuple[dict[str, Any], ...] = (),
+    attachments: tuple[dict[str, Any], ...] = (), previous_message_id: str | None = None,
+) -> LLMRequest:
+    """The request for ``prompt`` (after ``attachments``, as content blocks), after ``history``.
+    With ``previous_message_id``, the API is asked why the cache missed, compared with that message."""
+    step = resolved.spec
+    options = {k: getattr(step, k) for k in ("mock_response", "mock_delay", "read_timeout")}
+    content: str | list[dict[str, Any]] = [*attachments, {"type": "text", "text": prompt}] if attachments else prompt
+    return LLMRequest(
+        provider=resolved.provider_name,
+        model=resolved.model,
+        messages=(*history, {"role": "user", "content": content}),
+        max_tokens=resolved.max_tokens,
+        system=render(step, "system", context) if step.system else None,
+        stop_sequences=step.stop_sequences,
+        output_schema=dict(step.output_schema) if step.output_schema is not None else None,
+        stream=resolved.stream,
+        base_url=step.base_url,
+        options={k: v for k, v in options.items() if v is not None},
+        params={**api_extras(step), **({"diagnostics": {"previous_message_id": previous_message_id}}
+                                        if previous_message_id else {})},
+        extra_body=dict(step.extra_body) if step.extra_body else None,
+    )
+
+
+def api_extras(step: StepSpec) -> dict[str, Any]:
+    """The API parameters a step sets beyond the prompt: ``params``, thinking, effort, caching."""
+    extras: dict[str, Any] = dict(step.params or {})
+    thinking = thinking_param(step.thinking)
+    if thinking is not None:
+        extras["thinking"] = thinking
+    if step.effort:
+        extras["output_config"] = {**extras.get("output_config", {}), "effort": step.effort}
+    ttl = cache_ttl(step.cache)
+    if ttl:
+        extras["cache_control"] = {"type": "ephemeral"} if ttl == "5m" else {"type": "ephemeral", "ttl": ttl}
+    return extras
+
+
+def thinking_param(thinking: bool | Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """``thinking:`` as the API's parameter: true is adaptive; a budget is manual; none or false sends none."""
+    if not thinking:
+        return None
+    if thinking is True:
+        return {"type": "adaptive"}
+    if "budget_tokens" in thinking:
+        return {"type": "enabled", "budget_tokens": thinking["budget_tokens"]}
+    return {"type": "adaptive", **({"display": thinking["display"]} if "display" in thinking else {})}
+
+
+def cache_ttl(cache: bool | str | None) -> str | None:
+    """``cache:`` as a TTL: true is the API's default, 5 minutes."""
+    if cache is True:
+        return "5m"
+    return cache if cache in CACHE_TTLS else None
