@@ -12,6 +12,7 @@ from __future__ import annotations
 import email.utils
 import json
 import os
+import re
 import socket
 import threading
 import time
@@ -248,7 +249,8 @@ def classify(exc: Exception, request_id: str | None = None) -> ProviderError:
         message = exc.api_message or str(exc)
         if status == 200:  # an `event: error` in the middle of a stream
             return ProviderError(kind, message, retryable=True, request_id=exc.request_id, status=status)
-        fix = _FIXES.get(status)
+        fix = _rejected_key(message) if status == 400 else None
+        fix = fix or _FIXES.get(status)
         return ProviderError(
             kind,
             f"{message} (HTTP {status}){f'; {fix}' if fix else ''}",
@@ -276,6 +278,24 @@ def classify(exc: Exception, request_id: str | None = None) -> ProviderError:
     if isinstance(exc, TypeError) and "api_key" in str(exc).lower():
         return ProviderError("missing_api_key", f"{KEY_ENV} is not set", retryable=False)
     return ProviderError(type(exc).__name__, str(exc), retryable=False, request_id=request_id)
+
+
+_PARAM_KEYS = {"thinking": "thinking", "output_config.effort": "effort", "output_config.format": "output_schema",
+               "cache_control": "cache", "system": "system", "max_tokens": "max_tokens", "model": "model",
+               "stop_sequences": "stop_sequences", "messages": "prompt, attachments or continue"}
+"""The step key behind each request parameter a 400 can name (others come from ``params:``)."""
+
+
+def _rejected_key(message: str) -> str | None:
+    """For a 400 that names the parameter it rejects (``thinking.budget_tokens: ...``), which step key to fix."""
+    match = re.match(r"\s*([a-z_]+(?:\.[a-z_0-9]+)*)\s*:", message)
+    if match is None:
+        return None
+    path = match[1]
+    key = _PARAM_KEYS.get(".".join(path.split(".")[:2])) or _PARAM_KEYS.get(path.split(".")[0])
+    if key is None:
+        return f"the API rejected the parameter {path!r}: check params: (or extra_body:) on the step"
+    return f"the API rejected the step's {key}: check it"
 
 
 def _retry_after(headers: Any) -> float | None:

@@ -114,3 +114,12 @@ def test_a_cassette_replays_thinking_exactly(fake_anthropic: FakeAnthropic, tmp_
                 for e in buffer.events if e.kind in ("thinking", "delta", "done")]
 
     assert chunks(replayed_events) and chunks(replayed_events) == chunks(recorded_events)  # the same chunks, in order
+
+
+def test_a_400_that_names_a_parameter_names_the_step_key_to_fix(fake_anthropic: FakeAnthropic) -> None:
+    fake_anthropic.fault("http", status=400, message="service_tier: Input should be 'auto' or 'standard_only'")
+    result = run("steps:\n  - {id: a, prompt: hi, params: {service_tier: fastest}}\n")
+    error = result.steps["a"].error
+    assert error.type == "invalid_request_error"
+    assert error.message.endswith("(HTTP 400); the API rejected the parameter 'service_tier': "
+                                  "check params: (or extra_body:) on the step")
