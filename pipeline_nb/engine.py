@@ -23,7 +23,7 @@ from .names import resolve_name
 from .outcomes import run_status
 from .interrupts import first_interrupt_only
 from .llm_call import ResolvedStep, fail, interrupted
-from .plan import check_calls, check_step_attributes, check_thinking, load_nested
+from .plan import check_attachments, check_calls, check_step_attributes, check_thinking, load_nested
 from .llm import CancelToken, Provider, ProviderError, create_provider
 from .results import PipelineRun, StepResult
 from .spec import PipelineSpec, StepSpec
@@ -130,6 +130,8 @@ class _Run:
         check_calls(self.spec, self.options.namespace)
         check_step_attributes(self.spec)
         self.nested = load_nested(self.spec, self.options.namespace)
+        for spec in (self.spec, *self.nested.values()):
+            check_attachments(spec)
 
     def resolve(self, step: StepSpec) -> ResolvedStep:
         """The provider, model and stream flag of ``step`` under this run's options."""

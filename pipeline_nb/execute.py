@@ -24,7 +24,7 @@ from .llm import BatchProvider, BatchStatus, Cancelled, CancelToken, ProviderErr
 from .llm_call import EmitEvent, ResolvedStep, StepProblem, fail
 from .names import parameters, resolve_name
 from .outcomes import items_note, run_status, settle
-from .request import build_request, cache_ttl
+from .request import attachment_blocks, build_request, step_cache_ttl
 from .outcomes import outcome as step_outcome
 from .results import PipelineRun, StepResult, Usage
 from .loader import load_spec
@@ -142,8 +142,9 @@ class Executor:
             answer = [block.to_api() for block in earlier.content] if earlier.content else earlier.text
             history = (*earlier.messages, {"role": "assistant", "content": answer})
         text = prompt if prompt is not None else llm_call.render(step, "prompt", context)
-        ttl = cache_ttl(step.cache)
-        request = build_request(resolved, text, context, history,
+        ttl = step_cache_ttl(step)
+        attachments = attachment_blocks(step, context, self.spec.base_dir or Path.cwd())
+        request = build_request(resolved, text, context, history, attachments,
                                 previous_message_id=self._cached_replies.get(step.id) if ttl else None)
         token = CancelToken()
         unlink = self.cancel.on_cancel(token.cancel)
@@ -266,7 +267,7 @@ class Executor:
             result.note = f"0 of {len(items)}"  # every view can show the count before the first item ends
             self.emit(Event(PROGRESS, replace(result)))
             # with caching, the first item writes the cache alone, so that every later one can read it
-            first = 1 if step.type == "llm" and cache_ttl(step.cache) and len(items) > 1 else 0
+            first = 1 if step.type == "llm" and step_cache_ttl(step) and len(items) > 1 else 0
             workers = min(step.max_parallel, len(items))
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"pipeline_nb:{step.id}") as pool:
                 waves = [range(first), range(first, len(items))] if first else [range(len(items))]
@@ -294,7 +295,8 @@ class Executor:
         requests = []
         for index, (item_result, item) in enumerate(zip(results, items)):
             scope = self._item_scope(step, item, index, len(items))
-            requests.append(build_request(resolved, llm_call.render(step, "prompt", scope), scope))
+            requests.append(build_request(resolved, llm_call.render(step, "prompt", scope), scope,
+                                          attachments=attachment_blocks(step, scope, self.spec.base_dir or Path.cwd())))
             item_result.status, item_result.model = "running", resolved.model
 
         def on_status(status: BatchStatus) -> None:

@@ -13,6 +13,7 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
+from .attachments import static_problem
 from .context import Step
 from .errors import PipelineSpecError
 from .loader import load_spec
@@ -197,3 +198,18 @@ def _inherited(step: StepSpec, settings: Mapping[str, Any], parent: StepSpec) ->
         return step
     where = {key: parent.key_locations[key] for key in missing}  # errors about them point at the parent
     return replace(step, **missing, children=children, key_locations={**where, **step.key_locations})
+
+
+def check_attachments(spec: PipelineSpec) -> None:
+    """Every attachment known before the run (a path without a template) exists, is of a kind the API
+    takes and is within its limits; else a PipelineSpecError at the step's ``attachments``."""
+    for step in spec.all_steps():
+        if step.attachments is None:
+            if step.inline is not None:
+                check_attachments(replace(step.inline, base_dir=spec.base_dir))
+            continue
+        problem = static_problem(step.attachments.raw, spec.base_dir or Path.cwd())
+        if problem is not None:
+            index, message, hint = problem
+            raise PipelineSpecError(message if index < 0 else f"attachments[{index}]: {message}",
+                                    location=step.where("attachments"), step_id=step.id, hint=hint)

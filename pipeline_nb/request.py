@@ -8,10 +8,12 @@ Its ``api_params()`` is what the SDK sends and what the cassette key is made of.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
+from .attachments import AttachmentProblem, attachment_for, check_request, parse_item
 from .llm import LLMRequest
-from .llm_call import ResolvedStep, render
+from .llm_call import ResolvedStep, StepProblem, render
 from .spec import StepSpec
 
 CACHE_TTLS = ("5m", "1h")
@@ -43,6 +45,23 @@ def build_request(
     )
 
 
+def attachment_blocks(step: StepSpec, context: Mapping[str, Any], base_dir: Path) -> tuple[dict[str, Any], ...]:
+    """The step's attachments, rendered, as content blocks; a problem fails the step (``invalid_attachment``)."""
+    if step.attachments is None:
+        return ()
+    made, number = [], 0
+    try:
+        for number, (raw, value) in enumerate(zip(step.attachments.raw, step.attachments.evaluate(context))):
+            made.append(attachment_for(parse_item(raw), value["file"] if isinstance(value, Mapping) else value,
+                                       base_dir))
+        check_request(made)
+    except AttachmentProblem as exc:
+        index = exc.index if exc.index is not None else number
+        hint = f"; {exc.hint}" if exc.hint else ""
+        raise StepProblem("invalid_attachment", f"attachments[{index}]: {exc.message}{hint}", "attachments") from None
+    return tuple(block.to_api() for block in made)
+
+
 def api_extras(step: StepSpec) -> dict[str, Any]:
     """The API parameters a step sets beyond the prompt: ``params``, thinking, effort, caching."""
     extras: dict[str, Any] = dict(step.params or {})
@@ -66,6 +85,14 @@ def thinking_param(thinking: bool | Mapping[str, Any] | None) -> dict[str, Any] 
     if "budget_tokens" in thinking:
         return {"type": "enabled", "budget_tokens": thinking["budget_tokens"]}
     return {"type": "adaptive", **({"display": thinking["display"]} if "display" in thinking else {})}
+
+
+def step_cache_ttl(step: StepSpec) -> str | None:
+    """The TTL a step caches with: its own ``cache:``, else the first attachment marked ``cache:``."""
+    ttl = cache_ttl(step.cache)
+    raw = step.attachments.raw if step.attachments is not None else ()
+    marked = (cache_ttl(item.get("cache")) for item in raw if isinstance(item, Mapping))
+    return ttl or next((t for t in marked if t), None)
 
 
 def cache_ttl(cache: bool | str | None) -> str | None:

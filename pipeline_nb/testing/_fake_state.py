@@ -84,8 +84,8 @@ class FakeState:
                 return fault, None
             msg_id = self.new_id("msg_fake_")
             usage = self.cache.account(req.body)
-            asked = isinstance(req.body.get("diagnostics"), dict)
-            diagnostics = self.cache.diagnose(req.body, msg_id) if asked else NO_DIAGNOSTICS
+            found = self.cache.diagnose(req.body, msg_id)  # every message can be compared with later
+            diagnostics = found if isinstance(req.body.get("diagnostics"), dict) else NO_DIAGNOSTICS
         plan = plan_reply(reply, req, msg_id, usage, diagnostics)
         with self.lock:  # before the reply leaves, so a client can never send back an unknown one
             self.signatures.update(plan.issued())
