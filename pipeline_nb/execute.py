@@ -30,7 +30,7 @@ from .results import PipelineRun, StepResult, Usage
 from .loader import load_spec
 from .plan import inherit
 from .spec import PipelineSpec, StepSpec, parse_spec
-from .streaming.events import DONE, PROGRESS, STEP_END, STEP_START, Chunk, Event, Response, RetryInfo
+from .streaming.events import DONE, PROGRESS, STEP_END, STEP_START, Chunk, CitationChunk, Event, Response, RetryInfo
 from .templates import STEPS, RenderInterrupted, TemplateProblem, literal
 
 BATCH_DISCOUNT = 0.5
@@ -369,7 +369,7 @@ def _prefixed(emit: EmitEvent, prefix: str) -> EmitEvent:
     """A nested pipeline's stream events, renamed ``<step>/<child step>``; its step events dropped."""
     def rename(event: Event) -> None:
         data = event.data
-        if isinstance(data, (Chunk, Response, RetryInfo)):
+        if isinstance(data, (Chunk, CitationChunk, Response, RetryInfo)):
             emit(Event(event.kind, data._replace(step_id=f"{prefix}/{data.step_id}")))
 
     return rename

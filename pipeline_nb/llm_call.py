@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .content import Reply, Text, Thinking
+from .content import Citation, Reply, Text, Thinking
 from .llm import CITATION, TEXT, THINKING, Cancelled, CancelToken, LLMRequest, Provider, ProviderError
 from .redact import redact
 from .results import ErrorInfo, StepResult, Usage
@@ -109,7 +109,7 @@ def call(
     for attempt in range(1, step.retries + 2):
         result.attempts = attempt
         parts = received[step_id] = Received()
-        append, thought = parts.append, Received()
+        append, thought, cited = parts.append, Received(), []
 
         def on_piece(piece: Any, kind: str = TEXT, index: int = 0, _attempt: int = attempt,
                      _next: Callable[[], int] = itertools.count(1).__next__,
@@ -121,16 +121,17 @@ def call(
                 thought.append(piece)
                 emit(_new(Event, (THINKING_EVENT, _new(Chunk, (step_id, _attempt, _next(), piece, index)))))
             elif kind == CITATION:
+                cited.append(piece)
                 emit(Event(CITATION_EVENT, CitationChunk(step_id, _attempt, _next(), piece, index)))
 
         try:
             answer = resolved.provider.complete(request, on_piece, token)
         except Cancelled:
-            _keep_received(result, parts, thought)
+            _keep_received(result, parts, thought, cited)
             stopped(step, result, run_cancel)
             return
         except ProviderError as exc:
-            _keep_received(result, parts, thought)
+            _keep_received(result, parts, thought, cited)
             if not exc.retryable or attempt > step.retries:
                 gave_up = f"; gave up after {attempt} attempts" if attempt > 1 else ""
                 fail(result, exc.type, exc.message + gave_up, exc.request_id)
@@ -154,11 +155,12 @@ def call(
     return None
 
 
-def _keep_received(result: StepResult, text: Received, thinking: Received) -> None:
-    """A call that stopped: keep what arrived, the answer's text and any thinking before it."""
+def _keep_received(result: StepResult, text: Received, thinking: Received, cited: list[Citation]) -> None:
+    """A call that stopped: keep what arrived, the answer's text with its citations, and any thinking."""
     result.text = str(text)
     thought = str(thinking)
-    result.content = ((Thinking(thought),) if thought else ()) + ((Text(result.text),) if result.text else ())
+    answer = (Text(result.text, tuple(cited)),) if result.text or cited else ()
+    result.content = ((Thinking(thought),) if thought else ()) + answer
 
 
 def succeed(result: StepResult, answer: Reply, attempt: int, request: LLMRequest) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 from html import escape
 from typing import TYPE_CHECKING
 
+from .content import Citation, Text, text_of
+
 if TYPE_CHECKING:
     from .results import PipelineRun, StepResult
 
@@ -23,8 +25,11 @@ def step_facts(step: StepResult) -> list[str]:
     facts = [step.status]
     if step.model:
         facts.append(step.model)
-    if step.usage.total:
-        facts.append(f"{step.usage.input_tokens} → {step.usage.output_tokens} tokens")
+    usage = step.usage
+    if usage.total:
+        facts.append(f"{usage.input_tokens} → {usage.output_tokens} tokens")
+    if usage.cache_write_tokens or usage.cache_read_tokens:
+        facts.append(f"cache: {usage.cache_write_tokens} written, {usage.cache_read_tokens} read")
     if step.attempts > 1:
         facts.append(f"{step.attempts} attempts")
     if step.duration is not None:
@@ -39,6 +44,61 @@ def run_facts(run: PipelineRun) -> list[str]:
     if run.duration is not None:
         facts.append(seconds(run.duration))
     return facts
+
+
+def content_facts(step: StepResult) -> list[str]:
+    """What the reply holds beside its text: ``thought 120 words``, ``3 citations``."""
+    facts = []
+    words = len(step.thinking.split())
+    if words:
+        facts.append(f"thought {words} word{'s' if words != 1 else ''}")
+    cited = len(step.citations)
+    if cited:
+        facts.append(f"{cited} citation{'s' if cited != 1 else ''}")
+    return facts
+
+
+_UNITS = {"page_location": ("p.", "pp."), "char_location": ("char", "chars")}
+
+
+def citation_place(citation: Citation) -> str:
+    """Where the passage is in its document, as a reader counts it: ``p. 3``, ``pp. 3–4``,
+    ``chars 10–39``, ``blocks 1–2`` (the API's ranges end one past the last; these include it)."""
+    start, end = citation.start, citation.end
+    if start is None:
+        return ""
+    last = end - 1 if end is not None and end > start + 1 else start
+    one, many = _UNITS.get(citation.location, ("block", "blocks"))
+    return f"{one} {start}" if last == start else f"{many} {start}–{last}"
+
+
+CITED_EXCERPT = 300
+"""Characters of a cited passage that a source line shows."""
+
+
+def citation_source(citation: Citation, limit: int = CITED_EXCERPT) -> str:
+    """``"the cited text" — Title, p. 3`` (an untitled document: ``document 1`` for the first)."""
+    place = citation_place(citation)
+    return f'"{excerpt(citation.cited_text, limit)}" — {citation_title(citation)}{f", {place}" if place else ""}'
+
+
+def citation_title(citation: Citation) -> str:
+    """The cited document's title; an untitled one is named by its place among the attachments."""
+    return citation.document_title or f"document {citation.document_index + 1}"
+
+
+def _cited_answer(step: StepResult) -> list[tuple[str, list[int]]] | None:
+    """The answer as ``(text, citation numbers after it)`` per text block, numbered from 1 in
+    order; None when it has no citations or its text is not its blocks' (a for_each's)."""
+    if not step.citations or text_of(step.content) != step.text:
+        return None
+    pieces, number = [], 0
+    for block in step.content:
+        if isinstance(block, Text):
+            numbers = list(range(number + 1, number + 1 + len(block.citations)))
+            number += len(block.citations)
+            pieces.append((block.text, numbers))
+    return pieces
 
 
 def _step_problem(step: StepResult) -> str:
@@ -69,6 +129,7 @@ def _step_line(step: StepResult) -> str:
     facts = step_facts(step)
     if step.note and step.status in ("ok", "error") and not step.note.startswith(("ok after", "retry ")):
         facts.append(step.note)  # "10 items, 2 failed", "saved to out.json": facts of the result
+    facts += content_facts(step)
     line = f"{ICONS[step.status]} {step.id}: {' · '.join(facts)}"
     shown = excerpt(step.text)
     return f"{line} — {shown}" if shown else line
@@ -77,7 +138,8 @@ def _step_line(step: StepResult) -> str:
 def run_text(run: PipelineRun) -> str:
     """The run as plain text (a notebook's text/plain, what nbval compares): the run's line,
     then a line per step with the start of its text, and under it an error or a note that
-    explains a step that did not finish. Durations read ``in 1.23s``, which nbval masks."""
+    explains a step that did not finish; a step's line says how long it thought and how many
+    citations back it. Durations read ``in 1.23s``, which nbval masks."""
     lines = [f"{run.name}: {' · '.join(run_facts(run))}"]
     for step in run.steps.values():
         lines.append("  " + _step_line(step))
@@ -95,7 +157,13 @@ def step_markdown(step: StepResult, level: int = 4) -> str:
     problem = _step_problem(step)
     if problem:
         lines += [f"> {problem}", ""]
-    if step.text:
+    if step.thinking:
+        lines += ["<details><summary>thinking</summary>", "", escape(step.thinking), "", "</details>", ""]
+    cited = _cited_answer(step)
+    if cited is not None:
+        lines += ["".join(text + "".join(f"[{n}]" for n in numbers) for text, numbers in cited), ""]
+        lines += [f"[{n}] {citation_source(c)}  " for n, c in enumerate(step.citations, 1)] + [""]
+    elif step.text:
         lines += [step.text, ""]
     return "\n".join(lines)
 
@@ -122,13 +190,37 @@ def step_html(step: StepResult) -> str:
     problem = _step_problem(step)
     if problem:
         parts.append(f'<div style="color:{color};margin:0.2em 0">{escape(problem)}</div>')
+    if step.thinking:  # collapsed: what Claude thought is there to read, not in the way
+        parts.append(
+            '<details class="pnb-thinking" style="margin-top:0.3em;color:#666">'
+            '<summary style="cursor:pointer">thinking</summary>'
+            '<div style="white-space:pre-wrap;font-style:italic;border-left:3px solid #eee;padding:0.2em 0.8em">'
+            f"{escape(step.thinking)}</div></details>"
+        )
     if step.text:
         parts.append(
-            '<div style="white-space:pre-wrap;border-left:3px solid #ddd;padding:0.2em 0.8em;margin-top:0.3em">'
-            f"{escape(step.text)}</div>"
+            '<div class="pnb-answer" style="white-space:pre-wrap;border-left:3px solid #ddd;padding:0.2em 0.8em;'
+            f'margin-top:0.3em">{_answer_html(step)}</div>'
         )
+    if step.citations:
+        parts.append('<div class="pnb-sources" style="margin:0.3em 0 0 0.9em;color:#555;font-size:0.92em">')
+        parts += [f'<div class="pnb-source" data-n="{n}">[{n}] {escape(citation_source(c))}</div>'
+                  for n, c in enumerate(step.citations, 1)]
+        parts.append("</div>")
     parts.append("</div>")
     return "".join(parts)
+
+
+def _answer_html(step: StepResult) -> str:
+    """The answer, escaped, with ``[n]`` after each cited passage (its source as a tooltip)."""
+    cited = _cited_answer(step)
+    if cited is None:
+        return escape(step.text)
+    sources = step.citations
+    return "".join(
+        escape(text) + "".join(f'<sup class="pnb-cite" data-n="{n}" title="{escape(citation_source(sources[n - 1]))}">'
+                               f"[{n}]</sup>" for n in numbers)
+        for text, numbers in cited)
 
 
 def run_html(run: PipelineRun) -> str:

@@ -1,6 +1,7 @@
 """What a saved notebook keeps of a run: the retired live view leaves nothing to see, and the
 final rendering's text/plain reads on its own (the run, then a line per step with the start
-of its text, errors and notes), stable under nbval's sanitize file; nbval passes the notebook."""
+of its text, errors and notes), stable under nbval's sanitize file; nbval passes the notebook.
+Its HTML keeps Claude's thinking folded above the answer, and numbers the cited passages."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import re
 import shutil
 import subprocess
 import sys
+from html import escape
 from pathlib import Path
 
 import nbformat
@@ -16,7 +18,9 @@ from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell, new_notebook
 
 import pipeline_nb
-from pipeline_nb.render import EXCERPT, run_text
+from pipeline_nb.content import Citation, Text, Thinking
+from pipeline_nb.render import EXCERPT, run_html, run_text, step_html
+from pipeline_nb.results import PipelineRun, StepResult
 from pipeline_nb.testing import FakeAnthropic
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -106,3 +110,50 @@ def test_a_saved_notebook_shows_only_the_final_rendering_and_passes_nbval(tmp_pa
                             cwd=tmp_path, capture_output=True, text=True, timeout=240, env=dict(os.environ))
     assert result.returncode == 0, result.stdout[-3000:]
     assert "2 passed" in result.stdout
+
+
+# -- thinking and citations --
+
+CITED = Citation("High water comes twice daily.", 0, "Tides", "page_location", 3, 4)
+CHARS = Citation("Neap tides are weaker.", 1, None, "char_location", 10, 32)
+PAGES = Citation("Spring tides follow the full moon.", 0, "Tides", "page_location", 3, 5)
+
+
+def thoughtful_step() -> StepResult:
+    content = (Thinking("Check <the table> & the notes.", "sig"), Text("Tides rise twice a day", (CITED,)),
+               Text(", neaps are weak", (CHARS, PAGES)), Text(" & springs strong."))
+    return StepResult("a", status="ok", text="Tides rise twice a day, neaps are weak & springs strong.",
+                      content=content, model="m")
+
+
+def test_the_final_rendering_folds_the_thinking_above_the_answer_and_numbers_the_citations() -> None:
+    html = step_html(thoughtful_step())
+    thinking, answer, sources = (html.index(f'class="pnb-{part}"') for part in ("thinking", "answer", "sources"))
+    assert thinking < answer < sources
+    assert re.search(r'<details class="pnb-thinking"[^>]*><summary[^>]*>thinking</summary>', html)
+    assert "<details open" not in html and "Check &lt;the table&gt; &amp; the notes." in html  # folded, escaped
+    marks = re.sub(r'<sup class="pnb-cite" data-n="(\d)" title="[^"]*">\[\d\]</sup>', r"[\1]", html)
+    assert "Tides rise twice a day[1], neaps are weak[2][3] &amp; springs strong.</div>" in marks
+    assert re.findall(r'<div class="pnb-source" data-n="\d">(.*?)</div>', html) == [
+        "[1] &quot;High water comes twice daily.&quot; — Tides, p. 3",
+        "[2] &quot;Neap tides are weaker.&quot; — document 2, chars 10–31",
+        "[3] &quot;Spring tides follow the full moon.&quot; — Tides, pp. 3–4",
+    ]
+    run = PipelineRun("r", {"a": thoughtful_step()}, status="ok")
+    assert step_html(run.steps["a"]) in run_html(run)
+    assert run_text(run).splitlines()[1] == ("  ✓ a: ok · m · thought 6 words · 3 citations — "
+                                             "Tides rise twice a day, neaps are weak & springs strong.")
+    markdown = run.steps["a"]._repr_markdown_()
+    assert "Tides rise twice a day[1], neaps are weak[2][3] & springs strong." in markdown
+    assert '[3] "Spring tides follow the full moon." — Tides, pp. 3–4' in markdown
+
+
+def test_a_run_that_thought_keeps_its_thinking_in_the_saved_rendering() -> None:
+    spec = ("defaults: {provider: mock, model: claude-sonnet-5-5, mock_delay: 0}\n"
+            "steps:\n  - {id: a, prompt: Explain tides., stream: true, thinking: true}\n")
+    run = pipeline_nb.run(spec)
+    thought = run.steps["a"].thinking
+    assert thought and f"{escape(thought)}</div></details>" in run_html(run)
+    line = masked(run_text(run)).splitlines()[1]
+    assert f" · in <T>s · thought {len(thought.split())} words — " in line
+    assert masked(run_text(pipeline_nb.run(spec))) == masked(run_text(run))  # nbval sees the same text twice

@@ -1,11 +1,16 @@
 // pipeline_nb live view: a head line, a row per step, and the streamed text of each step.
 // The kernel sends at most one custom message per interval, applied in this order:
-//   {reset: [stepId], rows: [row], text: [[stepId, text, deltaCount]], done: [partId]}
-// reset clears a pane (a retry); rows replace the rows state while the run goes on (the
-// final rows come as state); text is appended, so each byte crosses the wire once; done
-// names parts (for_each items, ctx.invoke calls, nested steps) that finished.
+//   {reset: [stepId], thinking: [[stepId, text, count]], text: [[stepId, text, count, marks?]],
+//    done: [partId]}
+// reset clears a pane and its thinking (a retry); thinking and text are appended, so each
+// byte crosses the wire once; count is the pieces received so far; marks, when present, are
+// [[offset, n, source]]: a citation mark [n] goes at offset (UTF-16 units) of that text; done
+// names parts (for_each items, ctx.invoke calls, nested steps) that finished. Rows come as state.
 // Rows and panes carry data-step / data-status, which the browser tests read; a row shown
-// under its parallel step also carries data-parent.
+// under its parallel step also carries data-parent. A step's thinking is a
+// details.pnb-thinking[data-step] inside its pane (text in .pnb-thinking-text), open while
+// Claude thinks and closed once the answer's text begins (unless the reader toggled it);
+// a citation mark is a sup.pnb-cite[data-n] inside .pnb-text, its source as the tooltip.
 const ICON = { pending: "○", running: "◐", ok: "✓", error: "✗", skipped: "↷", interrupted: "■" };
 const FOLLOW_SLACK = 24; // px from the bottom that still counts as "at the bottom"
 const KEEP_PARTS = 20; // finished part panes kept in the page; the final rendering has them all
@@ -100,7 +105,7 @@ function render({ model, el: root }) {
     more.type = "button";
     more.hidden = true;
     box.append(head, body, more);
-    entry = { box, head, body, more, user: false, done: false };
+    entry = { box, head, body, more, user: false, done: false, thought: null };
     // A pane the user opened or closed stays that way; the view only moves the others.
     head.addEventListener("click", () => { entry.user = true; });
     box.addEventListener("toggle", () => { if (box.open) follow(entry); });
@@ -184,19 +189,67 @@ function render({ model, el: root }) {
   function reset(id) {
     const entry = pane(id);
     entry.body.textContent = "";
+    if (entry.thought) entry.thought.box.remove();
+    entry.thought = null;
     entry.done = false;
     follow(entry);
   }
 
-  function append(id, text, count) {
+  function counted(id, count) {
+    const cell = cells.get(id);
+    if (cell) cell.tokens.textContent = tokens(count);
+  }
+
+  // The step's thinking: a pane of its own above the answer, made on the first thought.
+  function thoughtOf(id, entry) {
+    if (entry.thought) return entry.thought;
+    const box = el("details", "pnb-thinking");
+    box.dataset.step = id;
+    box.open = true;
+    const head = el("summary", "pnb-thinking-head", "thinking");
+    const body = el("div", "pnb-thinking-text");
+    box.append(head, body);
+    const thought = { box, body, user: false };
+    head.addEventListener("click", () => { thought.user = true; });
+    entry.box.insertBefore(box, entry.body);
+    entry.thought = thought;
+    return thought;
+  }
+
+  function think(id, text, count) {
+    const entry = pane(id);
+    const body = thoughtOf(id, entry).body;
+    const atEnd = body.scrollHeight - body.scrollTop - body.clientHeight < FOLLOW_SLACK;
+    body.append(document.createTextNode(text));
+    if (atEnd) body.scrollTop = body.scrollHeight;
+    counted(id, count);
+  }
+
+  // Text, with a citation mark [n] at each mark's offset (after the passage it cites).
+  function write(body, text, marks) {
+    let at = 0;
+    for (const [offset, n, source] of marks) {
+      if (offset > at) body.append(document.createTextNode(text.slice(at, offset)));
+      at = Math.max(at, offset);
+      const mark = el("sup", "pnb-cite", "[" + n + "]");
+      mark.dataset.n = n;
+      mark.title = source;
+      body.append(mark);
+    }
+    if (at < text.length) body.append(document.createTextNode(text.slice(at)));
+  }
+
+  function append(id, text, count, marks) {
     const entry = pane(id);
     const body = entry.body;
     const atEnd = body.scrollHeight - body.scrollTop - body.clientHeight < FOLLOW_SLACK;
-    body.append(document.createTextNode(text));
+    // the answer begins: its thinking folds away (the reader can reopen it)
+    if (text && entry.thought && !entry.thought.user) entry.thought.box.open = false;
+    if (marks) write(body, text, marks);
+    else body.append(document.createTextNode(text));
     if (atEnd) follow(entry);
     else if (entry.box.open) entry.more.hidden = false; // the user scrolled up to read: leave them there
-    const cell = cells.get(id);
-    if (cell) cell.tokens.textContent = tokens(count);
+    counted(id, count);
   }
 
   // A finished part's pane closes; past KEEP_PARTS the oldest untouched ones leave the page.
@@ -218,7 +271,8 @@ function render({ model, el: root }) {
 
   function onMessage(msg) {
     for (const id of msg.reset || []) reset(id);
-    for (const [id, text, count] of msg.text || []) append(id, text, count);
+    for (const [id, text, count] of msg.thinking || []) think(id, text, count);
+    for (const [id, text, count, marks] of msg.text || []) append(id, text, count, marks);
     for (const id of msg.done || []) finish(id);
     if (msg.done) arrange();
   }

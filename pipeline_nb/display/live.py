@@ -1,12 +1,13 @@
 """The live view: a row per step and the streamed text, updated from the main thread.
 
 Everything the view learns during a run shares one budget: at most one message per
-``interval``, carrying the text gathered since the last one (each byte crosses the wire
-once), the panes to clear after a retry, the parts (for_each items, ``ctx.invoke`` calls,
-nested steps) that finished, and the rows if they changed. A fan-out of 100,000 items
-thus costs a message per ``interval``, not one per item. When the run ends the final
-rows are synced as widget state, then the widget is closed and its output emptied, so a
-saved notebook shows only the final rendering displayed below it.
+``interval``, carrying the text and thinking gathered since the last one (each byte
+crosses the wire once), the citation marks that go after cited passages, the panes to
+clear after a retry, the parts (for_each items, ``ctx.invoke`` calls, nested steps) that
+finished, and the rows if they changed. A fan-out of 100,000 items thus costs a message
+per ``interval``, not one per item. When the run ends the final rows are synced as widget
+state, then the widget is closed and its output emptied, so a saved notebook shows only
+the final rendering displayed below it.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ import traitlets
 from IPython.display import DisplayHandle, display
 
 from ..engine import owner
+from ..render import citation_source
 from ..results import PipelineRun, StepResult
-from ..streaming.events import Chunk, Response, RetryInfo
+from ..streaming.events import Chunk, CitationChunk, Response, RetryInfo
 from ..streaming.handlers import StreamHandler
 
 _HERE = Path(__file__).parent
@@ -38,7 +40,7 @@ class LiveView(anywidget.AnyWidget):
     sends everything else, in one message.
 
     >>> view = LiveView(title="demo", rows=[{"id": "a", "status": "running"}])
-    >>> view.push(text=[("a", "Hello", 1)])
+    >>> view.push(thinking=[("a", "Greet them.", 1)], text=[("a", "Hello", 2)])
     """
 
     _esm = _HERE / "live.js"
@@ -46,13 +48,18 @@ class LiveView(anywidget.AnyWidget):
     title = traitlets.Unicode("").tag(sync=True)
     rows = traitlets.List(traitlets.Dict()).tag(sync=True)
 
-    def push(self, *, resets: list[str] | None = None, text: list[tuple[str, str, int]] | None = None,
-             finished: list[str] | None = None) -> None:
-        """One message: panes to clear, text to append as ``(step id, text, deltas so far)``,
-        parts that finished; the view applies them in that order. (Rows go as state.)"""
+    def push(self, *, resets: list[str] | None = None, thinking: list[tuple[str, str, int]] | None = None,
+             text: list[tuple[Any, ...]] | None = None, finished: list[str] | None = None) -> None:
+        """One message: panes to clear, thinking and then text to append as ``(step id, text,
+        pieces so far)``, parts that finished; the view applies them in that order. A text
+        entry may end with citation marks, ``[[offset, number, source], ...]``: a ``[number]``
+        goes at ``offset`` (UTF-16 units, as JavaScript counts) of the entry's text. (Rows go
+        as state.)"""
         message: dict[str, Any] = {}
         if resets:
             message["reset"] = resets
+        if thinking:
+            message["thinking"] = thinking
         if text:
             message["text"] = text
         if finished:
@@ -96,8 +103,13 @@ class WidgetHandler(StreamHandler):
     def init(self, run: PipelineRun) -> None:
         self._run = run
         self._pending: dict[str, list[str]] = {}  # text not sent yet, by step (or part) id
-        self._pending_chars = 0
-        self._counts: dict[str, int] = {}  # deltas of each step's current attempt
+        self._thinking: dict[str, list[str]] = {}  # thinking not sent yet, by step (or part) id
+        self._pending_chars = 0  # of text and thinking
+        self._counts: dict[str, int] = {}  # pieces (deltas, thinking, citations) of each step's current attempt
+        self._pondering: set[str] = set()  # steps that have thought and not yet answered
+        self._cited: dict[str, int] = {}  # citations numbered so far in each step's current attempt
+        self._citing: dict[str, tuple[int, list[list[Any]]]] = {}  # step -> (text block, its [number, source])
+        self._marks: dict[str, list[list[Any]]] = {}  # step -> [offset, number, source] in its pending text
         self._resets: list[str] = []
         self._finished: list[str] = []
         self._rows_changed = False
@@ -120,6 +132,10 @@ class WidgetHandler(StreamHandler):
         if not note and step.status == "running" and step.items is not None:
             note = f"0 of {len(step.items)}"  # the items are known; none has finished yet
         tokens = step.usage.output_tokens or self._part_tokens.get(step.id) or self._counts.get(step.id, 0)
+        usage = step.usage
+        if usage.cache_write_tokens or usage.cache_read_tokens:  # what the prompt cache saved, at a glance
+            cache = f"cache: {usage.cache_write_tokens} written, {usage.cache_read_tokens} read"
+            note = f"{note} · {cache}" if note else cache
         row: dict[str, Any] = {"id": step.id, "status": step.status, "model": step.model or "",
                                "tokens": tokens, "note": note}
         if step.id in self._parent_of:
@@ -154,7 +170,7 @@ class WidgetHandler(StreamHandler):
             return
         self._notice_items()
         if (urgent or self._rows_changed or self._resets or self._pending_chars >= self.min_chars
-                or (waited >= self.max_wait and (self._pending or self._finished))):
+                or (waited >= self.max_wait and (self._pending or self._thinking or self._finished))):
             self.send()
 
     def flush(self) -> None:
@@ -167,20 +183,24 @@ class WidgetHandler(StreamHandler):
         if self.view is None:
             return
         changed = rows and self._rows_changed
-        if not (changed or self._pending or self._resets or self._finished):
+        streamed = self._pending or self._thinking or self._resets or self._finished
+        if not (changed or streamed):
             return
         messages = 0
         if changed:  # as state, not in a message: a view that renders after this send still gets it
             self.view.rows = self._rows()
             self._rows_changed = False
             messages += 1
-        if self._pending or self._resets or self._finished:
-            text = [(step_id, "".join(parts), self._counts.get(step_id, 0))
+        if streamed:
+            thinking = [(step_id, "".join(parts), self._counts.get(step_id, 0))
+                        for step_id, parts in self._thinking.items()]
+            text = [(step_id, "".join(parts), self._counts.get(step_id, 0)) + _marked(self._marks.get(step_id))
                     for step_id, parts in self._pending.items()]
-            self.view.push(resets=self._resets, text=text, finished=self._finished)
+            self.view.push(resets=self._resets, thinking=thinking, text=text, finished=self._finished)
             messages += 1
         self.sends += messages
-        self._pending, self._pending_chars, self._resets, self._finished = {}, 0, [], []
+        self._pending, self._thinking, self._marks, self._pending_chars = {}, {}, {}, 0
+        self._resets, self._finished = [], []
         # two messages spend two intervals of the budget: the next send waits one more
         self._last_send = time.monotonic() + self.interval * (messages - 1)
 
@@ -195,20 +215,66 @@ class WidgetHandler(StreamHandler):
         self._rows_changed = True
         self._tick()
 
+    def on_thinking(self, chunk: Chunk) -> None:
+        step_id, text, seq = chunk.step_id, chunk.content, chunk.seq
+        self._thinking.setdefault(step_id, []).append(text)
+        self._pending_chars += len(text)
+        self._counts[step_id] = seq
+        self._pondering.add(step_id)
+        self._tick(urgent=seq == 1)  # a step's first thought: no waiting for min_chars
+
     def on_delta(self, chunk: Chunk) -> None:
         step_id, text, seq = chunk.step_id, chunk.content, chunk.seq
+        urgent = seq == 1  # a step's first text: no waiting for min_chars
+        if self._pondering and step_id in self._pondering:  # the answer begins: its thinking folds away now
+            self._pondering.discard(step_id)
+            urgent = True
+        if self._citing and step_id in self._citing and self._citing[step_id][0] != chunk.block:
+            self._place_marks(step_id)  # a new block: the cited one has ended
         pending = self._pending.get(step_id)
         if pending is None:
             pending = self._pending[step_id] = []
         pending.append(text)
         self._pending_chars += len(text)
-        self._counts[step_id] = seq  # deltas of this attempt so far (StreamHandler drops repeats)
-        self._tick(urgent=seq == 1)  # a step's first text: no waiting for min_chars
+        self._counts[step_id] = seq  # pieces of this attempt so far (StreamHandler drops repeats)
+        self._tick(urgent=urgent)
+
+    def on_citation(self, chunk: CitationChunk) -> None:
+        """Number it; its mark goes after its text block, which streams next (the API sends a
+        block's citations before its text), so the mark is placed when that block ends."""
+        step_id = chunk.step_id
+        waiting = self._citing.get(step_id)
+        if waiting is not None and waiting[0] != chunk.block:
+            self._place_marks(step_id)
+            waiting = None
+        if waiting is None:
+            waiting = self._citing[step_id] = (chunk.block, [])
+        number = self._cited[step_id] = self._cited.get(step_id, 0) + 1
+        waiting[1].append([number, citation_source(chunk.citation)])
+        self._counts[step_id] = chunk.seq
+
+    def _place_marks(self, step_id: str) -> None:
+        """The cited block of ``step_id`` has ended: its marks go at the end of the text so far."""
+        _, marks = self._citing.pop(step_id)
+        pending = self._pending.setdefault(step_id, [])  # the entry carries the marks, text or not
+        offset = len("".join(pending).encode("utf-16-le")) // 2
+        self._marks.setdefault(step_id, []).extend([offset, *mark] for mark in marks)
+
+    def _place_all_marks(self, step_id: str | None = None) -> None:
+        """Marks still waiting for their block to end: it ended with the reply (all: the run)."""
+        for waiting in [s for s in self._citing if step_id is None or s == step_id]:
+            self._place_marks(waiting)
 
     def on_retry(self, info: RetryInfo) -> None:
         dropped = self._pending.pop(info.step_id, None)
         if dropped:
             self._pending_chars -= sum(map(len, dropped))
+        dropped = self._thinking.pop(info.step_id, None)
+        if dropped:
+            self._pending_chars -= sum(map(len, dropped))
+        for state in (self._marks, self._citing, self._cited):
+            state.pop(info.step_id, None)
+        self._pondering.discard(info.step_id)
         self._counts[info.step_id] = 0
         if info.step_id not in self._resets:
             self._resets.append(info.step_id)
@@ -217,6 +283,9 @@ class WidgetHandler(StreamHandler):
 
     def on_done(self, response: Response) -> None:
         part = response.step_id
+        self._pondering.discard(part)
+        if self._citing:
+            self._place_all_marks(part)
         if part in self._run.steps:
             return  # a step's own reply: its row changes at step_end
         whole = owner(part)
@@ -232,6 +301,9 @@ class WidgetHandler(StreamHandler):
         self._tick()
 
     def on_step_end(self, step: StepResult) -> None:
+        if self._citing:
+            self._place_all_marks(step.id)
+        self._pondering.discard(step.id)
         self._running.discard(step.id)
         if step.id in self._open_parallel:
             self._open_parallel.remove(step.id)
@@ -243,6 +315,7 @@ class WidgetHandler(StreamHandler):
         """The final state, whatever the budget: the last text, then the rows as state."""
         if self.view is None:
             return
+        self._place_all_marks()
         self.send(rows=False)
         self._rows_changed = False
         self.view.rows = self._rows()
@@ -257,3 +330,8 @@ class WidgetHandler(StreamHandler):
         self.view.layout.close()  # its Layout is a widget (and a kernel comm) of its own
         self.view.close()
         self.view = None
+
+
+def _marked(marks: list[list[Any]] | None) -> tuple[Any, ...]:
+    """A text entry's optional last element: its citation marks, when it has any."""
+    return (marks,) if marks else ()

@@ -1,15 +1,20 @@
 """The terminal view: streamed text on stdout, notes on stderr, the run summary at the end.
 
 Built for a terminal where stdout and stderr share one screen (the CLI, terminal
-IPython), and for ``| tee`` of stdout, which gets each step's text and a newline.
+IPython), and for ``| tee`` of stdout, which gets each step's text and a newline: the
+answers only. Claude's thinking is not the answer, so it goes to stderr, each line
+prefixed ``┊`` (and dimmed on a terminal); the passages that back an answer are notes
+on stderr once its text ends (``[a: cites "…" (Tides, p. 3)]``).
 
 - One step has the front and streams live; steps running beside it (parallel
   children, for_each items) are held and written whole, in turn, as the front frees.
 - A step's text is preceded by its header (``── fan[2] ──``) on stderr whenever
   something else was written since that step's last text.
 - Notes (headers at a step's start, progress, retries, failures) start on a line of
-  their own: while the live text's line is open they wait for its next newline, or
-  for the stream to go quiet, so no note lands inside a word.
+  their own: while the live text's (or thinking's) line is open they wait for its next
+  newline, or for the stream to go quiet, so no note lands inside a word.
+- A step's thinking comes under its header, before its text; a held step's thinking is
+  held with its text.
 """
 
 from __future__ import annotations
@@ -18,9 +23,9 @@ import sys
 import time
 from typing import IO, TYPE_CHECKING
 
-from ..render import ICONS, run_facts, step_facts
 from .events import Chunk, Event, Response, RetryInfo
 from .handlers import StreamHandler
+from .terminal_text import cites_note, is_terminal, run_summary, spoken_seconds
 
 if TYPE_CHECKING:
     from ..results import PipelineRun, StepResult
@@ -28,25 +33,13 @@ if TYPE_CHECKING:
 _DERIVED = ("[", ".", "/")
 """What follows a step id in the ids derived from it: ``fan[0]``, ``p.invoke1``, ``p/child``."""
 
-
-def run_summary(run: PipelineRun) -> str:
-    """The run's status, tokens and time, then one line per step (its error below it)."""
-    lines = [f"{run.name}: {' · '.join(run_facts(run))}"]
-    for step in run.steps.values():
-        line = f"  {ICONS[step.status]} {step.id}: {' · '.join(step_facts(step))}"
-        if step.error:
-            line += f"\n      {step.error}"
-        elif step.note and step.status != "ok":
-            line += f"\n      {step.note}"
-        lines.append(line)
-    lines += [f"  handler error: {e}" for e in run.handler_errors]
-    lines += [f"  warning: {w}" for w in run.warnings]
-    return "\n".join(lines)
-
-
+THINKING_PREFIX = "┊ "
+"""What starts each line of thinking, so it reads apart from the answer on a shared screen."""
+DIM, UNDIM = "\x1b[2m", "\x1b[22m"
 class ConsoleHandler(StreamHandler):
     """Writes streamed text to stdout as it arrives (a step that did not stream: its text
-    when done), each step's text ending in a newline; headers and notes go to stderr.
+    when done), each step's text ending in a newline; headers, notes and thinking go to
+    stderr (``thinking=False`` leaves thinking out).
 
     Steps that stream at the same time (for_each, parallel) never interleave: one step
     streams live, the others are held and written whole, each under its own header, as
@@ -63,9 +56,10 @@ class ConsoleHandler(StreamHandler):
     waiting note breaks into an open line rather than wait for its newline."""
 
     def __init__(self, out: IO[str] | None = None, err: IO[str] | None = None, *, headers: bool = True,
-                 summary: bool = False) -> None:
+                 summary: bool = False, thinking: bool = True) -> None:
         super().__init__()
         self._out, self._err, self._headers, self._summary = out, err, headers, summary
+        self._show_thinking = thinking
         self._run: PipelineRun | None = None
         self._reset()
 
@@ -73,13 +67,17 @@ class ConsoleHandler(StreamHandler):
         self._live: str | None = None  # the step with the front: its text goes to stdout now
         self._claim: str | None = None  # the live step if it has written nothing yet (its items may take over)
         self._held: dict[str, list[str]] = {}  # other steps' text, in arrival order
+        self._held_thoughts: dict[str, list[str]] = {}  # their thinking (its step is in _held, for the order)
+        self._sources: dict[str, list[str]] = {}  # citation notes, written when the step's text ends
         self._finished: dict[str, bool] = {}  # held steps that ended -> whether their line gets a newline
-        self._streamed: set[str] = set()  # steps that sent deltas in their current attempt
+        self._streamed: set[str] = set()  # steps that sent deltas (or thinking) in their current attempt
         self._written: set[str] = set()  # steps whose current attempt has text on screen
         self._models: dict[str, str | None] = {}
         self._shown: str | None = None  # the step whose header or text was written last
         self._out_open = False  # stdout's last text has no newline yet
-        self._line_open = False  # the screen's line is open (stdout text with no newline after it)
+        self._line_open = False  # the screen's line is open (stdout text or thinking with no newline after it)
+        self._think_open = False  # ... and it is thinking's
+        self._dim = False  # stderr is a terminal: thinking is dimmed
         self._pending: list[tuple[str | None, str]] = []  # notes waiting for the open line to end
         self._progress: dict[str, tuple[float, str]] = {}  # step id -> (when, note) last written
         self._quiet = 0
@@ -96,6 +94,7 @@ class ConsoleHandler(StreamHandler):
     def init(self, run: PipelineRun) -> None:
         self._reset()
         self._run = run
+        self._dim = is_terminal(self.err)
         super().init(run)
 
     def handle_event(self, event: Event) -> None:
@@ -135,7 +134,35 @@ class ConsoleHandler(StreamHandler):
     def _write_err(self, text: str) -> None:
         self.err.write(text)
         self.err.flush()
-        self._line_open = False
+        self._line_open = self._think_open = False
+
+    def _write_thinking(self, text: str) -> None:
+        """Thinking on stderr; waiting notes go in at its next newline, as with text."""
+        head, newline, tail = text.rpartition("\n")
+        if self._pending and newline:
+            self._put_thinking(head + newline)
+            self._write_notes()
+            self._put_thinking(tail)
+        else:
+            self._put_thinking(text)
+
+    def _put_thinking(self, text: str) -> None:
+        """Every line of thinking starts with the prefix; the last may stay open."""
+        pieces, line_open = [], self._think_open
+        for n, line in enumerate(text.split("\n")):
+            if n:
+                pieces.append("\n")
+                line_open = False
+            if line:
+                if not line_open:
+                    pieces.append(THINKING_PREFIX)
+                    line_open = True
+                pieces.append(line)
+        shown = "".join(pieces)
+        if shown:
+            self.err.write(f"{DIM}{shown}{UNDIM}" if self._dim else shown)
+            self.err.flush()
+            self._line_open = self._think_open = line_open
 
     def _write_notes(self) -> None:
         notes, self._pending = self._pending, []
@@ -173,9 +200,37 @@ class ConsoleHandler(StreamHandler):
             if self._out_open:  # after an interrupted step's text: keep the texts apart in stdout
                 self._write_out("\n")
             self._header(step_id)
+        elif self._think_open:  # its answer begins: the thinking's line ends (on stderr)
+            self._break()
         self._claim = None
         self._written.add(step_id)
         self._write_out(text)
+
+    def _thought(self, step_id: str, text: str) -> None:
+        """Write thinking of the live step ``step_id``, under its header if something else came between."""
+        if not text:
+            return
+        if self._shown != step_id:
+            if self._out_open:
+                self._write_out("\n")
+            self._header(step_id)
+        elif self._line_open and not self._think_open:  # it thinks again after some text
+            self._break()
+        self._claim = None
+        self._written.add(step_id)
+        self._write_thinking(text)
+
+    def _close(self, step_id: str, newline: bool) -> None:
+        """The text of ``step_id``, on screen, has ended: end its line, then its citation notes."""
+        if newline and self._out_open:
+            self._write_out("\n")
+        if self._think_open:  # it thought and wrote no text: stderr's line ends whatever stdout keeps
+            self._break()
+        self._cite(step_id)
+
+    def _cite(self, step_id: str) -> None:
+        for line in self._sources.pop(step_id, ()):
+            self._note(line)
 
     # -- the front: which step writes to stdout --
 
@@ -188,9 +243,10 @@ class ConsoleHandler(StreamHandler):
         if step_id != self._live:
             if step_id in self._held:
                 self._finished[step_id] = newline
+            else:  # nothing of it on screen or waiting: its notes need no text to follow
+                self._cite(step_id)
             return
-        if newline and self._out_open:
-            self._write_out("\n")
+        self._close(step_id, newline)
         self._release()
 
     def _release(self) -> None:
@@ -199,11 +255,11 @@ class ConsoleHandler(StreamHandler):
         while self._held:
             step_id = next(iter(self._held))
             self._live = step_id
+            self._thought(step_id, "".join(self._held_thoughts.pop(step_id, ())))
             self._text(step_id, "".join(self._held.pop(step_id)))
             if step_id not in self._finished:
                 return
-            if self._finished.pop(step_id) and self._out_open:
-                self._write_out("\n")
+            self._close(step_id, self._finished.pop(step_id))
             self._live = None
 
     # -- events --
@@ -215,6 +271,19 @@ class ConsoleHandler(StreamHandler):
         self._header(step.id)
         if step.type == "llm":  # it streams (or its for_each items do): the front is its
             self._live = self._claim = step.id
+
+    def on_thinking(self, chunk: Chunk) -> None:
+        if not self._show_thinking:
+            return
+        step_id = chunk.step_id
+        self._streamed.add(step_id)
+        if self._takes_front(step_id):
+            self._live = step_id
+        if step_id == self._live:
+            self._thought(step_id, chunk.content)
+        else:
+            self._held.setdefault(step_id, [])  # its place in the queue: thinking comes first
+            self._held_thoughts.setdefault(step_id, []).append(chunk.content)
 
     def on_delta(self, chunk: Chunk) -> None:
         step_id = chunk.step_id
@@ -232,26 +301,35 @@ class ConsoleHandler(StreamHandler):
         self._streamed.discard(step_id)
         self._written.discard(step_id)
         self._held.pop(step_id, None)  # its next attempt queues up afresh
+        self._held_thoughts.pop(step_id, None)
         discarded = "; the partial text above is discarded" if shown else ""
         line = (f"[{step_id}: retry {info.attempt}/{info.retries} after {info.reason} "
-                f"in {_seconds(info.delay)} s{discarded}]")
+                f"in {spoken_seconds(info.delay)} s{discarded}]")
         if step_id != self._live:
             self._note(line)
             return
         if self._out_open:
             self._write_out("\n")
+        if self._think_open:
+            self._break()
         self._note(line)
         self._release()  # while it waits, the held steps go through
 
     def on_done(self, response: Response) -> None:
         step_id = response.step_id
-        if step_id not in self._streamed and response.text:
+        thought = response.thinking if self._show_thinking and step_id not in self._streamed else ""
+        if step_id not in self._streamed and (response.text or thought):
             if self._takes_front(step_id):
                 self._live = step_id
             if step_id == self._live:
+                self._thought(step_id, thought)
                 self._text(step_id, response.text)
             else:
                 self._held[step_id] = [response.text]
+                if thought:
+                    self._held_thoughts[step_id] = [thought]
+        if response.citations:
+            self._sources[step_id] = list(dict.fromkeys(cites_note(step_id, c) for c in response.citations))
         self._end(step_id)
 
     def on_progress(self, step: StepResult) -> None:
@@ -291,8 +369,3 @@ class ConsoleHandler(StreamHandler):
 def _derived(step_id: str, parent: str) -> bool:
     """``step_id`` is an item, child or call of step ``parent`` (``fan[0]``, ``p/a``, ``p.invoke1``)."""
     return step_id.startswith(parent) and step_id[len(parent):len(parent) + 1] in _DERIVED
-
-
-def _seconds(delay: float) -> str:
-    """``30``, ``0.5``: a wait as a reader says it."""
-    return f"{delay:.1f}".rstrip("0").rstrip(".")

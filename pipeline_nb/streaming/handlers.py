@@ -3,8 +3,9 @@
 A handler has ``init(run)`` (called at run start: reset state here), ``handle_event(event)``
 and ``close()``; ``flush()`` is optional and is called when the stream goes quiet.
 Events arrive in order on one thread. Subclasses of :class:`StreamHandler` are
-idempotent: a delta or done event seen before (same step, attempt, seq) is ignored,
-and a ``retry`` drops the step's partial text so only the final attempt's text remains.
+idempotent: a delta, thinking, citation or done event seen before (same step, attempt,
+seq) is ignored, and a ``retry`` drops the step's partial text and thinking so only the
+final attempt's remain.
 The terminal view, :class:`ConsoleHandler`, lives in ``console.py`` and is re-exported here.
 """
 
@@ -17,14 +18,17 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
 
-from .events import (DELTA, DONE, PROGRESS, RETRY, RUN_END, RUN_START, STEP_END, STEP_START, Chunk, Event,
-                     Response, RetryInfo)
+from ..content import Citation
+from ..render import citation_source
+from .events import (CITATION, DELTA, DONE, PROGRESS, RETRY, RUN_END, RUN_START, STEP_END, STEP_START, THINKING,
+                     Chunk, CitationChunk, Event, Response, RetryInfo)
 
 if TYPE_CHECKING:
     from ..results import PipelineRun, StepResult
 
 
-_ON = {kind: f"on_{kind}" for kind in (RUN_START, STEP_START, DELTA, RETRY, DONE, PROGRESS, STEP_END, RUN_END)}
+_ON = {kind: f"on_{kind}" for kind in (RUN_START, STEP_START, THINKING, DELTA, CITATION, RETRY, DONE, PROGRESS,
+                                       STEP_END, RUN_END)}
 """Method names by event kind, so a dispatch formats no string."""
 
 
@@ -58,7 +62,7 @@ class StreamHandler:
     def accept(self, event: Event) -> bool:
         """False for an event already seen (same step, attempt and seq) or a stale attempt's."""
         kind, data = event
-        if kind == DELTA:
+        if kind == DELTA or kind == THINKING or kind == CITATION:  # one seq counts all three
             position = (data.attempt, data.seq)
         elif kind == RETRY:
             position = (data.attempt + 1, -1)
@@ -87,7 +91,9 @@ class StreamHandler:
 
     def on_run_start(self, run: PipelineRun) -> None: ...
     def on_step_start(self, step: StepResult) -> None: ...
+    def on_thinking(self, chunk: Chunk) -> None: ...
     def on_delta(self, chunk: Chunk) -> None: ...
+    def on_citation(self, chunk: CitationChunk) -> None: ...
     def on_retry(self, info: RetryInfo) -> None: ...
     def on_done(self, response: Response) -> None: ...
     def on_progress(self, step: StepResult) -> None: ...
@@ -96,20 +102,23 @@ class StreamHandler:
 
 
 class BufferHandler(StreamHandler):
-    """Keeps each step's streamed text and final response in memory.
+    """Keeps each step's streamed text, thinking, citations and final response in memory.
 
     >>> buf = BufferHandler()
-    >>> # pipeline_nb.run(spec, on_event=buf); buf.texts["a"]
+    >>> # pipeline_nb.run(spec, on_event=buf); buf.texts["a"], buf.thinking["a"], buf.citations["a"]
     """
 
     def __init__(self) -> None:
         super().__init__()
         self.parts: dict[str, list[str]] = {}
+        self.thinking_parts: dict[str, list[str]] = {}
+        self.citations: dict[str, list[Citation]] = {}
+        """The citations streamed for each step's current attempt, in order."""
         self.responses: dict[str, Response] = {}
         self.events: list[Event] = []
 
     def init(self, run: PipelineRun) -> None:
-        self.parts, self.responses, self.events = {}, {}, []
+        self.parts, self.thinking_parts, self.citations, self.responses, self.events = {}, {}, {}, {}, []
         super().init(run)
 
     def handle_event(self, event: Event) -> None:
@@ -121,11 +130,24 @@ class BufferHandler(StreamHandler):
     def texts(self) -> dict[str, str]:
         return {step_id: "".join(parts) for step_id, parts in self.parts.items()}
 
+    @property
+    def thinking(self) -> dict[str, str]:
+        """Each step's streamed thinking (of its current attempt)."""
+        return {step_id: "".join(parts) for step_id, parts in self.thinking_parts.items()}
+
+    def on_thinking(self, chunk: Chunk) -> None:
+        self.thinking_parts.setdefault(chunk.step_id, []).append(chunk.content)
+
     def on_delta(self, chunk: Chunk) -> None:
         self.parts.setdefault(chunk.step_id, []).append(chunk.content)
 
+    def on_citation(self, chunk: CitationChunk) -> None:
+        self.citations.setdefault(chunk.step_id, []).append(chunk.citation)
+
     def on_retry(self, info: RetryInfo) -> None:
         self.parts[info.step_id] = []
+        self.thinking_parts.pop(info.step_id, None)  # the next attempt thinks afresh
+        self.citations.pop(info.step_id, None)
 
     def on_done(self, response: Response) -> None:
         self.responses[response.step_id] = response
@@ -150,10 +172,12 @@ class CallbackHandler(StreamHandler):
 class FileHandler(StreamHandler):
     """Appends the stream to a file from a writer thread, so disk never stalls the stream.
 
-    ``format="text"`` writes the text with a header per step; ``format="jsonl"`` writes
-    one JSON object per event. The default path is ``<run name>.stream.txt``. The file
-    is opened and written on the writer thread, flushed whenever the writer catches up,
-    and closed by ``close()``, which raises the writer's error if it had one.
+    ``format="text"`` writes the text with a header per step, a step's thinking under a
+    ``[thinking]`` line before its ``[answer]``, and its cited passages under ``[sources]``
+    once it is done; ``format="jsonl"`` writes one JSON object per event (a citation as the
+    API's dict). The default path is ``<run name>.stream.txt``. The file is opened and
+    written on the writer thread, flushed whenever the writer catches up, and closed by
+    ``close()``, which raises the writer's error if it had one.
     """
 
     def __init__(self, path: str | Path | None = None, *, format: str = "text") -> None:
@@ -166,11 +190,12 @@ class FileHandler(StreamHandler):
         self._writer: threading.Thread | None = None
         self._error: OSError | None = None
         self._streamed: set[str] = set()
+        self._thinking: set[str] = set()  # steps whose thinking is written and whose answer has not begun
 
     def init(self, run: PipelineRun) -> None:
         self.close()  # a run that ended without close(): finish its file first
         path = self.path or Path(f"{run.name}.stream.{'txt' if self.format == 'text' else 'jsonl'}")
-        self._queue, self._error, self._streamed = queue.SimpleQueue(), None, set()
+        self._queue, self._error, self._streamed, self._thinking = queue.SimpleQueue(), None, set(), set()
         self._writer = threading.Thread(target=self._write_loop, args=(path, self._queue),
                                         name="pipeline_nb-file", daemon=True)
         self._writer.start()
@@ -198,21 +223,59 @@ class FileHandler(StreamHandler):
     def on_step_start(self, step: StepResult) -> None:
         self._emit(STEP_START, f"## {step.id}\n", step=step.id, model=step.model)
 
+    def on_thinking(self, chunk: Chunk) -> None:
+        step_id = chunk.step_id
+        self._streamed.add(step_id)
+        if step_id not in self._thinking:
+            self._thinking.add(step_id)
+            self._emit_text("[thinking]\n")
+        self._emit(THINKING, chunk.content, step=step_id, attempt=chunk.attempt, seq=chunk.seq, block=chunk.block,
+                   content=chunk.content)
+
     def on_delta(self, chunk: Chunk) -> None:
         self._streamed.add(chunk.step_id)
+        if self._thinking and chunk.step_id in self._thinking:
+            self._end_thinking(chunk.step_id)
         self._emit(DELTA, chunk.content, step=chunk.step_id, attempt=chunk.attempt, seq=chunk.seq,
                    content=chunk.content)
 
+    def on_citation(self, chunk: CitationChunk) -> None:
+        if self.format == "jsonl":  # the text format lists the sources once the step is done
+            self._emit(CITATION, "", step=chunk.step_id, attempt=chunk.attempt, seq=chunk.seq, block=chunk.block,
+                       citation=chunk.citation.to_api())
+
+    def _emit_text(self, line: str) -> None:
+        """A line of the text format only (jsonl has the event's own record)."""
+        if self.format == "text":
+            self._queue.put(line)
+
+    def _end_thinking(self, step_id: str) -> None:
+        self._thinking.discard(step_id)
+        self._emit_text("\n[answer]\n")
+
     def on_retry(self, info: RetryInfo) -> None:
+        self._thinking.discard(info.step_id)
         self._emit(RETRY, f"\n[retry {info.attempt}/{info.retries} after {info.reason}: text above discarded]\n",
                    step=info.step_id, attempt=info.attempt, reason=info.reason, delay=info.delay)
 
     def on_done(self, response: Response) -> None:
-        text = "\n" if response.step_id in self._streamed else response.text + "\n"
-        self._emit(DONE, text, step=response.step_id, attempt=response.attempt, text=response.text,
+        step_id = response.step_id
+        if step_id in self._streamed:
+            text = "\n"
+            if step_id in self._thinking:  # it thought and gave no answer text
+                self._end_thinking(step_id)
+        elif response.thinking:
+            text = f"[thinking]\n{response.thinking}\n[answer]\n{response.text}\n"
+        else:
+            text = response.text + "\n"
+        if response.citations:
+            sources = [f"[{n}] {citation_source(c)}\n" for n, c in enumerate(response.citations, 1)]
+            text += "[sources]\n" + "".join(sources)
+        self._emit(DONE, text, step=step_id, attempt=response.attempt, text=response.text,
                    stop_reason=response.stop_reason, output_tokens=response.usage.output_tokens)
 
     def on_step_end(self, step: StepResult) -> None:
+        self._thinking.discard(step.id)
         error = str(step.error) if step.error else None
         if self.format == "jsonl":
             self._emit(STEP_END, "", step=step.id, status=step.status, error=error)

@@ -142,8 +142,8 @@ def final_rendering(nb, cell: int) -> dict[str, str]:
       const texts = {};
       for (const step of out.querySelectorAll('.pnb-run .pnb-step')) {
         const id = step.firstElementChild.textContent.trim().split(/\\s+/)[1];
-        const body = step.children[step.children.length - 1];
-        texts[id] = body === step.firstElementChild ? '' : body.textContent;
+        const body = step.querySelector('.pnb-answer');
+        texts[id] = body ? body.textContent : '';
       }
       return texts;
     }""", cell)
