@@ -55,16 +55,23 @@ Recording = tuple[LLMRequest, Reply, list[list[Any]] | None, list[int] | None]
 
 
 def request_key(request: LLMRequest) -> str:
-    """A stable hash of everything in ``request`` that may change the reply: what is sent, and more."""
-    normal = {
-        "provider": "claude" if request.provider == "anthropic" else request.provider,
-        # diagnostics asks why a cache missed: it changes no answer, and its message id changes per recording
-        "params": {k: v for k, v in request.api_params().items() if k != "diagnostics"},
-        "extra_body": request.extra_body,
-        "options": {k: v for k, v in sorted(request.options.items()) if k not in _NOT_IN_KEY},
-    }
-    text = json.dumps(normal, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
+    """A stable hash of everything in ``request`` that may change the reply: what is sent, and more
+    (computed once per request: a lookup and a recording share it)."""
+    key = request.__dict__.get(_KEY)
+    if key is None:
+        normal = {
+            "provider": "claude" if request.provider == "anthropic" else request.provider,
+            # diagnostics asks why a cache missed: it changes no answer, and its message id changes per recording
+            "params": {k: v for k, v in request.api_params().items() if k != "diagnostics"},
+            "extra_body": request.extra_body,
+            "options": {k: v for k, v in sorted(request.options.items()) if k not in _NOT_IN_KEY},
+        }
+        text = json.dumps(normal, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        key = request.__dict__[_KEY] = hashlib.sha256(text.encode()).hexdigest()[:32]  # beside the frozen fields
+    return key
+
+
+_KEY = "_cassette_key"
 
 
 class Cassette:
