@@ -45,3 +45,28 @@ def load_ipython_extension(ipython: Any) -> None:
     from .magics import PipelineMagics
 
     ipython.register_magics(PipelineMagics)
+    _show_results_as_html(ipython)
+
+
+def _show_results_as_html(ipython: Any) -> None:
+    """Runs and steps shown in IPython (``res`` alone in a cell) render as the final rendering's HTML.
+
+    The results are plain data and the rendering plain functions of them; this is where the two
+    meet, for IPython only."""
+    from .render import run_html, step_html
+
+    html = ipython.display_formatter.formatters["text/html"]
+    html.for_type(PipelineRun, run_html)
+    html.for_type(StepResult, step_html)
+
+
+def _in_ipython() -> Any:
+    import sys
+
+    if "IPython" not in sys.modules:  # importing IPython just to ask would cost a plain script 0.2 s
+        return None
+    return sys.modules["IPython"].get_ipython()
+
+
+if (_shell := _in_ipython()) is not None:  # ``import pipeline_nb`` in a notebook, without %load_ext
+    _show_results_as_html(_shell)

@@ -1,4 +1,4 @@
-"""The plain, final rendering of a run: text, markdown and HTML that read well anywhere
+"""The plain, final rendering of a run: text and HTML that read well anywhere
 (JupyterLab, VS Code, GitHub, nbval) with no kernel and no widget state."""
 
 from __future__ import annotations
@@ -150,33 +150,6 @@ def run_text(run: PipelineRun) -> str:
     lines += [f"  handler error: {e}" for e in run.handler_errors]
     lines += [f"  warning: {w}" for w in run.warnings]
     return "\n".join(lines)
-
-
-def step_markdown(step: StepResult, level: int = 4) -> str:
-    lines = [f"{'#' * level} {ICONS[step.status]} {step.id} · {' · '.join(step_facts(step))}", ""]
-    problem = _step_problem(step)
-    if problem:
-        lines += [f"> {problem}", ""]
-    if step.thinking:
-        lines += ["<details><summary>thinking</summary>", "", escape(step.thinking), "", "</details>", ""]
-    cited = _cited_answer(step)
-    if cited is not None:
-        lines += ["".join(text + "".join(f"[{n}]" for n in numbers) for text, numbers in cited), ""]
-        lines += [f"[{n}] {citation_source(c)}  " for n, c in enumerate(step.citations, 1)] + [""]
-    elif step.text:
-        lines += [step.text, ""]
-    return "\n".join(lines)
-
-
-def run_markdown(run: PipelineRun) -> str:
-    head = f"**{run.name}** · {' · '.join(run_facts(run))}"
-    parts = [head, ""]
-    if run.description:
-        parts += [f"_{run.description}_", ""]
-    parts += [step_markdown(step) for step in run.steps.values()]
-    parts += [f"> handler error: {e}" for e in run.handler_errors]
-    parts += [f"> warning: {w}" for w in run.warnings]
-    return "\n".join(parts).rstrip() + "\n"
 
 
 def step_html(step: StepResult) -> str:

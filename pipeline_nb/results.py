@@ -78,15 +78,7 @@ class StepResult:
         error = f", error={str(self.error)!r}" if self.error else ""
         return f"StepResult(id={self.id!r}, status={self.status!r}, text={text!r}{error})"
 
-    def _repr_markdown_(self) -> str:
-        from .render import step_markdown
 
-        return step_markdown(self)
-
-    def _repr_html_(self) -> str:
-        from .render import step_html
-
-        return step_html(self)
 
 
 @dataclass(eq=False)
@@ -133,12 +125,4 @@ class PipelineRun:
         summary = ", ".join(f"{n} {status}" for status, n in counts.items())
         return f"PipelineRun(name={self.name!r}, status={self.status!r}, steps: {summary})"
 
-    def _repr_markdown_(self) -> str:
-        from .render import run_markdown
 
-        return run_markdown(self)
-
-    def _repr_html_(self) -> str:
-        from .render import run_html
-
-        return run_html(self)

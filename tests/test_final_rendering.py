@@ -143,9 +143,6 @@ def test_the_final_rendering_folds_the_thinking_above_the_answer_and_numbers_the
     assert step_html(run.steps["a"]) in run_html(run)
     assert run_text(run).splitlines()[1] == ("  ✓ a: ok · m · thought 6 words · 3 citations — "
                                              "Tides rise twice a day, neaps are weak & springs strong.")
-    markdown = run.steps["a"]._repr_markdown_()
-    assert "Tides rise twice a day[1], neaps are weak[2][3] & springs strong." in markdown
-    assert '[3] "Spring tides follow the full moon." — Tides, pp. 3–4' in markdown
 
 
 def test_a_run_that_thought_keeps_its_thinking_in_the_saved_rendering() -> None:

@@ -126,3 +126,16 @@ def test_in_a_terminal_the_texts_and_one_summary_are_printed(ip, capsys):
     shown = out + err
     assert ip.user_ns["term"].steps["a"].text in out
     assert shown.count("term: ok · 1 step") == 1, shown  # the console's summary, not a second rendering
+
+
+def test_a_run_or_step_shown_alone_in_a_cell_renders_as_html(ip):
+    ip.run_cell_magic("pipeline", "shown", "defaults: {mock_delay: 0}\nsteps:\n  - {id: a, prompt: hi}\n")
+    run = ip.user_ns["shown"]
+    html = ip.display_formatter.formatters["text/html"]
+    was, html.enabled = html.enabled, True  # as in a notebook (a terminal shell turns HTML off)
+    try:
+        for value in (run, run.steps["a"]):
+            data, _ = ip.display_formatter.format(value, include=["text/html"])
+            assert 'class="pnb-' in data["text/html"] and run.steps["a"].text[:20] in data["text/html"]
+    finally:
+        html.enabled = was

@@ -1,1 +1,7 @@
-"""The notebook display: the live widget view (the only ipywidgets/anywidget importer)."""
+"""The notebook display: the live widget view (the only ipywidgets/anywidget importer).
+
+``from pipeline_nb.display import WidgetHandler`` streams a run into a live view of your own."""
+
+from .live import LiveView, WidgetHandler
+
+__all__ = ["LiveView", "WidgetHandler"]

@@ -4,13 +4,7 @@ built-in handlers. Put your own handlers beside these and name them in ``stream_
 from .events import Chunk, CitationChunk, Event, Response, RetryInfo
 from .handlers import BufferHandler, CallbackHandler, ConsoleHandler, FileHandler, Handler, StreamHandler
 
-
-def __getattr__(name: str) -> object:
-    if name == "WidgetHandler":  # lives with the display: importing it loads ipywidgets
-        from ..display.live import WidgetHandler
-
-        return WidgetHandler
-    raise AttributeError(f"module 'pipeline_nb.streaming' has no attribute {name!r}")
+# The live view's WidgetHandler lives with the display (pipeline_nb.display), which streaming never imports.
 
 
 __all__ = [
@@ -25,5 +19,4 @@ __all__ = [
     "Response",
     "RetryInfo",
     "StreamHandler",
-    "WidgetHandler",
 ]

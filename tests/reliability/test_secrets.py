@@ -17,6 +17,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 import pipeline_nb
 from pipeline_nb.llm import LLMRequest
 from pipeline_nb.providers.claude import ClaudeProvider
+from pipeline_nb.render import run_html, run_text, step_html
 
 from _support import REPLY, kernel_manager
 
@@ -66,9 +67,9 @@ def test_no_key_in_results_errors_or_client_reprs(fake):
     client = provider._client(LLMRequest("claude", "claude-sonnet-5-5", (), 1))
     shown = [str(raised.value), repr(raised.value), repr(provider), repr(vars(provider)), repr(client), str(client)]
     for run in runs.values():
-        shown += [repr(run), run._repr_html_(), run._repr_markdown_()]
+        shown += [repr(run), run_html(run), run_text(run)]
         for step in run.steps.values():
-            shown += [repr(step), str(step.error), repr(step.error), step._repr_html_(), step._repr_markdown_()]
+            shown += [repr(step), str(step.error), repr(step.error), step_html(step)]
     assert_no_key("a repr", *shown)
 
 

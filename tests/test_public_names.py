@@ -1,0 +1,50 @@
+"""The public surface is what ``__all__`` says, and the core never imports the outer ring."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pipeline_nb
+import pipeline_nb.streaming
+import pipeline_nb.testing
+
+PACKAGE = Path(pipeline_nb.__file__).parent
+
+
+def test_the_top_level_names_are_exactly_the_public_api():
+    assert sorted(pipeline_nb.__all__) == [
+        "ErrorInfo", "PipelineError", "PipelineRun", "PipelineSpecError", "RunInterrupted", "Step",
+        "StepContext", "StepError", "StepResult", "Usage", "invoke", "load_ipython_extension",
+        "raise_for_status", "run"]
+    assert all(hasattr(pipeline_nb, name) for name in pipeline_nb.__all__)
+    assert sorted(pipeline_nb.streaming.__all__) == [
+        "BufferHandler", "CallbackHandler", "Chunk", "CitationChunk", "ConsoleHandler", "Event", "FileHandler",
+        "Handler", "Response", "RetryInfo", "StreamHandler"]
+    assert all(hasattr(pipeline_nb.streaming, name) for name in pipeline_nb.streaming.__all__)
+    assert all(hasattr(pipeline_nb.testing, name) for name in pipeline_nb.testing.__all__)
+
+
+def imports_of(path: Path) -> set[str]:
+    """The pipeline_nb modules ``path`` imports (relative imports resolved), at any depth of the file."""
+    here = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = here[: len(here) - node.level]
+            found.add(".".join((*base, node.module)) if node.module else ".".join(base))
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("pipeline_nb"):
+            found.add(node.module)
+    return found
+
+
+def test_streaming_results_and_rendering_keep_their_boundaries():
+    for path in (PACKAGE / "streaming").glob("*.py"):
+        assert not any(m.startswith("pipeline_nb.display") for m in imports_of(path)), path.name
+    assert "pipeline_nb.render" not in imports_of(PACKAGE / "results.py")
+    assert "pipeline_nb.compat" not in imports_of(PACKAGE / "spec.py")
+    core = ("spec", "templates", "engine", "execute", "content", "results", "llm", "llm_call", "request")
+    for name in core:
+        outer = {m for m in imports_of(PACKAGE / f"{name}.py")
+                 if m.split(".")[1:2] and m.split(".")[1] in ("magics", "display", "cli", "providers")}
+        assert not outer, f"{name}.py imports the outer ring: {outer}"
