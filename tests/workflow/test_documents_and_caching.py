@@ -126,3 +126,18 @@ def test_a_cache_miss_says_why(fake_anthropic: FakeAnthropic, papers: Path) -> N
     later = run.steps["ask"].items[1:]
     assert all(item.usage.cache_read_tokens == 0 for item in later)
     assert all(item.note.startswith("cache not read: system changed") for item in later), [i.note for i in later]
+
+
+def test_the_mock_thinks_and_cites_offline_the_same_every_time(papers: Path) -> None:
+    spec = {"steps": [{"id": "a", "prompt": "What is in the notes?", "stream": True, "mock_delay": 0,
+                       "thinking": True, "attachments": [{"file": "notes.md", "title": "Notes", "citations": True}]}]}
+    events: list = []
+    first, second = pipeline_nb.run(spec, on_event=events.append), pipeline_nb.run(spec)
+    step = first.steps["a"]
+    assert step.content == second.steps["a"].content  # deterministic, signature included
+    assert step.thinking.startswith("[mock thinking]") and step.text.endswith(NOTES.split(":")[0] + ":"
+                                                                              " the harbour floods twice a day.")
+    (cite,) = step.citations
+    assert (cite.cited_text, cite.document_title, cite.location) == (NOTES[cite.start:cite.end].strip(), "Notes",
+                                                                     "char_location")
+    assert [e.data.citation for e in events if e.kind == "citation"] == [cite]
