@@ -214,6 +214,16 @@ def text_of(blocks: Iterable[Block]) -> str:
     return "".join(b.text for b in blocks if isinstance(b, Text))
 
 
+def thinking_of(blocks: Iterable[Block]) -> str:
+    """Claude's thinking before its answer: the thinking blocks joined."""
+    return "".join(b.thinking for b in blocks if isinstance(b, Thinking))
+
+
+def citations_of(blocks: Iterable[Block]) -> tuple[Citation, ...]:
+    """The passages of attached documents that back the answer, in order."""
+    return tuple(c for b in blocks if isinstance(b, Text) for c in b.citations)
+
+
 @dataclass(frozen=True)
 class Reply:
     """A finished call: its content blocks, usage, why it stopped, the model and the request id."""
@@ -240,11 +250,11 @@ class Reply:
 
     @property
     def thinking(self) -> str:
-        return "".join(b.thinking for b in self.content if isinstance(b, Thinking))
+        return thinking_of(self.content)
 
     @property
     def citations(self) -> tuple[Citation, ...]:
-        return tuple(c for b in self.content if isinstance(b, Text) for c in b.citations)
+        return citations_of(self.content)
 
     def to_api(self) -> dict[str, Any]:
         reply: dict[str, Any] = {"content": [b.to_api() for b in self.content], "usage": self.usage.to_api(),

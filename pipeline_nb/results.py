@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .content import Block, Citation, Thinking, Usage
+from .content import Block, Citation, Usage, citations_of, thinking_of
 
 __all__ = ["ErrorInfo", "PipelineRun", "StepResult", "Usage"]
 
@@ -62,12 +62,12 @@ class StepResult:
     @property
     def thinking(self) -> str:
         """Claude's thinking before its answer (empty unless the step asked for thinking)."""
-        return "".join(b.thinking for b in self.content if isinstance(b, Thinking))
+        return thinking_of(self.content)
 
     @property
     def citations(self) -> tuple[Citation, ...]:
         """The passages of attached documents that back the answer, in order."""
-        return tuple(c for b in self.content for c in getattr(b, "citations", ()))
+        return citations_of(self.content)
 
     @property
     def ok(self) -> bool:

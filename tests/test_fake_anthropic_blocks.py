@@ -9,6 +9,7 @@ from typing import Any
 import anthropic
 import pytest
 
+from pipeline_nb.testing import pdf_bytes
 from pipeline_nb.testing.fake_anthropic import FakeAnthropic
 
 MODEL = "claude-sonnet-5-5"
@@ -17,15 +18,7 @@ ALMANAC = "Facts: the tide is lunar, says the almanac. Winds are solar."
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 40
 
 
-def pdf(*pages: str) -> bytes:
-    """A small uncompressed PDF, one page object followed by its text stream per page."""
-    kids = " ".join(f"{3 + 2 * i} 0 R" for i in range(len(pages)))
-    out = [f"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n"
-           f"2 0 obj << /Type /Pages /Kids [{kids}] /Count {len(pages)} >> endobj\n"]
-    for i, text in enumerate(pages):
-        out.append(f"{3 + 2 * i} 0 obj << /Type /Page /Parent 2 0 R /Contents {4 + 2 * i} 0 R >> endobj\n"
-                   f"{4 + 2 * i} 0 obj << >> stream\nBT ({text}) Tj ET\nendstream endobj\n")
-    return ("".join(out) + "%%EOF\n").encode("latin-1")
+pdf = pdf_bytes  # (the name the tests below use)
 
 
 def b64(data: bytes) -> str:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from ..content import Block, Citation, Thinking, Usage
+from ..content import Block, Citation, Usage, citations_of, thinking_of
 
 
 class Chunk(NamedTuple):
@@ -61,11 +61,11 @@ class Response(NamedTuple):
 
     @property
     def thinking(self) -> str:
-        return "".join(b.thinking for b in self.content if isinstance(b, Thinking))
+        return thinking_of(self.content)
 
     @property
     def citations(self) -> tuple[Citation, ...]:
-        return tuple(c for b in self.content for c in getattr(b, "citations", ()))
+        return citations_of(self.content)
 
 
 class RetryInfo(NamedTuple):

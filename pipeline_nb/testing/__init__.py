@@ -18,6 +18,7 @@ The pytest plugin (``pipeline_nb.testing.plugin``, registered as an entry point)
 """
 
 from .asserts import assert_run_ok, assert_same_results, assert_step
+from .documents import pdf_bytes
 from .fake_anthropic import FakeAnthropic, RecordedRequest
 
-__all__ = ["FakeAnthropic", "RecordedRequest", "assert_run_ok", "assert_same_results", "assert_step"]
+__all__ = ["FakeAnthropic", "RecordedRequest", "assert_run_ok", "assert_same_results", "assert_step", "pdf_bytes"]

@@ -8,21 +8,13 @@ import pytest
 
 import pipeline_nb
 from pipeline_nb import PipelineSpecError
-from pipeline_nb.testing import FakeAnthropic
+from pipeline_nb.testing import FakeAnthropic, pdf_bytes
 
 PAPER = "The tide is lunar. Spring tides follow the new moon."
 NOTES = "Field notes: the harbour floods twice a day."
 
 
-def pdf(*pages: str) -> bytes:
-    """A small uncompressed PDF: a page object and its text stream per page."""
-    kids = " ".join(f"{3 + 2 * i} 0 R" for i in range(len(pages)))
-    out = [f"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n"
-           f"2 0 obj << /Type /Pages /Kids [{kids}] /Count {len(pages)} >> endobj\n"]
-    for i, text in enumerate(pages):
-        out.append(f"{3 + 2 * i} 0 obj << /Type /Page /Parent 2 0 R /Contents {4 + 2 * i} 0 R >> endobj\n"
-                   f"{4 + 2 * i} 0 obj << >> stream\nBT ({text}) Tj ET\nendstream endobj\n")
-    return ("".join(out) + "%%EOF\n").encode("latin-1")
+pdf = pdf_bytes  # (the name the tests below use)
 
 
 @pytest.fixture
