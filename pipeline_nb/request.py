@@ -33,7 +33,7 @@ def build_request(
         model=resolved.model,
         messages=(*history, {"role": "user", "content": content}),
         max_tokens=resolved.max_tokens,
-        system=render(step, "system", context) if step.system else None,
+        system=_system(step, context),
         stop_sequences=step.stop_sequences,
         output_schema=dict(step.output_schema) if step.output_schema is not None else None,
         stream=resolved.stream,
@@ -62,6 +62,21 @@ def attachment_blocks(step: StepSpec, context: Mapping[str, Any], base_dir: Path
     return tuple(block.to_api() for block in made)
 
 
+def _system(step: StepSpec, context: Mapping[str, Any]) -> str | tuple[dict[str, Any], ...] | None:
+    """The system prompt: text, or (marked for caching) one text block with its cache mark."""
+    if not step.system:
+        return None
+    text = render(step, "system", context)
+    ttl = cache_ttl(step.system_cache)
+    if not ttl:
+        return text
+    return ({"type": "text", "text": text, "cache_control": _cache_control(ttl)},)
+
+
+def _cache_control(ttl: str) -> dict[str, str]:
+    return {"type": "ephemeral"} if ttl == "5m" else {"type": "ephemeral", "ttl": ttl}
+
+
 def api_extras(step: StepSpec) -> dict[str, Any]:
     """The API parameters a step sets beyond the prompt: ``params``, thinking, effort, caching."""
     extras: dict[str, Any] = dict(step.params or {})
@@ -72,7 +87,7 @@ def api_extras(step: StepSpec) -> dict[str, Any]:
         extras["output_config"] = {**extras.get("output_config", {}), "effort": step.effort}
     ttl = cache_ttl(step.cache)
     if ttl:
-        extras["cache_control"] = {"type": "ephemeral"} if ttl == "5m" else {"type": "ephemeral", "ttl": ttl}
+        extras["cache_control"] = _cache_control(ttl)
     return extras
 
 
@@ -88,11 +103,10 @@ def thinking_param(thinking: bool | Mapping[str, Any] | None) -> dict[str, Any] 
 
 
 def step_cache_ttl(step: StepSpec) -> str | None:
-    """The TTL a step caches with: its own ``cache:``, else the first attachment marked ``cache:``."""
-    ttl = cache_ttl(step.cache)
+    """The TTL a step caches with: its own ``cache:``, else its system's, else its first attachment's."""
     raw = step.attachments.raw if step.attachments is not None else ()
-    marked = (cache_ttl(item.get("cache")) for item in raw if isinstance(item, Mapping))
-    return ttl or next((t for t in marked if t), None)
+    marks = [step.cache, step.system_cache, *(item.get("cache") for item in raw if isinstance(item, Mapping))]
+    return next((ttl for ttl in map(cache_ttl, marks) if ttl), None)
 
 
 def cache_ttl(cache: bool | str | None) -> str | None:

@@ -63,6 +63,8 @@ class StepSpec:
     batch_poll_interval: float = 10.0
     when: Value | None = None
     output_schema: Mapping[str, Any] | None = None
+    system_cache: bool | str | None = None
+    """``system: {text, cache}``: the system prompt is marked for prompt caching."""
     thinking: bool | Mapping[str, Any] | None = None
     effort: str | None = None
     cache: bool | str | None = None
@@ -266,7 +268,10 @@ class _StepBuilder:
                 continue
             where = locations[key]
             try:
-                fields[_RENAMED.get(key, key)] = self._field(key, value, path)
+                field_value = self._field(key, value, path)
+                if key == "system" and isinstance(field_value, tuple):
+                    field_value, fields["system_cache"] = field_value
+                fields[_RENAMED.get(key, key)] = field_value
             except TemplateProblem as exc:
                 where = _at_line(where, blocks.get(key), exc.line) if where else None
                 syntax = not str(exc).startswith(("refused by the template sandbox", "the template nests"))
@@ -303,6 +308,8 @@ class _StepBuilder:
                                     hint="batches return whole replies; remove stream: true (or batch: true)")
 
     def _field(self, key: str, value: Any, path: Path_) -> Any:
+        if key == "system" and isinstance(value, Mapping):  # {text: ..., cache: true}: the text, and a mark
+            return compile_template(value["text"]), value.get("cache")
         if key in TEMPLATE_KEYS or key == "output_to_file":
             return compile_template(value)
         if key in _EXPRESSIONS:

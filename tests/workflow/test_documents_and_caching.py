@@ -133,3 +133,20 @@ def test_the_mock_thinks_and_cites_offline_the_same_every_time(papers: Path) -> 
     assert (cite.cited_text, cite.document_title, cite.location) == (NOTES[cite.start:cite.end].strip(), "Notes",
                                                                      "char_location")
     assert [e.data.citation for e in events if e.kind == "citation"] == [cite]
+
+
+def test_a_system_prompt_marked_for_caching_is_written_once_then_read(fake_anthropic: FakeAnthropic,
+                                                                     papers: Path) -> None:
+    long_system = "You are a careful reviewer of coastal science. " * 40
+    run = pipeline_nb.run(f"""
+defaults: {{provider: claude}}
+steps:
+  - id: ask
+    for_each: [one, two, three]
+    prompt: "Question {{{{ item }}}}"
+    system: {{text: "{long_system}", cache: 1h}}
+""")
+    first, *later = [item.usage for item in run.steps["ask"].items]
+    system = fake_anthropic.requests[0].body["system"]
+    assert system == [{"type": "text", "text": long_system, "cache_control": {"type": "ephemeral", "ttl": "1h"}}]
+    assert first.cache_write_tokens > 0 and all(u.cache_read_tokens == first.cache_write_tokens for u in later)
