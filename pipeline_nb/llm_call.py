@@ -15,7 +15,7 @@ from typing import Any
 from .content import Citation, Reply, Text, Thinking
 from .llm import CITATION, TEXT, THINKING, Cancelled, CancelToken, LLMRequest, Provider, ProviderError
 from .redact import redact
-from .results import ErrorInfo, StepResult, Usage
+from .results import ERROR_TYPES, ErrorInfo, StepResult, Usage
 from .spec import StepSpec
 from .streaming.events import CITATION as CITATION_EVENT
 from .streaming.events import DELTA, DONE, RETRY, Chunk, CitationChunk, Event, Response, RetryInfo
@@ -207,7 +207,10 @@ def backoff(step: StepSpec, exc: ProviderError, attempt: int) -> float:
 
 
 def fail(result: StepResult, kind: str, message: str, request_id: str | None = None) -> None:
-    """Mark ``result`` failed; keys in ``message`` (an echoed header, say) are redacted."""
+    """Mark ``result`` failed; keys in ``message`` (an echoed header, say) are redacted. A kind
+    outside ERROR_TYPES becomes ``unexpected_error``, the kind first in its message."""
+    if kind not in ERROR_TYPES:
+        kind, message = "unexpected_error", f"{kind}: {message}"
     result.status = "error"
     result.error = ErrorInfo(kind, redact(message), request_id)
 

@@ -32,7 +32,7 @@ def outcome(step: StepSpec, result: StepResult, cancelled: Callable[[], bool]) -
         except WriteError as exc:  # output_to_file on a full disk: the output stays on the step
             fail(result, "write_error", str(exc))
         except Exception as exc:  # a bug or a user's function must not lose the run
-            fail(result, type(exc).__name__, str(exc))
+            fail(result, "python_error", f"{type(exc).__name__}: {exc}")
 
 
 def run_status(run: PipelineRun) -> str:

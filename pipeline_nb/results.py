@@ -13,9 +13,54 @@ StepStatus = Literal["pending", "running", "ok", "error", "skipped", "interrupte
 RunStatus = Literal["pending", "running", "ok", "error", "interrupted"]
 
 
+API_ERROR_TYPES = {
+    "invalid_request_error": "the API refused the request as invalid (HTTP 400)",
+    "authentication_error": "the API key was not accepted (401)",
+    "billing_error": "the account cannot pay for the request",
+    "permission_error": "the key may not use this model or feature (403)",
+    "not_found_error": "no such model or endpoint (404)",
+    "request_too_large": "the request is too large (413)",
+    "rate_limit_error": "too many requests or tokens for now (429), after every retry",
+    "timeout_error": "the API timed out while answering",
+    "api_error": "the API failed (500 and the rest of 5xx), or sent an error type not listed here",
+    "overloaded_error": "the API is overloaded (529, or an error event mid-stream), after every retry",
+}
+"""The Messages API's own error types, kept as the API names them."""
+
+ERROR_TYPES = {
+    **API_ERROR_TYPES,
+    "missing_api_key": "no ANTHROPIC_API_KEY for a call that must go out",
+    "connection_error": "the API could not be reached",
+    "connection_lost": "the stream broke off mid-reply",
+    "incomplete_stream": "the stream ended before its message_stop",
+    "malformed_stream": "the stream sent data that is not valid",
+    "read_timeout": "the stream was silent past read_timeout",
+    "timeout": "the request timed out, or the step passed its own timeout",
+    "streaming_required": "the SDK refused a long non-streamed call before sending it",
+    "cassette_miss": "replaying, and the cassette has no recording of this request",
+    "batch_unsupported": "the provider cannot send Message Batches",
+    "expired": "a Message Batch item expired before it ran",
+    "canceled": "a Message Batch item was canceled before it ran",
+    "missing_result": "a Message Batch ended without a result for the item",
+    "invalid_output": "the reply is not valid JSON for output_schema",
+    "invalid_for_each": "for_each gave something that is not a list",
+    "invalid_attachment": "an attachment known only at run time cannot be sent",
+    "template_error": "a template failed to render, or the sandbox refused it",
+    "unsafe_path": "output_to_file names a path outside the working directory, or a folder",
+    "write_error": "the step's output could not be written to its file",
+    "python_error": "a python step's function (or a Step's run) raised; the message names the exception",
+    "child_failed": "a child of a parallel step failed (the child's own error is on the child)",
+    "item_failed": "an item of a for_each step failed (each item's error is on the item)",
+    "step_failed": "a step of a nested pipeline failed",
+    "unexpected_error": "anything else, from a custom provider say; the message starts with what it was",
+}
+"""Every ``ErrorInfo.type``, with what it means: a closed vocabulary, so a type is something to
+test for (``step.error.type == "rate_limit_error"``)."""
+
+
 @dataclass(frozen=True)
 class ErrorInfo:
-    """Why a step failed: the error type (the API's when it gave one), message and request id."""
+    """Why a step failed: its type (one of ERROR_TYPES), the message and the request id."""
 
     type: str
     message: str

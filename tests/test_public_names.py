@@ -48,3 +48,19 @@ def test_streaming_results_and_rendering_keep_their_boundaries():
         outer = {m for m in imports_of(PACKAGE / f"{name}.py")
                  if m.split(".")[1:2] and m.split(".")[1] in ("magics", "display", "cli", "providers")}
         assert not outer, f"{name}.py imports the outer ring: {outer}"
+
+
+def test_every_error_type_is_in_the_documented_vocabulary():
+    """ErrorInfo.type is closed: whatever fails (an unknown API type, a custom provider's own kind,
+    a user's exception), a step's error type is one of ERROR_TYPES."""
+    from pipeline_nb.llm_call import fail
+    from pipeline_nb.results import ERROR_TYPES, StepResult
+
+    step = StepResult("a")
+    fail(step, "quota_exhausted_by_a_custom_provider", "no more")
+    assert (step.error.type, step.error.message) == ("unexpected_error", "quota_exhausted_by_a_custom_provider: no more")
+    run = pipeline_nb.run("steps:\n  - {id: a, call: boom}\n", namespace={"boom": lambda: 1 / 0},
+                          raise_on_error=False)
+    assert run.steps["a"].error.type == "python_error" in ERROR_TYPES
+    documented = (PACKAGE.parent / "docs" / "reliability.md").read_text()
+    assert all(f"`{kind}`" in documented for kind in ERROR_TYPES), [k for k in ERROR_TYPES if f"`{k}`" not in documented]

@@ -78,7 +78,7 @@ def test_assert_run_ok_lists_the_failed_and_skipped_steps() -> None:
     run = pipeline_nb.run(spec, namespace={"divide": lambda: 1 / 0}, raise_on_error=False)
     with pytest.raises(AssertionError) as caught:
         assert_run_ok(run)
-    assert "step 'a' error: ZeroDivisionError" in str(caught.value)
+    assert "step 'a' error: python_error: ZeroDivisionError" in str(caught.value)
     assert "step 'b' skipped" in str(caught.value)
 
 

@@ -24,6 +24,7 @@ import anthropic
 import httpx2
 
 from ..content import Citation, Reply, Usage, block_from_api
+from ..results import API_ERROR_TYPES
 from ..llm import CITATION, TEXT, THINKING, BatchOutcome, BatchStatus, Cancelled, CancelToken, Emit, LLMRequest, ProviderError
 
 KEY_ENV = "ANTHROPIC_API_KEY"
@@ -245,8 +246,10 @@ def classify(exc: Exception, request_id: str | None = None) -> ProviderError:
     ``request_id`` is the id of the stream that broke, for errors that do not carry one."""
     if isinstance(exc, anthropic.APIStatusError):
         status = exc.status_code
-        kind = exc.type or type(exc).__name__
+        kind = exc.type if exc.type in API_ERROR_TYPES else "api_error"
         message = exc.api_message or str(exc)
+        if exc.type and kind != exc.type:  # a type the API added since: keep its name in the words
+            message = f"{exc.type}: {message}"
         if status == 200:  # an `event: error` in the middle of a stream
             return ProviderError(kind, message, retryable=True, request_id=exc.request_id, status=status)
         fix = _rejected_key(message) if status == 400 else None

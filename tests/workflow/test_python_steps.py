@@ -139,8 +139,8 @@ def test_a_failing_ctx_invoke_fails_the_step(fake_anthropic: FakeAnthropic) -> N
     fake_anthropic.fault("http", status=400, message="refused")
     result = run("steps:\n  - {id: shout, call: Shout, args: {word: hi, sink: []}}\n", namespace={"Shout": Shout})
     shout = result.steps["shout"]
-    assert shout.status == "error" and shout.error.type == "PipelineError"
-    assert "ctx.invoke failed: invalid_request_error: refused" in shout.error.message
+    assert shout.status == "error" and shout.error.type == "python_error"
+    assert "PipelineError: ctx.invoke failed: invalid_request_error: refused" in shout.error.message
 
 
 def test_a_raising_function_is_a_step_error_and_later_steps_skip(fake_anthropic: FakeAnthropic) -> None:
@@ -152,9 +152,9 @@ def test_a_raising_function_is_a_step_error_and_later_steps_skip(fake_anthropic:
           - {id: b, call: boom}
           - {id: after, prompt: never}
     """, namespace={"boom": boom})
-    assert result.steps["b"].status == "error" and str(result.steps["b"].error) == "ValueError: kaput"
+    assert result.steps["b"].status == "error" and str(result.steps["b"].error) == "python_error: ValueError: kaput"
     assert result.steps["after"].status == "skipped" and fake_anthropic.requests == []
-    with pytest.raises(pipeline_nb.StepError, match="step 'b' failed: ValueError: kaput"):
+    with pytest.raises(pipeline_nb.StepError, match="step 'b' failed: python_error: ValueError: kaput"):
         pipeline_nb.run("steps:\n  - {id: b, call: boom}\n", namespace={"boom": boom})
 
 
