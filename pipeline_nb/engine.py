@@ -8,7 +8,6 @@ a KeyboardInterrupt lands where it can stop the run cleanly. No IPython, no widg
 from __future__ import annotations
 
 import queue
-import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -27,6 +26,7 @@ from .plan import check_attachments, check_calls, check_step_attributes, check_t
 from .llm import CancelToken, Provider, ProviderError, create_provider
 from .results import PipelineRun, StepResult
 from .spec import PipelineSpec, StepSpec
+from .step_ids import owner_of
 from .streaming.events import RUN_END, STEP_END, Chunk, Event
 from .streaming.handlers import CallbackHandler, Handler
 
@@ -47,7 +47,6 @@ HANDLER_FAILURES = (Exception, SystemExit)
 KeyboardInterrupt is not among them: it stops the run."""
 
 _END = object()
-_MISSING = object()
 
 
 @dataclass
@@ -99,7 +98,6 @@ class _Run:
         self._finished = threading.Event()  # set by the worker as it ends: wakes a resting pump
         self.handlers = [as_handler(h) for h in options.handlers]
         self.routes: dict[str | None, list[Handler]] = {}
-        self._owners: dict[str | None, str | None] = {}  # derived step id -> its step (owner() is a regex)
         self.cassette: Cassette | None = None
 
     # -- planning: everything that can be wrong is found here, before any call --
@@ -311,11 +309,8 @@ class _Run:
             if isinstance(data, PipelineRun):
                 step_id = None
         targets = self.routes.get(step_id)
-        if not targets:
-            owner_id = self._owners.get(step_id, _MISSING)
-            if owner_id is _MISSING:
-                owner_id = self._owners[step_id] = owner(step_id)
-            targets = self.routes.get(owner_id, self.handlers)
+        if not targets:  # an item, a call or a nested step: its step's handlers
+            targets = self.routes.get(owner_of(step_id), self.handlers)
         for handler in targets:
             try:
                 handler.handle_event(event)
@@ -340,16 +335,6 @@ class _Run:
         for targets in self.routes.values():
             if handler in targets:
                 targets.remove(handler)
-
-
-def owner(step_id: str | None) -> str | None:
-    """The step a derived id belongs to: ``fan[0]``, ``shout.invoke1`` and ``nested/inner`` → the step."""
-    if step_id is None:
-        return None
-    return _OWNER.split(step_id, 1)[0]
-
-
-_OWNER = re.compile(r"\[|\.invoke|/")
 
 
 def _unique(handlers: list[Handler]) -> list[Handler]:

@@ -30,6 +30,7 @@ from .results import PipelineRun, StepResult, Usage
 from .loader import load_spec
 from .plan import inherit
 from .spec import PipelineSpec, StepSpec, parse_spec
+from .step_ids import call_id, item_id, nested_id
 from .streaming.events import DONE, PROGRESS, STEP_END, STEP_START, Chunk, CitationChunk, Event, Response, RetryInfo
 from .templates import STEPS, RenderInterrupted, TemplateProblem, literal
 
@@ -194,7 +195,7 @@ class Executor:
             inherited = {key: getattr(step, key) for key in _INVOKE_INHERITS
                          if key not in params and getattr(step, key) is not None}
             call_spec = replace(call_spec, **inherited, system=literal(system) if system is not None else None)
-            call_result = StepResult(f"{result.id}.invoke{next(calls)}")
+            call_result = StepResult(call_id(result.id, next(calls)))
             emit = self.emit if on_event is None else _tee(self.emit, on_event)
             self._llm(replace(call_spec, prompt=literal(prompt)), call_result, {}, prompt, emit)
             result.usage = result.usage + call_result.usage
@@ -257,7 +258,7 @@ class Executor:
             hint = "; to loop over a mapping, use its .items() or .values()" if isinstance(items, Mapping) else ""
             raise StepProblem("invalid_for_each", f"for_each must give a list, got {got}{hint}", "for_each")
         items = list(items)
-        results = [StepResult(f"{step.id}[{i}]", type=step.type, model=result.model, item=item, index=i)
+        results = [StepResult(item_id(step.id, i), type=step.type, model=result.model, item=item, index=i)
                    for i, item in enumerate(items)]
         result.items = results
         done = failed = 0
@@ -370,7 +371,7 @@ def _prefixed(emit: EmitEvent, prefix: str) -> EmitEvent:
     def rename(event: Event) -> None:
         data = event.data
         if isinstance(data, (Chunk, CitationChunk, Response, RetryInfo)):
-            emit(Event(event.kind, data._replace(step_id=f"{prefix}/{data.step_id}")))
+            emit(Event(event.kind, data._replace(step_id=nested_id(prefix, data.step_id))))
 
     return rename
 

@@ -1,7 +1,8 @@
 // pipeline_nb live view: a head line, a row per step, and the streamed text of each step.
 // The kernel sends at most one custom message per interval, applied in this order:
-//   {reset: [stepId], thinking: [[stepId, text, count]], text: [[stepId, text, count, marks?]],
-//    done: [partId]}
+//   {owners: {partId: rowId}, reset: [stepId], thinking: [[stepId, text, count]],
+//    text: [[stepId, text, count, marks?]], done: [partId]}
+// owners names the row of each derived id in the message (an item, a call, a nested step);
 // reset clears a pane and its thinking (a retry); thinking and text are appended, so each
 // byte crosses the wire once; count is the pieces received so far; marks, when present, are
 // [[offset, n, source]]: a citation mark [n] goes at offset (UTF-16 units) of that text; done
@@ -72,15 +73,12 @@ function render({ model, el: root }) {
   const finished = []; // part ids that finished, oldest first
   let rows = model.get("rows"); // the latest rows: from a message while running, from state at the end
 
-  // A pane belongs to its row; a derived id (a[0], a/b, a.invoke1) to the row it comes from.
+  // A pane belongs to its row; a derived id (an item, a call, a nested step) to the row the
+  // kernel named for it in a message's `owners`: ids are never parsed here.
+  const owners = new Map(); // derived id -> the id of its row
   function rowFor(id) {
-    let best = null;
-    for (const row of rows) {
-      if (row.id === id) return row;
-      const next = id.charAt(row.id.length);
-      if (id.startsWith(row.id) && "[/.".includes(next) && (!best || row.id.length > best.id.length)) best = row;
-    }
-    return best;
+    const own = owners.get(id) || id;
+    return rows.find((row) => row.id === own) || null;
   }
 
   function order(id) {
@@ -270,6 +268,7 @@ function render({ model, el: root }) {
   }
 
   function onMessage(msg) {
+    for (const [id, own] of Object.entries(msg.owners || {})) owners.set(id, own);
     for (const id of msg.reset || []) reset(id);
     for (const [id, text, count] of msg.thinking || []) think(id, text, count);
     for (const [id, text, count, marks] of msg.text || []) append(id, text, count, marks);

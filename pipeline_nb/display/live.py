@@ -22,7 +22,7 @@ import anywidget
 import traitlets
 from IPython.display import DisplayHandle, display
 
-from ..engine import owner
+from ..step_ids import owner_of
 from ..render import citation_source
 from ..results import PipelineRun, StepResult
 from ..streaming.events import Chunk, CitationChunk, Response, RetryInfo
@@ -49,13 +49,15 @@ class LiveView(anywidget.AnyWidget):
     rows = traitlets.List(traitlets.Dict()).tag(sync=True)
 
     def push(self, *, resets: list[str] | None = None, thinking: list[tuple[str, str, int]] | None = None,
-             text: list[tuple[Any, ...]] | None = None, finished: list[str] | None = None) -> None:
+             text: list[tuple[Any, ...]] | None = None, finished: list[str] | None = None,
+             owners: dict[str, str] | None = None) -> None:
         """One message: panes to clear, thinking and then text to append as ``(step id, text,
         pieces so far)``, parts that finished; the view applies them in that order. A text
         entry may end with citation marks, ``[[offset, number, source], ...]``: a ``[number]``
-        goes at ``offset`` (UTF-16 units, as JavaScript counts) of the entry's text. (Rows go
-        as state.)"""
-        message: dict[str, Any] = {}
+        goes at ``offset`` (UTF-16 units, as JavaScript counts) of the entry's text. ``owners``
+        names the row of each derived id in the message (an item, a call, a nested step), so
+        the view never parses ids. (Rows go as state.)"""
+        message: dict[str, Any] = {"owners": owners} if owners else {}
         if resets:
             message["reset"] = resets
         if thinking:
@@ -196,7 +198,10 @@ class WidgetHandler(StreamHandler):
                         for step_id, parts in self._thinking.items()]
             text = [(step_id, "".join(parts), self._counts.get(step_id, 0)) + _marked(self._marks.get(step_id))
                     for step_id, parts in self._pending.items()]
-            self.view.push(resets=self._resets, thinking=thinking, text=text, finished=self._finished)
+            parts = {*self._pending, *self._thinking, *self._resets, *self._finished}
+            owners = {str(part): owner_of(part) for part in parts if owner_of(part) != part}
+            self.view.push(resets=self._resets, thinking=thinking, text=text, finished=self._finished,
+                           owners=owners)
             messages += 1
         self.sends += messages
         self._pending, self._thinking, self._marks, self._pending_chars = {}, {}, {}, 0
@@ -288,7 +293,7 @@ class WidgetHandler(StreamHandler):
             self._place_all_marks(part)
         if part in self._run.steps:
             return  # a step's own reply: its row changes at step_end
-        whole = owner(part)
+        whole = owner_of(part)
         if whole is not None:
             self._part_tokens[whole] = self._part_tokens.get(whole, 0) + response.usage.output_tokens
         if part in self._counts:  # it streamed, so it has a pane to close

@@ -24,14 +24,12 @@ import time
 from typing import IO, TYPE_CHECKING
 
 from .events import Chunk, Event, Response, RetryInfo
+from ..step_ids import derives_from
 from .handlers import StreamHandler
 from .terminal_text import cites_note, is_terminal, run_summary, spoken_seconds
 
 if TYPE_CHECKING:
     from ..results import PipelineRun, StepResult
-
-_DERIVED = ("[", ".", "/")
-"""What follows a step id in the ids derived from it: ``fan[0]``, ``p.invoke1``, ``p/child``."""
 
 THINKING_PREFIX = "┊ "
 """What starts each line of thinking, so it reads apart from the answer on a shared screen."""
@@ -236,7 +234,7 @@ class ConsoleHandler(StreamHandler):
 
     def _takes_front(self, step_id: str) -> bool:
         """The front is free, or its owner has written nothing and ``step_id`` is its item or child."""
-        return self._live is None or (self._claim is not None and _derived(step_id, self._claim))
+        return self._live is None or (self._claim is not None and derives_from(step_id, self._claim))
 
     def _end(self, step_id: str, *, newline: bool = True) -> None:
         """``step_id`` is done: end its line, then let the held steps through in turn."""
@@ -343,7 +341,7 @@ class ConsoleHandler(StreamHandler):
         # interrupted: stdout keeps exactly the text received; failed mid-stream: end the line
         newline = step.status != "interrupted"
         # its items, children and ctx.invoke calls that sent no done (failed mid-stream) end with it
-        for step_id in [s for s in (self._live, *self._held) if s is not None and _derived(s, step.id)]:
+        for step_id in [s for s in (self._live, *self._held) if s is not None and derives_from(s, step.id)]:
             self._end(step_id, newline=newline)
         self._end(step.id, newline=newline)
         if step.status == "error" and step.error is not None:
@@ -364,8 +362,3 @@ class ConsoleHandler(StreamHandler):
     def _print_summary(self, run: PipelineRun) -> None:
         self._summarised = True
         self._write_err(run_summary(run) + "\n")
-
-
-def _derived(step_id: str, parent: str) -> bool:
-    """``step_id`` is an item, child or call of step ``parent`` (``fan[0]``, ``p/a``, ``p.invoke1``)."""
-    return step_id.startswith(parent) and step_id[len(parent):len(parent) + 1] in _DERIVED

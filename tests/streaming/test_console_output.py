@@ -17,6 +17,7 @@ from pipeline_nb.results import ErrorInfo, PipelineRun, StepResult, Usage
 from pipeline_nb.loader import load_spec
 from pipeline_nb.streaming import Chunk, ConsoleHandler, Event, Response, RetryInfo
 from pipeline_nb.streaming.console import run_summary
+from pipeline_nb.step_ids import item_id
 
 M = "claude-sonnet-5-5"
 
@@ -90,8 +91,8 @@ class Script:
 
 def test_a_progress_note_waits_for_the_live_line_to_end() -> None:
     script = (Script().start("facts")
-              .say("facts[0]", "t12 t").progress("facts", "1 of 2").say("facts[0]", "est\nmo", "re")
-              .done("facts[0]", "t12 test\nmore").say("facts[1]", "done").done("facts[1]", "done")
+              .say(item_id("facts", 0), "t12 t").progress("facts", "1 of 2").say(item_id("facts", 0), "est\nmo", "re")
+              .done(item_id("facts", 0), "t12 test\nmore").say(item_id("facts", 1), "done").done(item_id("facts", 1), "done")
               .end("facts"))
     terminal = script.play()
     assert terminal.screen.getvalue() == (
@@ -111,16 +112,16 @@ def test_a_waiting_note_breaks_in_on_stderr_once_the_stream_goes_quiet() -> None
     handler = ConsoleHandler(terminal, terminal.screen)
     handler.QUIET_FLUSHES = 3  # the engine calls flush() after each ~50 ms with no event
     handler.init(PipelineRun("r", {}))
-    handler.handle_event(Event("delta", Chunk("fan[0]", 1, 1, "t12 t")))
+    handler.handle_event(Event("delta", Chunk(item_id("fan", 0), 1, 1, "t12 t")))
     handler.handle_event(Event("progress", StepResult("fan", note="1 of 2")))
     handler.flush()
-    handler.handle_event(Event("delta", Chunk("fan[0]", 1, 2, "es")))  # an event: the quiet starts again
+    handler.handle_event(Event("delta", Chunk(item_id("fan", 0), 1, 2, "es")))  # an event: the quiet starts again
     handler.flush()
     handler.flush()
     assert terminal.screen.getvalue() == "── fan[0] ──\nt12 tes"  # quiet, but not for long yet
     handler.flush()
     assert terminal.screen.getvalue() == "── fan[0] ──\nt12 tes\n[fan: 1 of 2]\n"
-    handler.handle_event(Event("delta", Chunk("fan[0]", 1, 3, "t")))
+    handler.handle_event(Event("delta", Chunk(item_id("fan", 0), 1, 3, "t")))
     assert terminal.stdout.getvalue() == "t12 test"  # the break went to stderr: stdout is as received
 
 
@@ -188,9 +189,9 @@ def test_parallel_children_each_get_their_header_just_before_their_text() -> Non
 
 def test_for_each_items_stream_in_turn_under_their_index() -> None:
     script = (Script().start("fan")
-              .say("fan[1]", "b1 ").say("fan[0]", "a1 ").say("fan[2]", "c1").say("fan[1]", "b2")
-              .done("fan[2]", "c1").progress("fan", "1 of 3").done("fan[1]", "b1 b2").progress("fan", "2 of 3")
-              .say("fan[0]", "a2").done("fan[0]", "a1 a2").progress("fan", "3 of 3").end("fan"))
+              .say(item_id("fan", 1), "b1 ").say(item_id("fan", 0), "a1 ").say(item_id("fan", 2), "c1").say(item_id("fan", 1), "b2")
+              .done(item_id("fan", 2), "c1").progress("fan", "1 of 3").done(item_id("fan", 1), "b1 b2").progress("fan", "2 of 3")
+              .say(item_id("fan", 0), "a2").done(item_id("fan", 0), "a1 a2").progress("fan", "3 of 3").end("fan"))
     assert script.play().screen.getvalue() == (
         f"── fan ({M}) ──\n"
         "── fan[1] ──\n"
@@ -206,7 +207,7 @@ def test_for_each_items_stream_in_turn_under_their_index() -> None:
 
 
 def test_an_item_that_failed_mid_stream_frees_the_front_when_its_step_ends() -> None:
-    script = (Script().start("fan").say("fan[0]", "cut sh").say("fan[1]", "whole").done("fan[1]", "whole")
+    script = (Script().start("fan").say(item_id("fan", 0), "cut sh").say(item_id("fan", 1), "whole").done(item_id("fan", 1), "whole")
               .end("fan", "error", ErrorInfo("item_failed", "1 of 2 items failed; first: fan[0]: cut")))
     assert script.play("error").screen.getvalue() == (
         f"── fan ({M}) ──\n"

@@ -217,10 +217,10 @@ def play(events: list[Event], steps: dict[str, StepResult]) -> tuple[str, str]:
 
 def test_a_note_waits_for_the_thinking_line_to_end() -> None:
     fan = StepResult("fan", model="m", status="running")
-    events = [Event("step_start", fan), thinking("fan[0]", 1, "I sh"),
+    events = [Event("step_start", fan), thinking(item_id("fan", 0), 1, "I sh"),
               Event("progress", StepResult("fan", status="running", note="1 of 2")),
-              thinking("fan[0]", 2, "ould\nche"), thinking("fan[0]", 3, "ck"), delta("fan[0]", 4, "Yes"),
-              done("fan[0]", "Yes", "I should\ncheck"), Event("step_end", fan)]
+              thinking(item_id("fan", 0), 2, "ould\nche"), thinking(item_id("fan", 0), 3, "ck"), delta(item_id("fan", 0), 4, "Yes"),
+              done(item_id("fan", 0), "Yes", "I should\ncheck"), Event("step_end", fan)]
     screen, stdout = play(events, {"fan": fan})
     assert screen == ("── fan (m) ──\n"
                       "── fan[0] ──\n"
@@ -272,6 +272,7 @@ def test_the_run_summary_says_the_step_thought_and_cited() -> None:
 pytest.importorskip("anywidget")
 
 from pipeline_nb.display import live  # noqa: E402
+from pipeline_nb.step_ids import item_id
 
 
 class Recorder(live.LiveView):

@@ -22,6 +22,7 @@ from tests.reliability._support import Kernel, kernel_manager
 pytest.importorskip("anywidget")
 
 from pipeline_nb.display import live  # noqa: E402
+from pipeline_nb.step_ids import item_id
 
 INTERVAL = 0.05
 
@@ -86,10 +87,10 @@ def fan_out(handler: WireHandler, clock: list[float], items: int, step_every: fl
     run, view = start(handler, fan)
     fan.status = "running"
     handler.handle_event(Event(STEP_START, fan))
-    fan.items = [StepResult(f"fan[{i}]") for i in range(items)]
+    fan.items = [StepResult(item_id("fan", i)) for i in range(items)]
     for i in range(items):
         clock[0] += step_every
-        handler.handle_event(Event(DONE, Response(f"fan[{i}]", 1, "reply", Usage(3, 2), "end_turn", "m")))
+        handler.handle_event(Event(DONE, Response(item_id("fan", i), 1, "reply", Usage(3, 2), "end_turn", "m")))
         fan.note = f"{i + 1} of {items}"
         handler.handle_event(Event(PROGRESS, replace(fan)))
     fan.status, fan.usage, fan.note = "ok", Usage(3 * items, 2 * items), f"{items} items"
@@ -154,13 +155,13 @@ def test_a_for_each_row_shows_its_item_count_at_once_and_the_tokens_of_finished_
     _, view = start(handler, fan)
     fan.status = "running"
     handler.handle_event(Event(STEP_START, fan))
-    fan.items = [StepResult(f"fan[{i}]") for i in range(5)]  # the worker knows N; no item has finished
+    fan.items = [StepResult(item_id("fan", i)) for i in range(5)]  # the worker knows N; no item has finished
     clock[0] += 0.1
     handler.flush()  # the engine's flush in a quiet spell
     assert latest_rows(view)["fan"]["note"] == "0 of 5"
     for i, tokens in enumerate((7, 5)):
         clock[0] += 0.1
-        handler.handle_event(Event(DONE, Response(f"fan[{i}]", 1, "reply", Usage(3, tokens), "end_turn", "m")))
+        handler.handle_event(Event(DONE, Response(item_id("fan", i), 1, "reply", Usage(3, tokens), "end_turn", "m")))
         fan.note = f"{i + 1} of 5"
         handler.handle_event(Event(PROGRESS, replace(fan)))
     clock[0] += 0.1
