@@ -203,12 +203,9 @@ def _unlock(fd: int) -> None:
 
 
 def _names(path: Path, held: os.stat_result) -> bool:
-    """Whether ``path`` still names the file whose status is ``held``."""
-    try:
-        now = os.stat(path)
-    except FileNotFoundError:
-        return False
-    return (held.st_ino, held.st_dev) == (now.st_ino, now.st_dev)
+    """Whether ``path`` still names the file whose status is ``held``: a compaction renames a new
+    file over it, which leaves the old one with no name (``st_nlink`` 0); no second stat needed."""
+    return held.st_nlink > 0
 
 
 # -- reading and writing a locked file --
