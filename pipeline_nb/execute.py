@@ -63,6 +63,8 @@ class Executor:
         self.context = ChainMap({STEPS: run.steps}, self.set_vars, context)
         self.namespace = namespace or {}
         self.emit, self.cancel = emit, cancel
+        self._read_attachments: dict[str, tuple[dict[str, Any], ...]] = {}
+        """Attachments that use no name, as blocks, by step id: read once per run."""
         self._cached_replies: dict[str, str] = {}
         """The first reply's message id of each step that asked for caching."""
         self.nested = nested or {}
@@ -144,7 +146,7 @@ class Executor:
             history = (*earlier.messages, {"role": "assistant", "content": answer})
         text = prompt if prompt is not None else llm_call.render(step, "prompt", context)
         ttl = step_cache_ttl(step)
-        attachments = attachment_blocks(step, context, self.spec.base_dir or Path.cwd())
+        attachments = self._attachments(step, context)
         request = build_request(resolved, text, context, history, attachments,
                                 previous_message_id=self._cached_replies.get(step.id) if ttl else None)
         token = CancelToken()
@@ -162,6 +164,16 @@ class Executor:
         if ttl and reply is not None and reply.id:  # later calls of this step compare their cache with it
             self._cached_replies.setdefault(step.id, reply.id)
         result.cost = llm_call.cost(result.usage, result.model, self.spec.pricing, cache_ttl=ttl)
+
+    def _attachments(self, step: StepSpec, context: Mapping[str, Any]) -> tuple[dict[str, Any], ...]:
+        """The step's attachments as blocks; ones that use no name (plain paths) are read once per
+        run, not once per for_each item or retry."""
+        if step.attachments is None or step.attachments.names:
+            return attachment_blocks(step, context, self.spec.base_dir or Path.cwd())
+        with self._lock:  # items that start together wait for the first one's read
+            if step.id not in self._read_attachments:
+                self._read_attachments[step.id] = attachment_blocks(step, context, self.spec.base_dir or Path.cwd())
+            return self._read_attachments[step.id]
 
     def _set(self, step: StepSpec, result: StepResult, context: Mapping[str, Any]) -> None:
         values = {name: value.evaluate(context) for name, value in step.set_vars.items()}
@@ -297,7 +309,7 @@ class Executor:
         for index, (item_result, item) in enumerate(zip(results, items)):
             scope = self._item_scope(step, item, index, len(items))
             requests.append(build_request(resolved, llm_call.render(step, "prompt", scope), scope,
-                                          attachments=attachment_blocks(step, scope, self.spec.base_dir or Path.cwd())))
+                                          attachments=self._attachments(step, scope)))
             item_result.status, item_result.model = "running", resolved.model
 
         def on_status(status: BatchStatus) -> None:

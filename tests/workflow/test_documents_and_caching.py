@@ -150,3 +150,24 @@ steps:
     system = fake_anthropic.requests[0].body["system"]
     assert system == [{"type": "text", "text": long_system, "cache_control": {"type": "ephemeral", "ttl": "1h"}}]
     assert first.cache_write_tokens > 0 and all(u.cache_read_tokens == first.cache_write_tokens for u in later)
+
+
+def test_a_plain_attachment_is_read_once_per_run_not_once_per_item(papers: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline_nb import attachments
+
+    reads: list[str] = []
+    real = attachments.read_attachment
+
+    def counted(path, *args, **kwargs):
+        reads.append(Path(path).name)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(attachments, "read_attachment", counted)
+    run = pipeline_nb.run({"steps": [
+        {"id": "plain", "for_each": [1, 2, 3], "prompt": "q {{ item }}", "mock_delay": 0, "attachments": ["paper.pdf"]},
+        {"id": "named", "for_each": ["notes", "notes"], "prompt": "q", "mock_delay": 0,
+         "attachments": ["{{ item }}.md"]}]})
+    assert run.ok
+    # paper.pdf: checked before the run, then read once for its three items; a path made from a name, per item
+    assert reads == ["paper.pdf", "paper.pdf", "notes.md", "notes.md"]
