@@ -17,7 +17,7 @@ import threading
 from typing import Any
 
 from pipeline_nb.testing import FakeAnthropic
-from pipeline_nb.testing import fake_anthropic
+from pipeline_nb.testing import _fake_anthropic as fake_anthropic
 
 from ._text import deltas, sized
 

@@ -25,7 +25,7 @@ PROMPT = "[memory]"
 _CASE = r'''
 import contextlib, io, json, os, sys, tracemalloc
 import anthropic, pipeline_nb
-from pipeline_nb.display.live import WidgetHandler
+from pipeline_nb.display import WidgetHandler
 case = sys.argv[1]
 spec = {"steps": [{"id": "a", "provider": "claude", "prompt": "PROMPT", "stream": True, "max_tokens": 10**6}]}
 client = anthropic.Anthropic(max_retries=0)

@@ -21,8 +21,8 @@ def run(repeat: int = 5, quick: bool = False) -> list[Figure]:
             widgets.append(kernel.check("import ipywidgets").cell_seconds)
         with Kernel() as kernel:
             load.append(kernel.check("%load_ext pipeline_nb").cell_seconds)
-            view.append(kernel.check("import pipeline_nb.display.live").cell_seconds)
-            sdk.append(kernel.check("import pipeline_nb.providers.claude").cell_seconds)
+            view.append(kernel.check("import pipeline_nb.display._live").cell_seconds)
+            sdk.append(kernel.check("import pipeline_nb.providers._claude").cell_seconds)
     extra = (median(load) - median(widgets)) * 1000
     print(f"  import ipywidgets: {median(widgets) * 1000:.0f} ms ({spread([w * 1000 for w in widgets])})", flush=True)
     print(f"  %load_ext pipeline_nb: {median(load) * 1000:.0f} ms ({spread([x * 1000 for x in load])})",

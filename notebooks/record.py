@@ -37,7 +37,8 @@ def fake_claude(replies_file: Path) -> Iterator[dict[str, str]]:
         if replies_file.exists():
             for reply in yaml.safe_load(replies_file.read_text(encoding="utf-8")) or []:
                 cite = reply.get("cite")  # a quote, or a list of quotes and [sentence, quote] pairs
-                fake.reply(reply["text"], when=reply["when"], chunks=reply.get("chunks"),
+                fake.reply(reply.get("text", ""), when=reply["when"], chunks=reply.get("chunks"),
+                           tool_calls=reply.get("tool_calls"),
                            usage=tuple(reply["usage"]) if "usage" in reply else None,
                            thinking=reply.get("thinking"),
                            cite=[tuple(c) if isinstance(c, list) else c for c in cite] if isinstance(cite, list)

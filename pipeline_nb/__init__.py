@@ -15,14 +15,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from .api import invoke, raise_for_status, run
-from .context import Step, StepContext
-from .errors import PipelineError, PipelineSpecError, RunInterrupted, StepError
-from .results import ErrorInfo, PipelineRun, StepResult, Usage
+from ._api import invoke, raise_for_status, run
+from ._context import Step, StepContext
+from ._errors import PipelineError, PipelineSpecError, RunInterrupted, StepError
+from ._results import ERROR_TYPES, ErrorInfo, PipelineRun, StepResult, ToolCall, Usage
+from ._step_ids import StepId
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ERROR_TYPES",
     "ErrorInfo",
     "PipelineError",
     "PipelineRun",
@@ -31,7 +33,9 @@ __all__ = [
     "Step",
     "StepContext",
     "StepError",
+    "StepId",
     "StepResult",
+    "ToolCall",
     "Usage",
     "invoke",
     "load_ipython_extension",
@@ -42,7 +46,7 @@ __all__ = [
 
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext pipeline_nb``: register ``%%pipeline``."""
-    from .magics import PipelineMagics
+    from ._magics import PipelineMagics
 
     ipython.register_magics(PipelineMagics)
     _show_results_as_html(ipython)
@@ -53,7 +57,7 @@ def _show_results_as_html(ipython: Any) -> None:
 
     The results are plain data and the rendering plain functions of them; this is where the two
     meet, for IPython only."""
-    from .render import run_html, step_html
+    from ._render import run_html, step_html
 
     html = ipython.display_formatter.formatters["text/html"]
     html.for_type(PipelineRun, run_html)

@@ -1,6 +1,6 @@
 """The API's limits on attachments, and reading an attachment file within them.
 
-Private to :mod:`pipeline_nb.attachments`, which re-exports the limits. :func:`read_attachment`
+Private to :mod:`pipeline_nb._attachments`, which re-exports the limits. :func:`read_attachment`
 turns a file into a block: only a regular file is opened (a FIFO would block), without
 blocking, and no more of it is read than its kind may hold. :func:`make_block` checks any
 bytes or text against the limits of one attachment, :func:`check_request` a whole request's.

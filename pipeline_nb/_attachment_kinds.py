@@ -1,6 +1,6 @@
 """What an attachment's bytes are: PDFs and images told by their magic bytes, not their names.
 
-Private to :mod:`pipeline_nb.attachments`. :func:`sniff` names the kind of some bytes,
+Private to :mod:`pipeline_nb._attachments`. :func:`sniff` names the kind of some bytes,
 :func:`kind_of_suffix` the kind a file name promises, :func:`image_size` reads an image's
 width and height from its header (without decoding it), and :func:`pdf_pages` counts the
 page objects of a PDF. A count or a size that cannot be read is None: the API then decides,

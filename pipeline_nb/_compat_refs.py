@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 
 from ._pipeline_file import MAX_PIPELINE_FILE_BYTES
 from ._yaml import SourceMap
-from .errors import Location
+from ._errors import Location
 
 Path_ = tuple[Any, ...]
 _BUILTINS = {"workflow", "step", "timestamp", "date", "execution_id", "environment", "env", "config"}

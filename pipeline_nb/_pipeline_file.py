@@ -19,7 +19,7 @@ from typing import Any, BinaryIO
 
 from ._schema import _describe, schema
 from ._yaml import SourceMap
-from .errors import Location, PipelineSpecError
+from ._errors import Location, PipelineSpecError
 
 MAX_PIPELINE_FILE_BYTES = 10_000_000
 """The largest pipeline file read (10 MB); a larger one is refused before it is read."""

@@ -10,7 +10,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from ._yaml import SourceMap
-from .errors import PipelineSpecError
+from ._errors import PipelineSpecError
 
 if TYPE_CHECKING:
     import jsonschema

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from .errors import Location, PipelineSpecError
+from ._errors import Location, PipelineSpecError
 
 Path = tuple[Any, ...]
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from ._compat_refs import Expressions, Path_, Problem, _Target, literal
 from ._yaml import SourceMap
-from .errors import PipelineSpecError
+from ._errors import PipelineSpecError
 
 __all__ = ["Problem", "is_workflow", "translate"]
 

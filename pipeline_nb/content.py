@@ -15,6 +15,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Union
 
+__all__ = [
+    "Block", "Citation", "Document", "Image", "RedactedThinking", "Reply", "ServerToolResult", "ServerToolUse",
+    "Text", "Thinking", "ToolResult", "ToolUse", "Usage", "citations_of", "text_of", "thinking_of"]
+
 _RANGES = {
     "char_location": ("start_char_index", "end_char_index"),
     "page_location": ("start_page_number", "end_page_number"),
@@ -23,38 +27,50 @@ _RANGES = {
 }
 
 
+
 @dataclass(frozen=True)
 class Usage:
     """Token counts of one call, a step, or a whole run. Cache writes and reads are input tokens
-    billed at their own rates; ``input_tokens`` counts only the uncached rest."""
+    billed at their own rates; ``input_tokens`` counts only the uncached rest. Server tools
+    (web search, web fetch) are billed per request."""
 
     input_tokens: int = 0
     output_tokens: int = 0
     cache_write_tokens: int = 0
     cache_read_tokens: int = 0
+    web_search_requests: int = 0
+    web_fetch_requests: int = 0
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(self.input_tokens + other.input_tokens, self.output_tokens + other.output_tokens,
                      self.cache_write_tokens + other.cache_write_tokens,
-                     self.cache_read_tokens + other.cache_read_tokens)
+                     self.cache_read_tokens + other.cache_read_tokens,
+                     self.web_search_requests + other.web_search_requests,
+                     self.web_fetch_requests + other.web_fetch_requests)
 
     @property
     def total(self) -> int:
         return self.input_tokens + self.output_tokens + self.cache_write_tokens + self.cache_read_tokens
 
-    def to_api(self) -> dict[str, int]:
-        usage = {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens}
+    def to_api(self) -> dict[str, Any]:
+        usage: dict[str, Any] = {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens}
         if self.cache_write_tokens or self.cache_read_tokens:
             usage.update(cache_creation_input_tokens=self.cache_write_tokens,
                          cache_read_input_tokens=self.cache_read_tokens)
+        if self.web_search_requests or self.web_fetch_requests:
+            usage["server_tool_use"] = {"web_search_requests": self.web_search_requests,
+                                        "web_fetch_requests": self.web_fetch_requests}
         return usage
 
     @classmethod
     def from_api(cls, usage: Any) -> Usage:
         """From the SDK's Usage object or the API's dict (missing counts are 0)."""
         get = usage.get if isinstance(usage, Mapping) else lambda name: getattr(usage, name, None)
+        server = get("server_tool_use") or {}
+        count = server.get if isinstance(server, Mapping) else lambda name: getattr(server, name, None)
         return cls(get("input_tokens") or 0, get("output_tokens") or 0,
-                   get("cache_creation_input_tokens") or 0, get("cache_read_input_tokens") or 0)
+                   get("cache_creation_input_tokens") or 0, get("cache_read_input_tokens") or 0,
+                   count("web_search_requests") or 0, count("web_fetch_requests") or 0)
 
 
 @dataclass(frozen=True)
@@ -136,13 +152,18 @@ class ToolUse:
 
 @dataclass(frozen=True)
 class ToolResult:
+    """A tool's answer to a :class:`ToolUse`: text, or a tuple of :class:`Text` and :class:`Image`
+    blocks (a figure, say), which the API receives as its list of blocks."""
+
     type: ClassVar[str] = "tool_result"
     tool_use_id: str
-    content: str = ""
+    content: str | tuple[Block, ...] = ""
     is_error: bool = False
 
     def to_api(self) -> dict[str, Any]:
-        return {"type": "tool_result", "tool_use_id": self.tool_use_id, "content": self.content,
+        blocks = isinstance(self.content, (tuple, list))
+        content = [b.to_api() for b in self.content] if blocks else self.content
+        return {"type": "tool_result", "tool_use_id": self.tool_use_id, "content": content,
                 "is_error": self.is_error}
 
 
@@ -182,7 +203,42 @@ class Image:
         return _cached(block, self.cache)
 
 
-Block = Union[Text, Thinking, RedactedThinking, ToolUse, ToolResult, Document, Image]
+@dataclass(frozen=True)
+class ServerToolUse:
+    """A call of a tool the API runs itself (``web_search``, ``web_fetch``, ``code_execution``)."""
+
+    type: ClassVar[str] = "server_tool_use"
+    id: str
+    name: str
+    input: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_api(self) -> dict[str, Any]:
+        return {"type": "server_tool_use", "id": self.id, "name": self.name, "input": dict(self.input)}
+
+
+@dataclass(frozen=True)
+class ServerToolResult:
+    """What a server tool returned (``web_search_tool_result``, ...): kept as the API sent it, since
+    it goes back unchanged in a later turn (search results carry encrypted content)."""
+
+    kind: str
+    """The API's block type, e.g. ``web_search_tool_result``."""
+    tool_use_id: str
+    content: Any = None
+
+    @property
+    def type(self) -> str:  # type: ignore[override]
+        return self.kind
+
+    def to_api(self) -> dict[str, Any]:
+        return {"type": self.kind, "tool_use_id": self.tool_use_id, "content": self.content}
+
+
+SERVER_RESULT_TYPES = frozenset({"web_search_tool_result", "web_fetch_tool_result", "code_execution_tool_result",
+                                 "bash_code_execution_tool_result", "text_editor_code_execution_tool_result"})
+
+Block = Union[Text, Thinking, RedactedThinking, ToolUse, ToolResult, ServerToolUse, ServerToolResult, Document,
+              Image]
 
 
 def block_from_api(block: Any) -> Block:
@@ -198,7 +254,14 @@ def block_from_api(block: Any) -> Block:
     if kind == "tool_use":
         return ToolUse(data["id"], data["name"], data.get("input") or {})
     if kind == "tool_result":
-        return ToolResult(data["tool_use_id"], data.get("content", ""), bool(data.get("is_error")))
+        content = data.get("content", "")
+        if isinstance(content, (list, tuple)):  # blocks (text, images) rather than a string
+            content = tuple(block_from_api(b) for b in content)
+        return ToolResult(data["tool_use_id"], content, bool(data.get("is_error")))
+    if kind == "server_tool_use":
+        return ServerToolUse(data["id"], data["name"], data.get("input") or {})
+    if kind in SERVER_RESULT_TYPES:
+        return ServerToolResult(kind, data["tool_use_id"], data.get("content"))
     source = data.get("source") or {}
     ttl = (data.get("cache_control") or {}).get("ttl", "5m") if data.get("cache_control") else None
     if kind == "document":

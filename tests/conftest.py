@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import anthropic
 import pytest
 
-from pipeline_nb.testing.fake_anthropic import FakeAnthropic
+from pipeline_nb.testing._fake_anthropic import FakeAnthropic
 
 TEST_KEY = "test-key-SECRET-123"
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import anthropic
 import pytest
 
-from pipeline_nb.attachments import (
+from pipeline_nb._attachments import (
     MAX_IMAGE_BYTES,
     MAX_PDF_BYTES,
     MAX_PDF_PAGES,
@@ -28,7 +28,7 @@ from pipeline_nb.attachments import (
     static_problem,
 )
 from pipeline_nb.content import Document, Image
-from pipeline_nb.testing.fake_anthropic import FakeAnthropic
+from pipeline_nb.testing._fake_anthropic import FakeAnthropic
 
 
 # -- real bytes --------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 import pipeline_nb
-from pipeline_nb.cli import main
+from pipeline_nb._cli import main
 from pipeline_nb.testing import FakeAnthropic
 
 ROOT = Path(__file__).resolve().parents[1]

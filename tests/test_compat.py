@@ -21,8 +21,8 @@ from pipeline_nb import PipelineSpecError
 from pipeline_nb._compat_refs import literal
 from pipeline_nb._yaml import load_yaml
 from pipeline_nb.compat import translate
-from pipeline_nb.loader import load_spec
-from pipeline_nb.templates import compile_template
+from pipeline_nb._loader import load_spec
+from pipeline_nb._templates import compile_template
 from pipeline_nb.testing import FakeAnthropic
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,7 +11,7 @@ import anthropic
 import httpx2
 import pytest
 
-from pipeline_nb.testing.fake_anthropic import FakeAnthropic
+from pipeline_nb.testing._fake_anthropic import FakeAnthropic
 
 MODEL = "claude-sonnet-5-5"
 KEY = "test-key-SECRET-123"  # the same as the conftest client sends

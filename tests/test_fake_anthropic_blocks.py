@@ -10,7 +10,7 @@ import anthropic
 import pytest
 
 from pipeline_nb.testing import pdf_bytes
-from pipeline_nb.testing.fake_anthropic import FakeAnthropic
+from pipeline_nb.testing._fake_anthropic import FakeAnthropic
 
 MODEL = "claude-sonnet-5-5"
 THINK = {"type": "enabled", "budget_tokens": 2048}

@@ -19,8 +19,8 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 import pipeline_nb
 from pipeline_nb.content import Citation, Text, Thinking
-from pipeline_nb.render import EXCERPT, run_html, run_text, step_html
-from pipeline_nb.results import PipelineRun, StepResult
+from pipeline_nb._render import EXCERPT, run_html, run_text, step_html
+from pipeline_nb._results import PipelineRun, StepResult
 from pipeline_nb.testing import FakeAnthropic
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -52,7 +52,7 @@ def test_config_traits_set_the_defaults(ip):
 
 
 def test_help_comes_from_the_docstring(ip):
-    from pipeline_nb.magics import PipelineMagics
+    from pipeline_nb._magics import PipelineMagics
 
     doc = PipelineMagics.pipeline.__doc__
     assert "--var KEY=VALUE" in doc and "--no-stream" in doc and "_pipeline" in doc

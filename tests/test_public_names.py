@@ -5,6 +5,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import importlib
+
 import pipeline_nb
 import pipeline_nb.streaming
 import pipeline_nb.testing
@@ -14,15 +16,53 @@ PACKAGE = Path(pipeline_nb.__file__).parent
 
 def test_the_top_level_names_are_exactly_the_public_api():
     assert sorted(pipeline_nb.__all__) == [
-        "ErrorInfo", "PipelineError", "PipelineRun", "PipelineSpecError", "RunInterrupted", "Step",
-        "StepContext", "StepError", "StepResult", "Usage", "invoke", "load_ipython_extension",
+        "ERROR_TYPES", "ErrorInfo", "PipelineError", "PipelineRun", "PipelineSpecError", "RunInterrupted", "Step",
+        "StepContext", "StepError", "StepId", "StepResult", "ToolCall", "Usage", "invoke", "load_ipython_extension",
         "raise_for_status", "run"]
     assert all(hasattr(pipeline_nb, name) for name in pipeline_nb.__all__)
     assert sorted(pipeline_nb.streaming.__all__) == [
         "BufferHandler", "CallbackHandler", "Chunk", "CitationChunk", "ConsoleHandler", "Event", "FileHandler",
-        "Handler", "Response", "RetryInfo", "StreamHandler"]
+        "Handler", "Response", "RetryInfo", "StreamHandler", "ToolCall", "ToolCallChunk"]
     assert all(hasattr(pipeline_nb.streaming, name) for name in pipeline_nb.streaming.__all__)
     assert all(hasattr(pipeline_nb.testing, name) for name in pipeline_nb.testing.__all__)
+
+
+PUBLIC_MODULES = {
+    "pipeline_nb": None,  # pinned above
+    "pipeline_nb.streaming": None,
+    "pipeline_nb.testing": ["FakeAnthropic", "RecordedRequest", "assert_run_ok", "assert_same_results",
+                            "assert_step", "pdf_bytes"],
+    "pipeline_nb.testing.plugin": None,  # the pytest entry point: fixtures, not names
+    "pipeline_nb.display": ["LiveView", "WidgetHandler"],
+    "pipeline_nb.providers": ["BatchProvider", "CancelToken", "LLMRequest", "Provider", "ProviderError",
+                              "provider_names", "register_provider"],
+    "pipeline_nb.content": ["Block", "Citation", "Document", "Image", "RedactedThinking", "Reply",
+                            "ServerToolResult", "ServerToolUse", "Text",
+                            "Thinking", "ToolResult", "ToolUse", "Usage", "citations_of", "text_of",
+                            "thinking_of"],
+    "pipeline_nb.compat": ["Problem", "is_workflow", "translate"],
+    "pipeline_nb.tools": ["MAX_TOOL_OUTPUT", "SERVER_TOOLS", "Tool", "ToolDefinitionError", "ToolInputError",
+                          "WORKSPACE_TOOLS", "server_tool", "tool_from_function", "tool_from_mapping", "tool_output",
+                          "workspace_tools"],
+}
+
+
+def test_every_module_is_public_by_name_with_a_pinned_all_or_private():
+    """A module a user may import is listed here with its ``__all__``; any other starts with ``_``,
+    so nothing becomes public by accident."""
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        name = ".".join(parts)
+        if name in PUBLIC_MODULES or parts[-1] == "__main__":
+            continue
+        assert any(part.startswith("_") for part in parts[1:]), f"{name} is neither private nor pinned public"
+    for name, expected in PUBLIC_MODULES.items():
+        module = importlib.import_module(name)
+        if expected is not None:
+            assert sorted(module.__all__) == expected, name
+            assert all(hasattr(module, attr) for attr in module.__all__), name
 
 
 def imports_of(path: Path) -> set[str]:
@@ -41,20 +81,20 @@ def imports_of(path: Path) -> set[str]:
 def test_streaming_results_and_rendering_keep_their_boundaries():
     for path in (PACKAGE / "streaming").glob("*.py"):
         assert not any(m.startswith("pipeline_nb.display") for m in imports_of(path)), path.name
-    assert "pipeline_nb.render" not in imports_of(PACKAGE / "results.py")
-    assert "pipeline_nb.compat" not in imports_of(PACKAGE / "spec.py")
+    assert "pipeline_nb._render" not in imports_of(PACKAGE / "_results.py")
+    assert "pipeline_nb.compat" not in imports_of(PACKAGE / "_spec.py")
     core = ("spec", "templates", "engine", "execute", "content", "results", "llm", "llm_call", "request")
     for name in core:
-        outer = {m for m in imports_of(PACKAGE / f"{name}.py")
-                 if m.split(".")[1:2] and m.split(".")[1] in ("magics", "display", "cli", "providers")}
+        outer = {m for m in imports_of(PACKAGE / ("content.py" if name == "content" else f"_{name}.py"))
+                 if m.split(".")[1:2] and m.split(".")[1] in ("_magics", "display", "_cli", "providers")}
         assert not outer, f"{name}.py imports the outer ring: {outer}"
 
 
 def test_every_error_type_is_in_the_documented_vocabulary():
     """ErrorInfo.type is closed: whatever fails (an unknown API type, a custom provider's own kind,
     a user's exception), a step's error type is one of ERROR_TYPES."""
-    from pipeline_nb.llm_call import fail
-    from pipeline_nb.results import ERROR_TYPES, StepResult
+    from pipeline_nb._llm_call import fail
+    from pipeline_nb._results import ERROR_TYPES, StepResult
 
     step = StepResult("a")
     fail(step, "quota_exhausted_by_a_custom_provider", "no more")

@@ -9,7 +9,7 @@ import pytest
 
 import pipeline_nb
 from pipeline_nb import PipelineSpecError
-from pipeline_nb.loader import load_spec
+from pipeline_nb._loader import load_spec
 
 
 def error_of(text: str, **kwargs: object) -> PipelineSpecError:

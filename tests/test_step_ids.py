@@ -5,7 +5,7 @@ from __future__ import annotations
 import pickle
 
 import pipeline_nb
-from pipeline_nb.step_ids import StepId, call_id, derives_from, item_id, nested_id, owner_of
+from pipeline_nb._step_ids import StepId, call_id, derives_from, item_id, nested_id, owner_of
 from pipeline_nb.streaming import BufferHandler
 
 
@@ -43,7 +43,7 @@ steps:
 
 
 def test_the_live_view_is_told_each_derived_ids_row_instead_of_parsing_it(capsys) -> None:
-    from pipeline_nb.display.live import LiveView, WidgetHandler
+    from pipeline_nb.display._live import LiveView, WidgetHandler
 
     sent: list[dict] = []
 

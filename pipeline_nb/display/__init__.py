@@ -2,6 +2,6 @@
 
 ``from pipeline_nb.display import WidgetHandler`` streams a run into a live view of your own."""
 
-from .live import LiveView, WidgetHandler
+from ._live import LiveView, WidgetHandler
 
 __all__ = ["LiveView", "WidgetHandler"]

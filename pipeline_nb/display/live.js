@@ -1,20 +1,30 @@
 // pipeline_nb live view: a head line, a row per step, and the streamed text of each step.
 // The kernel sends at most one custom message per interval, applied in this order:
-//   {owners: {partId: rowId}, reset: [stepId], thinking: [[stepId, text, count]],
-//    text: [[stepId, text, count, marks?]], done: [partId]}
+//   {owners: {partId: rowId}, reset: [stepId], rewind: [[stepId, callId]], thinking: [[stepId, text, count]],
+//    text: [[stepId, text, count, marks?]], tools: [{step, id, ...}], done: [partId]}
 // owners names the row of each derived id in the message (an item, a call, a nested step);
-// reset clears a pane and its thinking (a retry); thinking and text are appended, so each
-// byte crosses the wire once; count is the pieces received so far; marks, when present, are
-// [[offset, n, source]]: a citation mark [n] goes at offset (UTF-16 units) of that text; done
-// names parts (for_each items, ctx.invoke calls, nested steps) that finished. Rows come as state.
+// reset clears a pane and its thinking (a retry); rewind clears a pane after a tool call's
+// row (a retry in a tool loop: the calls that returned, and all before them, stay); thinking
+// and text are appended, so each byte crosses the wire once; count is the pieces received so
+// far; marks, when present, are [[offset, n, source]]: a citation mark [n] goes at offset
+// (UTF-16 units) of that text; tools are what is new of each tool call (see _tool_rows.py):
+// a call that begins has an `at`, the offset of its step's text in this message where its
+// row goes (with no text of its step in the message, at the end of the pane); done names
+// parts (for_each items, ctx.invoke calls, nested steps) that finished. Rows come as state.
 // Rows and panes carry data-step / data-status, which the browser tests read; a row shown
 // under its parallel step also carries data-parent. A step's thinking is a
 // details.pnb-thinking[data-step] inside its pane (text in .pnb-thinking-text), open while
 // Claude thinks and closed once the answer's text begins (unless the reader toggled it);
 // a citation mark is a sup.pnb-cite[data-n] inside .pnb-text, its source as the tooltip.
+// A tool call is a div.pnb-tool[data-tool=name][data-tool-id][data-round][data-status] inside
+// .pnb-text, at its place in the text (data-status running, ok or error; data-server on a
+// server tool, tagged span.pnb-tool-tag): its .pnb-tool-head holds .pnb-tool-name, the input
+// as it streams in .pnb-tool-args (a click shows it whole) and .pnb-tool-time; once it
+// returned, .pnb-tool-output holds the result (a details folded to a few lines when long).
 const ICON = { pending: "○", running: "◐", ok: "✓", error: "✗", skipped: "↷", interrupted: "■" };
 const FOLLOW_SLACK = 24; // px from the bottom that still counts as "at the bottom"
 const KEEP_PARTS = 20; // finished part panes kept in the page; the final rendering has them all
+const RESULT_LINES = 3, RESULT_CHARS = 300; // a tool result longer than this is folded to its start
 
 function el(tag, cls, text) {
   const node = document.createElement(tag);
@@ -103,7 +113,7 @@ function render({ model, el: root }) {
     more.type = "button";
     more.hidden = true;
     box.append(head, body, more);
-    entry = { box, head, body, more, user: false, done: false, thought: null };
+    entry = { box, head, body, more, user: false, done: false, thought: null, tools: new Map() };
     // A pane the user opened or closed stays that way; the view only moves the others.
     head.addEventListener("click", () => { entry.user = true; });
     box.addEventListener("toggle", () => { if (box.open) follow(entry); });
@@ -187,6 +197,7 @@ function render({ model, el: root }) {
   function reset(id) {
     const entry = pane(id);
     entry.body.textContent = "";
+    entry.tools.clear();
     if (entry.thought) entry.thought.box.remove();
     entry.thought = null;
     entry.done = false;
@@ -223,31 +234,108 @@ function render({ model, el: root }) {
     counted(id, count);
   }
 
-  // Text, with a citation mark [n] at each mark's offset (after the passage it cites).
-  function write(body, text, marks) {
-    let at = 0;
-    for (const [offset, n, source] of marks) {
-      if (offset > at) body.append(document.createTextNode(text.slice(at, offset)));
-      at = Math.max(at, offset);
+  // Text, with a citation mark [n] at each mark's offset (after the passage it cites) and the
+  // row of each tool call that begins in this message at its offset (marks first at one offset:
+  // a cited block ends before the call that follows it begins).
+  function write(entry, text, marks, calls) {
+    const inserts = [];
+    for (const [offset, n, source] of marks || []) {
       const mark = el("sup", "pnb-cite", "[" + n + "]");
       mark.dataset.n = n;
       mark.title = source;
-      body.append(mark);
+      inserts.push([offset, mark]);
+    }
+    for (const t of calls || []) if (!entry.tools.has(t.id)) inserts.push([t.at, toolRow(entry, t).box]);
+    inserts.sort((a, b) => a[0] - b[0]); // a stable sort
+    const body = entry.body;
+    let at = 0;
+    for (const [offset, node] of inserts) {
+      if (offset > at) body.append(document.createTextNode(text.slice(at, offset)));
+      at = Math.max(at, offset);
+      body.append(node);
     }
     if (at < text.length) body.append(document.createTextNode(text.slice(at)));
   }
 
-  function append(id, text, count, marks) {
+  function append(id, text, count, marks, calls) {
     const entry = pane(id);
     const body = entry.body;
     const atEnd = body.scrollHeight - body.scrollTop - body.clientHeight < FOLLOW_SLACK;
     // the answer begins: its thinking folds away (the reader can reopen it)
     if (text && entry.thought && !entry.thought.user) entry.thought.box.open = false;
-    if (marks) write(body, text, marks);
+    if (marks || calls) write(entry, text, marks, calls);
     else body.append(document.createTextNode(text));
     if (atEnd) follow(entry);
     else if (entry.box.open) entry.more.hidden = false; // the user scrolled up to read: leave them there
     counted(id, count);
+  }
+
+  // -- tool calls: a row each in its step's pane, at the place in the text where it began --
+
+  function toolRow(entry, t) {
+    const box = el("div", "pnb-tool");
+    Object.assign(box.dataset, { tool: t.name, toolId: t.id, round: t.round, status: "running" });
+    const head = el("div", "pnb-tool-head");
+    const icon = el("span", "pnb-tool-icon", "⚙");
+    const args = el("span", "pnb-tool-args");
+    const time = el("span", "pnb-tool-time");
+    head.append(icon, el("span", "pnb-tool-name", t.name));
+    if (t.server) {
+      box.dataset.server = "";
+      head.append(el("span", "pnb-tool-tag", "server"));
+    }
+    head.append(args, time);
+    args.addEventListener("click", () => args.classList.toggle("pnb-open")); // the whole input, wrapped
+    box.append(head);
+    const row = { box, icon, args, time };
+    entry.tools.set(t.id, row);
+    return row;
+  }
+
+  // The result: as it is when short, else folded to its first lines (a click opens it all).
+  function result(text) {
+    const lines = text.split("\n");
+    if (lines.length <= RESULT_LINES && text.length <= RESULT_CHARS) return el("div", "pnb-tool-output", text);
+    const box = el("details", "pnb-tool-output");
+    const start = lines.slice(0, RESULT_LINES).join("\n").slice(0, RESULT_CHARS);
+    const head = el("summary", "pnb-tool-summary");
+    head.append(el("span", "pnb-tool-preview", start + " …"));
+    box.append(head, el("div", "pnb-tool-full", text));
+    return box;
+  }
+
+  function tool(t) {
+    const entry = pane(t.step);
+    const body = entry.body;
+    const atEnd = body.scrollHeight - body.scrollTop - body.clientHeight < FOLLOW_SLACK;
+    let row = entry.tools.get(t.id);
+    if (!row) {
+      row = toolRow(entry, t); // no text of its step in this message: it goes after the text so far
+      body.append(row.box);
+    }
+    if (t.input !== undefined) row.args.textContent = t.input;
+    if (t.args) row.args.append(document.createTextNode(t.args));
+    if (t.output !== undefined) {
+      row.box.dataset.status = t.error ? "error" : "ok";
+      if (t.error) row.icon.textContent = "✗";
+      row.box.querySelector(":scope > .pnb-tool-output")?.remove();
+      row.box.append(result(t.output));
+      if (t.note) row.box.append(el("div", "pnb-tool-note", t.note));
+    }
+    if (t.time != null) row.time.textContent = t.time < 10 ? t.time.toFixed(2) + "s" : seconds(t.time * 1000);
+    if (atEnd) follow(entry);
+  }
+
+  // A retry in a tool loop: what came after the call's row goes (if its row is not on the page
+  // yet, it comes in this message, and so does all that followed it).
+  function rewind(id, callId) {
+    const entry = texts.get(id);
+    const row = entry && entry.tools.get(callId);
+    if (!row || row.box.parentNode !== entry.body) return;
+    while (row.box.nextSibling) row.box.nextSibling.remove();
+    for (const [other, r] of entry.tools) if (r.box.parentNode !== entry.body) entry.tools.delete(other);
+    entry.done = false;
+    follow(entry);
   }
 
   // A finished part's pane closes; past KEEP_PARTS the oldest untouched ones leave the page.
@@ -270,8 +358,16 @@ function render({ model, el: root }) {
   function onMessage(msg) {
     for (const [id, own] of Object.entries(msg.owners || {})) owners.set(id, own);
     for (const id of msg.reset || []) reset(id);
+    for (const [id, call] of msg.rewind || []) rewind(id, call);
     for (const [id, text, count] of msg.thinking || []) think(id, text, count);
-    for (const [id, text, count, marks] of msg.text || []) append(id, text, count, marks);
+    const begun = new Map(); // step id -> the tool calls whose rows go in its text in this message
+    for (const t of msg.tools || []) {
+      if (t.at == null) continue;
+      if (!begun.has(t.step)) begun.set(t.step, []);
+      begun.get(t.step).push(t);
+    }
+    for (const [id, text, count, marks] of msg.text || []) append(id, text, count, marks, begun.get(id));
+    for (const t of msg.tools || []) tool(t);
     for (const id of msg.done || []) finish(id);
     if (msg.done) arrange();
   }

@@ -1,8 +1,9 @@
 """Streaming events and handlers: ``("delta", chunk)``, ``("done", response)``, and the
 built-in handlers. Put your own handlers beside these and name them in ``stream_handler:``."""
 
-from .events import Chunk, CitationChunk, Event, Response, RetryInfo
-from .handlers import BufferHandler, CallbackHandler, ConsoleHandler, FileHandler, Handler, StreamHandler
+from .._results import ToolCall
+from ._events import Chunk, CitationChunk, Event, Response, RetryInfo, ToolCallChunk
+from ._handlers import BufferHandler, CallbackHandler, ConsoleHandler, FileHandler, Handler, StreamHandler
 
 # The live view's WidgetHandler lives with the display (pipeline_nb.display), which streaming never imports.
 
@@ -19,4 +20,6 @@ __all__ = [
     "Response",
     "RetryInfo",
     "StreamHandler",
+    "ToolCall",
+    "ToolCallChunk",
 ]

@@ -17,8 +17,8 @@ The pytest plugin (``pipeline_nb.testing.plugin``, registered as an entry point)
 ``--pipeline-cassette-mode`` option.
 """
 
-from .asserts import assert_run_ok, assert_same_results, assert_step
-from .documents import pdf_bytes
-from .fake_anthropic import FakeAnthropic, RecordedRequest
+from ._asserts import assert_run_ok, assert_same_results, assert_step
+from ._documents import pdf_bytes
+from ._fake_anthropic import FakeAnthropic, RecordedRequest
 
 __all__ = ["FakeAnthropic", "RecordedRequest", "assert_run_ok", "assert_same_results", "assert_step", "pdf_bytes"]

@@ -1,4 +1,4 @@
-"""Message Batches for :mod:`pipeline_nb.testing.fake_anthropic`.
+"""Message Batches for :mod:`pipeline_nb.testing._fake_anthropic`.
 
 Private: use the batch methods of ``FakeAnthropic``, which hands a :class:`BatchBook` its
 shared :class:`~._fake_state.FakeState`. Time plays no part; a batch moves only when it

@@ -1,4 +1,4 @@
-"""Prompt caching and cache diagnostics for :mod:`pipeline_nb.testing.fake_anthropic`.
+"""Prompt caching and cache diagnostics for :mod:`pipeline_nb.testing._fake_anthropic`.
 
 Private. A block with ``cache_control`` (or the last block, for a top-level
 ``cache_control``) is a breakpoint. The prefix up to a breakpoint (tools, system,

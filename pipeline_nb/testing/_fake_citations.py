@@ -1,4 +1,4 @@
-"""Citations for :mod:`pipeline_nb.testing.fake_anthropic`: where a quote is in the
+"""Citations for :mod:`pipeline_nb.testing._fake_anthropic`: where a quote is in the
 request's documents, and how a reply's text splits into blocks around cited sentences.
 
 Private. A scripted citation is ``(span, quote)``: ``span`` is part of the reply's text,

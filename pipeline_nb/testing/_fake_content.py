@@ -1,6 +1,7 @@
-"""What a Messages request holds, as :mod:`pipeline_nb.testing.fake_anthropic` reads it.
+"""What a Messages request holds, as :mod:`pipeline_nb.testing._fake_anthropic` reads it.
 
-Private. The prompt text, the attachments (documents and images) and the prompt as a
+Private. The prompt text, the tool results of the last user turn, the attachments
+(documents and images, including images a tool result returns) and the prompt as a
 sequence of blocks, each with a token estimate, in the order the API builds its prompt
 prefix: ``tools``, then ``system``, then ``messages``.
 
@@ -28,23 +29,40 @@ def words(text: str) -> int:
     return len(_WORD.findall(text))
 
 
+def _text_of(content: Any) -> str:
+    """A message's or tool result's content as text: a string, or its ``text`` blocks joined by newlines."""
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        return ""
+    return "\n".join(b["text"] for b in content
+                     if isinstance(b, dict) and b.get("type") == "text" and isinstance(b.get("text"), str))
+
+
+def _last_user_content(body: dict[str, Any]) -> Any:
+    messages = body.get("messages")
+    for msg in reversed(messages if isinstance(messages, list) else []):
+        if isinstance(msg, dict) and msg.get("role") == "user":
+            return msg.get("content")
+    return None
+
+
 def last_user_text(body: dict[str, Any]) -> str:
     """Text of the last ``user`` message: a string, or its ``text`` blocks joined by newlines."""
-    messages = body.get("messages")
-    if not isinstance(messages, list):
-        return ""
-    for msg in reversed(messages):
-        if isinstance(msg, dict) and msg.get("role") == "user":
-            content = msg.get("content")
-            if isinstance(content, str):
-                return content
-            if isinstance(content, list):
-                return "\n".join(
-                    b["text"] for b in content
-                    if isinstance(b, dict) and b.get("type") == "text" and isinstance(b.get("text"), str)
-                )
-            return ""
-    return ""
+    return _text_of(_last_user_content(body))
+
+
+def tool_results(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ``tool_result`` blocks of the last ``user`` message, in order."""
+    content = _last_user_content(body)
+    if not isinstance(content, list):
+        return []
+    return [b for b in content if isinstance(b, dict) and b.get("type") == "tool_result"]
+
+
+def tool_result_text(block: dict[str, Any]) -> str:
+    """The text a ``tool_result`` block returns (its string content, or its ``text`` blocks)."""
+    return _text_of(block.get("content"))
 
 
 def decode_base64(data: Any) -> Optional[bytes]:
@@ -132,15 +150,21 @@ def content_blocks(body: dict[str, Any]) -> Iterator[tuple[int, str, dict[str, A
 
 def attachments(body: dict[str, Any]) -> list[Attachment]:
     """Every document and image of the request, in order (a document's place in this
-    list, counting documents only, is its ``document_index``)."""
+    list, counting documents only, is its ``document_index``), and the images a
+    ``tool_result`` returns (at the index of that ``tool_result`` block)."""
     found: list[Attachment] = []
     messages = body.get("messages")
     for i, msg in enumerate(messages if isinstance(messages, list) else []):
         content = msg.get("content") if isinstance(msg, dict) else None
         for j, block in enumerate(content if isinstance(content, list) else []):
-            a = attachment(block, i, j) if isinstance(block, dict) else None
+            if not isinstance(block, dict):
+                continue
+            a = attachment(block, i, j)
             if a is not None:
                 found.append(a)
+            elif block.get("type") == "tool_result" and isinstance(block.get("content"), list):
+                found += [a for a in (attachment(b, i, j) for b in block["content"]
+                                      if isinstance(b, dict) and b.get("type") == "image") if a is not None]
     return found
 
 

@@ -1,4 +1,4 @@
-"""The HTTP side of :mod:`pipeline_nb.testing.fake_anthropic`: routing, JSON and SSE
+"""The HTTP side of :mod:`pipeline_nb.testing._fake_anthropic`: routing, JSON and SSE
 responses, and the faults as the wire shows them.
 
 Private. :class:`Server` is given what it serves explicitly: the shared
@@ -19,7 +19,8 @@ from typing import Any, Optional, Union
 
 from ._fake_batches import BatchBook
 from ._fake_content import last_user_text
-from ._fake_reply import Plan, sse
+from ._fake_blocks import sse
+from ._fake_reply import Plan
 from ._fake_scripts import BATCHES_PATH, Fault, RecordedRequest, error_body, redact
 from ._fake_state import FakeState
 

@@ -1,4 +1,4 @@
-"""What one reply of :mod:`pipeline_nb.testing.fake_anthropic` says, and how it is said:
+"""What one reply of :mod:`pipeline_nb.testing._fake_anthropic` says, and how it is said:
 its content blocks, stop reason and usage (:class:`Plan`), as a Message object or as
 the SSE events of a stream.
 
@@ -8,92 +8,46 @@ Private. A reply's content is, in order:
   and the script has thinking (an unscripted reply thinks ``"Fake thinking about: " +
   prompt``). Streamed as ``thinking_delta``s (none with ``display: "omitted"``, whose
   block has empty thinking), one ``signature_delta``, then ``content_block_stop``;
+  A reply that calls client tools thinks ``"Fake thinking before calling " + names`` when
+  its script has no thinking, as the real API always thinks before a call;
+- each server tool use and its result block (``_fake_tools``);
 - text blocks: one, or, when the script cites documents, the cited sentences as blocks
   of their own (see ``_fake_citations``). A cited block starts with ``"citations": []``
-  and streams a ``citations_delta`` per citation before its ``text_delta``s.
+  and streams a ``citations_delta`` per citation before its ``text_delta``s. A reply
+  with tool use and no text has no text block;
+- a ``tool_use`` block per client tool call, unless a stop sequence ended the text.
 
-``output_tokens`` counts the text deltas plus the thinking's words (omitted or not),
-which ``output_tokens_details.thinking_tokens`` reports too.
+How each block streams is in ``_fake_blocks``. ``output_tokens`` counts the text deltas,
+the thinking's words (omitted or not, which ``output_tokens_details.thinking_tokens``
+reports too) and the ``input_json_delta`` pieces of the tool inputs. ``input_tokens``
+(when no cache breakpoint is marked) is ``len(prompt) // 4 + 1``, plus the attachments'
+estimate, plus ``len(text) // 4`` for each tool result of the last user turn.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterator, Optional
 
+from ._fake_blocks import TOOL_USE_TYPES, Block, sse
 from ._fake_cache import CacheUsage
 from ._fake_citations import split
-from ._fake_content import words
+from ._fake_content import tool_result_text, words
 from ._fake_scripts import RecordedRequest, Reply
+from ._fake_tools import server_blocks, server_usage, tool_use_blocks
 
 _WORDS = re.compile(r"\S+\s*|\s+")
-_PING = b'event: ping\ndata: {"type":"ping"}\n\n'
-_TEXT_DELTA = (b'event: content_block_delta\ndata: {"type":"content_block_delta","index":%d,'
-               b'"delta":{"type":"text_delta","text":')
-_DELTA_TAIL = b"}}\n\n"
 #: Marks a message whose request sent no ``diagnostics`` (its reply has no such key).
 NO_DIAGNOSTICS: Any = object()
-
-
-def sse(event: str, data: dict[str, Any]) -> bytes:
-    """One server-sent event, as the API writes it (compact JSON)."""
-    return b"event: %b\ndata: %b\n\n" % (event.encode(), json.dumps(data, separators=(",", ":")).encode())
 
 
 def default_signature(thinking: str) -> str:
     """The signature the fake issues for ``thinking`` when the script gives none."""
     digest = hashlib.sha256(b"pipeline_nb fake thinking\0" + thinking.encode()).digest()
     return "fake_sig_" + base64.b64encode(digest).decode()
-
-
-@dataclass
-class Block:
-    """One content block: ``pieces`` are its deltas (thinking or text)."""
-
-    type: str
-    pieces: list[str]
-    signature: Optional[str] = None
-    citations: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def body(self) -> str:
-        return "".join(self.pieces)
-
-    def final(self) -> dict[str, Any]:
-        """The block as a non-streamed Message holds it."""
-        if self.type == "thinking":
-            return {"type": "thinking", "thinking": self.body, "signature": self.signature}
-        if self.citations:
-            return {"type": "text", "text": self.body, "citations": self.citations}
-        return {"type": "text", "text": self.body}
-
-    def events(self, index: int) -> Iterator[tuple[bytes, bool]]:
-        """Its SSE events, each with whether it is a delta that carries text."""
-        if self.type == "thinking":
-            start: dict[str, Any] = {"type": "thinking", "thinking": "", "signature": ""}
-        else:
-            start = {"type": "text", "text": "", "citations": []} if self.citations else {"type": "text", "text": ""}
-        yield sse("content_block_start", {"type": "content_block_start", "index": index, "content_block": start}) + (
-            _PING if index == 0 else b""), False
-        for citation in self.citations:
-            yield _delta(index, {"type": "citations_delta", "citation": citation}), False
-        if self.type == "thinking":
-            for piece in self.pieces:
-                yield _delta(index, {"type": "thinking_delta", "thinking": piece}), True
-            yield _delta(index, {"type": "signature_delta", "signature": self.signature}), False
-        else:
-            head, dumps = _TEXT_DELTA % index, json.dumps
-            for piece in self.pieces:
-                yield head + dumps(piece).encode() + _DELTA_TAIL, True
-        yield sse("content_block_stop", {"type": "content_block_stop", "index": index}), False
-
-
-def _delta(index: int, delta: dict[str, Any]) -> bytes:
-    return sse("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})
 
 
 @dataclass
@@ -128,7 +82,8 @@ class Plan:
             "content": [b.final() for b in self.blocks] if done else [],
             "stop_reason": self.stop_reason if done else None,
             "stop_sequence": self.stop_sequence if done else None,
-            "usage": self.usage if done else {**_without(self.usage, "output_tokens_details"), "output_tokens": 0},
+            "usage": self.usage if done else {
+                **_without(self.usage, "output_tokens_details", "server_tool_use"), "output_tokens": 0},
         }
         if self.diagnostics is not NO_DIAGNOSTICS:
             msg["diagnostics"] = self.diagnostics
@@ -149,8 +104,8 @@ class Plan:
         }) + sse("message_stop", {"type": "message_stop"})
 
 
-def _without(usage: dict[str, Any], name: str) -> dict[str, Any]:
-    return {k: v for k, v in usage.items() if k != name}
+def _without(usage: dict[str, Any], *names: str) -> dict[str, Any]:
+    return {k: v for k, v in usage.items() if k not in names}
 
 
 def thinking_wanted(body: dict[str, Any]) -> Optional[str]:
@@ -164,7 +119,8 @@ def thinking_wanted(body: dict[str, Any]) -> Optional[str]:
 
 def plan_reply(reply: Optional[Reply], req: RecordedRequest, msg_id: str, cache: CacheUsage,
                diagnostics: Any = NO_DIAGNOSTICS) -> Plan:
-    """Turn a script (or the default echo reply) into the :class:`Plan` for ``req``."""
+    """Turn a script (or the default echo reply) into the :class:`Plan` for ``req``; the
+    script's tool use must suit ``req`` (``_fake_tools.script_mismatch`` says when not)."""
     if reply is None:
         reply = Reply("Fake reply to: " + req.prompt, thinking="Fake thinking about: " + req.prompt)
     deltas = list(reply.chunks) if reply.chunks is not None else _WORDS.findall(reply.text)
@@ -177,9 +133,14 @@ def plan_reply(reply: Optional[Reply], req: RecordedRequest, msg_id: str, cache:
         if hits:
             cut, stop_seq = min(hits)
             deltas, stop_reason = _truncate(deltas, cut), "stop_sequence"
-    blocks = _text_blocks(deltas, reply, req)
+    calls = () if stop_seq else reply.tool_calls  # a stop sequence ends the reply before any call
+    uses_tools = bool(reply.tool_calls or reply.server_tools)
+    text_blocks = _text_blocks(deltas, reply, req) if deltas or not uses_tools else []
+    blocks = server_blocks(reply.server_tools, req.body) + text_blocks + tool_use_blocks(calls, req.body)
     display = thinking_wanted(req.body)
     thought = reply.thinking if display is not None else None
+    if thought is None and display is not None and calls:
+        thought = "Fake thinking before calling " + ", ".join(c.name for c in calls)
     if thought is not None:
         signature = reply.signature or default_signature(thought)
         pieces = [] if display == "omitted" else _WORDS.findall(thought)
@@ -189,11 +150,15 @@ def plan_reply(reply: Optional[Reply], req: RecordedRequest, msg_id: str, cache:
         in_tok, out_tok = reply.usage
     else:
         in_tok = cache.uncached if cache.uncached is not None else len(req.prompt) // 4 + 1 + sum(
-            a.tokens for a in req.documents + req.images)
-        out_tok = len(deltas) + thinking_tokens
+            a.tokens for a in req.documents + req.images) + sum(
+            len(tool_result_text(b)) // 4 for b in req.tool_results)
+        out_tok = len(deltas) + thinking_tokens + sum(len(b.pieces) for b in blocks if b.type in TOOL_USE_TYPES)
     usage: dict[str, Any] = {"input_tokens": in_tok, "output_tokens": out_tok, **cache.fields()}
     if thought is not None:
         usage["output_tokens_details"] = {"thinking_tokens": min(thinking_tokens, out_tok)}
+    searches = server_usage(reply.server_tools)
+    if searches is not None:
+        usage["server_tool_use"] = searches
     model = reply.model or str(req.body.get("model") or "claude-fake")
     return Plan(msg_id, model, blocks, stop_reason, stop_seq, usage, reply.delay, diagnostics)
 

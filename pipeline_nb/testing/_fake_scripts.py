@@ -1,4 +1,4 @@
-"""Scripts, faults, request records and error bodies for :mod:`pipeline_nb.testing.fake_anthropic`.
+"""Scripts, faults, request records and error bodies for :mod:`pipeline_nb.testing._fake_anthropic`.
 
 Private: import the public names from ``fake_anthropic``.
 """
@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Union
 
-from ._fake_content import Attachment, attachments
+from ._fake_content import Attachment, attachments, tool_result_text, tool_results
+from ._fake_tools import ServerCall, ToolCall
 
 Matcher = Union[None, str, Callable[["RecordedRequest"], bool]]
 
@@ -56,8 +57,9 @@ class RecordedRequest:
 
     ``documents`` and ``images`` are the request's ``document`` and ``image`` blocks (of
     every message, in order), read from ``body``: media type, decoded size, title, whether
-    citations are enabled, ``cache_control``. ``prompt`` is only the text blocks of the
-    last user message.
+    citations are enabled, ``cache_control``; ``images`` includes those a ``tool_result``
+    returns. ``prompt`` is only the text blocks of the last user message; ``tool_results``
+    are its ``tool_result`` blocks (as sent), and ``tools`` the request's ``tools``.
     """
 
     method: str
@@ -70,11 +72,16 @@ class RecordedRequest:
     custom_id: Optional[str] = None
     documents: list[Attachment] = field(init=False, repr=False)
     images: list[Attachment] = field(init=False, repr=False)
+    tool_results: list[dict[str, Any]] = field(init=False, repr=False)
+    tools: list[dict[str, Any]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         found = attachments(self.body)
         self.documents = [a for a in found if a.kind == "document"]
         self.images = [a for a in found if a.kind == "image"]
+        self.tool_results = tool_results(self.body)
+        tools = self.body.get("tools")
+        self.tools = [t for t in tools if isinstance(t, dict)] if isinstance(tools, list) else []
 
 
 def redact(headers: dict[str, str]) -> dict[str, str]:
@@ -85,8 +92,8 @@ def redact(headers: dict[str, str]) -> dict[str, str]:
 def _matches(when: Matcher, req: RecordedRequest) -> bool:
     if when is None:
         return True
-    if isinstance(when, str):
-        return when in req.prompt
+    if isinstance(when, str):  # the prompt, or what a tool returned in the same turn
+        return when in req.prompt or any(when in tool_result_text(b) for b in req.tool_results)
     return bool(when(req))
 
 
@@ -105,6 +112,8 @@ class Reply:
     thinking: Optional[str] = None
     signature: Optional[str] = None
     cite: tuple[tuple[str, str], ...] = ()
+    tool_calls: tuple[ToolCall, ...] = ()
+    server_tools: tuple[ServerCall, ...] = ()
     used: int = 0
 
     def live(self) -> bool:

@@ -1,4 +1,4 @@
-"""The state one :class:`~pipeline_nb.testing.fake_anthropic.FakeAnthropic` shares between
+"""The state one :class:`~pipeline_nb.testing._fake_anthropic.FakeAnthropic` shares between
 its public methods, its HTTP handler and its batch book.
 
 Private. Everything here is guarded by :attr:`FakeState.lock`, an ``RLock`` so that a
@@ -15,6 +15,7 @@ from ._fake_cache import PromptCache
 from ._fake_checks import request_problem
 from ._fake_reply import NO_DIAGNOSTICS, Plan, plan_reply
 from ._fake_scripts import Fault, RecordedRequest, Reply, pick
+from ._fake_tools import script_mismatch
 
 #: Fault kinds after which no reply is sent, so none is planned.
 _NO_REPLY = frozenset({"http", "expired", "canceled"})
@@ -73,13 +74,21 @@ class FakeState:
     def choose(self, req: RecordedRequest) -> tuple[Optional[Fault], Optional[Plan]]:
         """The fault and the reply for a valid ``req`` (None for a fault that sends none).
 
-        Picking a reply uses it up unless a fault was picked; planning one gives it an id,
-        reads and writes the prompt cache and registers its thinking signatures. May raise
-        what a ``when=`` callable raises.
+        A reply whose scripted tool use ``req`` cannot get (``_fake_tools.script_mismatch``)
+        is answered with a 400 fault naming the mistake, and neither it nor a fault is used
+        up. Otherwise picking a reply uses it up unless a fault was picked; planning one
+        gives it an id, reads and writes the prompt cache and registers its thinking
+        signatures. May raise what a ``when=`` callable raises.
         """
         with self.lock:
+            reply = pick(self.replies, req, consume=False)
+            mismatch = (script_mismatch(reply.tool_calls, reply.server_tools, req.body, reply.when)
+                        if reply is not None else None)
+            if mismatch:
+                return Fault("http", status=400, message=mismatch), None
             fault = pick(self.faults, req, consume=True)
-            reply = pick(self.replies, req, consume=fault is None)
+            if reply is not None and fault is None:
+                reply.used += 1
             if fault is not None and fault.kind in _NO_REPLY:
                 return fault, None
             msg_id = self.new_id("msg_fake_")

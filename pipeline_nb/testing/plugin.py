@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from ..api import run
-from ..cassette import MODES
-from ..results import PipelineRun
-from .fake_anthropic import FakeAnthropic
+from .._api import run
+from .._cassette import MODES
+from .._results import PipelineRun
+from ._fake_anthropic import FakeAnthropic
 
 RunPipeline = Callable[..., PipelineRun]
 

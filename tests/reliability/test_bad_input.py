@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 
 import pipeline_nb
 from pipeline_nb import PipelineSpecError
-from pipeline_nb.engine import RunOptions, execute
-from pipeline_nb.loader import load_spec
-from pipeline_nb.spec import PipelineSpec
+from pipeline_nb._engine import RunOptions, execute
+from pipeline_nb._loader import load_spec
+from pipeline_nb._spec import PipelineSpec
 
 CORPUS = sorted((Path(__file__).parent / "bad_specs").glob("*.yaml"))
 HEADER = re.compile(r"# expect: (?P<expect>.+)\n# at: (?P<line>\d+):(?P<col>\d+)\n")
@@ -165,7 +165,7 @@ def test_yaml_python_tags_are_refused_and_nothing_runs(tmp_path):
     marker = tmp_path / "ran"
     for text in (f"steps:\n  - id: a\n    prompt: !!python/object/apply:os.system ['touch {marker}']\n",
                  f"!!python/object/apply:os.system ['touch {marker}']\n",
-                 "steps:\n  - !!python/object/new:pipeline_nb.spec.StepSpec {}\n"):
+                 "steps:\n  - !!python/object/new:pipeline_nb._spec.StepSpec {}\n"):
         with pytest.raises(PipelineSpecError, match="python/object") as raised:
             load_spec(text)
         assert raised.value.location is not None

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 import pipeline_nb
-from pipeline_nb.cassette import Cassette, CassetteError, CassetteProvider
-from pipeline_nb.llm import CancelToken, LLMRequest
-from pipeline_nb.providers.mock import MockProvider, mock_reply
+from pipeline_nb._cassette import Cassette, CassetteError, CassetteProvider
+from pipeline_nb._llm import CancelToken, LLMRequest
+from pipeline_nb.providers._mock import MockProvider, mock_reply
 
 LIMITED = textwrap.dedent("""
     import json, resource, sys
@@ -142,9 +142,9 @@ def test_processes_appending_and_compacting_at_once_lose_nothing(tmp_path):
 
 COUNT_WRITES = textwrap.dedent("""
     import sys
-    from pipeline_nb.cassette import Cassette, CassetteProvider
-    from pipeline_nb.llm import CancelToken, LLMRequest
-    from pipeline_nb.providers.mock import MockProvider
+    from pipeline_nb._cassette import Cassette, CassetteProvider
+    from pipeline_nb._llm import CancelToken, LLMRequest
+    from pipeline_nb.providers._mock import MockProvider
 
     def written():
         return int(dict(line.split(": ") for line in open("/proc/self/io").read().splitlines())["wchar"])

@@ -12,10 +12,10 @@ import pytest
 
 import pipeline_nb
 from pipeline_nb import PipelineRun, StepError
-from pipeline_nb.engine import RunOptions, execute
-from pipeline_nb.loader import load_spec
-from pipeline_nb.streaming.events import DELTA, RETRY
-from pipeline_nb.streaming.handlers import BufferHandler, ConsoleHandler, StreamHandler
+from pipeline_nb._engine import RunOptions, execute
+from pipeline_nb._loader import load_spec
+from pipeline_nb.streaming._events import DELTA, RETRY
+from pipeline_nb.streaming._handlers import BufferHandler, ConsoleHandler, StreamHandler
 
 from _support import REPLY, pipeline
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import pipeline_nb
-from pipeline_nb.files import UnsafePath, WriteError, safe_path, write_output
+from pipeline_nb._files import UnsafePath, WriteError, safe_path, write_output
 
 
 def mode(path: Path) -> int:

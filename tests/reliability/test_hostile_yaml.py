@@ -17,7 +17,7 @@ import pipeline_nb
 from pipeline_nb import PipelineSpecError
 from pipeline_nb._pipeline_file import MAX_PIPELINE_FILE_BYTES
 from pipeline_nb._yaml import MAX_EXPANDED_NODES, load_yaml
-from pipeline_nb.loader import load_spec
+from pipeline_nb._loader import load_spec
 
 
 def write(path: Path, content: str | bytes) -> Path:

@@ -15,9 +15,9 @@ import pytest
 import pipeline_nb
 from pipeline_nb import RunInterrupted
 from pipeline_nb.content import Reply
-from pipeline_nb.llm import register_provider
-from pipeline_nb.results import Usage
-from pipeline_nb.streaming.events import DELTA, RETRY
+from pipeline_nb._llm import register_provider
+from pipeline_nb._results import Usage
+from pipeline_nb.streaming._events import DELTA, RETRY
 
 from _support import REPLY, pipeline
 

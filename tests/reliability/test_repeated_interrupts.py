@@ -20,7 +20,7 @@ SLOW_STEP = "steps:\n  - id: nap\n    call: {call}\n    args: {{seconds: 3}}\n  
 PYTHON_API = """
 import json, os, signal, threading, time
 import pipeline_nb
-from pipeline_nb.streaming.handlers import StreamHandler
+from pipeline_nb.streaming._handlers import StreamHandler
 
 def nap(seconds):
     time.sleep(seconds)
@@ -115,7 +115,7 @@ def test_an_interrupt_stops_a_long_template_render_on_the_worker(monkeypatch):
     import threading
 
     import pipeline_nb
-    from pipeline_nb import template_limits
+    from pipeline_nb import _template_limits as template_limits
 
     monkeypatch.setattr(template_limits, "MAX_LOOP_STEPS", 10**12)
     heavy = "{% for i in range(100000) %}{% for j in range(3000) %}x{% endfor %}{% endfor %}"

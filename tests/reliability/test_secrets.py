@@ -15,9 +15,9 @@ from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell, new_notebook
 
 import pipeline_nb
-from pipeline_nb.llm import LLMRequest
-from pipeline_nb.providers.claude import ClaudeProvider
-from pipeline_nb.render import run_html, run_text, step_html
+from pipeline_nb._llm import LLMRequest
+from pipeline_nb.providers._claude import ClaudeProvider
+from pipeline_nb._render import run_html, run_text, step_html
 
 from _support import REPLY, kernel_manager
 
@@ -88,8 +88,8 @@ def test_no_key_in_the_cli_output_or_its_debug_logs(fake, tmp_path):
 
 
 def test_no_key_in_a_kernel_s_messages_or_the_saved_notebook(fake, tmp_path):
-    reprs = ("from pipeline_nb.providers.claude import ClaudeProvider\n"
-             "p = ClaudeProvider(); p._client(__import__('pipeline_nb').llm.LLMRequest('claude', 'm', (), 1))\n"
+    reprs = ("from pipeline_nb.providers._claude import ClaudeProvider\n"
+             "p = ClaudeProvider(); p._client(__import__('pipeline_nb.providers').providers.LLMRequest('claude', 'm', (), 1))\n"
              "for obj in (ok, denied, crashed, echoed, p, p._clients, *[s for r in (ok, denied, crashed, echoed) for s in r.steps.values()]):\n"
              "    print(repr(obj), str(obj))\n"
              "denied")

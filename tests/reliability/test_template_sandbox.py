@@ -15,11 +15,11 @@ import pytest
 
 import pipeline_nb
 from pipeline_nb import PipelineSpecError
-from pipeline_nb.results import StepResult
-from pipeline_nb.loader import load_spec
-from pipeline_nb.template_limits import CANCEL_POLL_EVERY, MAX_LOOP_STEPS
-from pipeline_nb.templates import RenderInterrupted, TemplateProblem, compile_template, render_cancelled_by
-from pipeline_nb.values import compile_value
+from pipeline_nb._results import StepResult
+from pipeline_nb._loader import load_spec
+from pipeline_nb._template_limits import CANCEL_POLL_EVERY, MAX_LOOP_STEPS
+from pipeline_nb._templates import RenderInterrupted, TemplateProblem, compile_template, render_cancelled_by
+from pipeline_nb._values import compile_value
 
 REFUSED = "refused by the template sandbox"
 DEEP = "(" * 100 + "1" + ")" * 100

@@ -12,7 +12,7 @@ import pipeline_nb
 
 pytest.importorskip("anywidget")
 
-from pipeline_nb.display.live import LiveView, WidgetHandler  # noqa: E402
+from pipeline_nb.display._live import LiveView, WidgetHandler  # noqa: E402
 from pipeline_nb.testing import FakeAnthropic  # noqa: E402
 
 

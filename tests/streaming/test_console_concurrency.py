@@ -6,8 +6,8 @@ import io
 import re
 
 import pipeline_nb
-from pipeline_nb.engine import RunOptions, execute
-from pipeline_nb.loader import load_spec
+from pipeline_nb._engine import RunOptions, execute
+from pipeline_nb._loader import load_spec
 from pipeline_nb.streaming import ConsoleHandler
 
 

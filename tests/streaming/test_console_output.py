@@ -12,12 +12,12 @@ import io
 import re
 from collections import Counter
 
-from pipeline_nb.engine import RunOptions, execute
-from pipeline_nb.results import ErrorInfo, PipelineRun, StepResult, Usage
-from pipeline_nb.loader import load_spec
+from pipeline_nb._engine import RunOptions, execute
+from pipeline_nb._results import ErrorInfo, PipelineRun, StepResult, Usage
+from pipeline_nb._loader import load_spec
 from pipeline_nb.streaming import Chunk, ConsoleHandler, Event, Response, RetryInfo
-from pipeline_nb.streaming.console import run_summary
-from pipeline_nb.step_ids import item_id
+from pipeline_nb.streaming._console import run_summary
+from pipeline_nb._step_ids import item_id
 
 M = "claude-sonnet-5-5"
 

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 import pipeline_nb
-from pipeline_nb.engine import RunOptions, execute
-from pipeline_nb.results import PipelineRun, StepResult
-from pipeline_nb.loader import load_spec
+from pipeline_nb._engine import RunOptions, execute
+from pipeline_nb._results import PipelineRun, StepResult
+from pipeline_nb._loader import load_spec
 from pipeline_nb.streaming import (BufferHandler, CallbackHandler, Chunk, ConsoleHandler, Event, FileHandler,
                                    Response, RetryInfo, StreamHandler)
 from pipeline_nb.testing import FakeAnthropic

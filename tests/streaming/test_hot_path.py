@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 
 import pipeline_nb
-from pipeline_nb.llm_call import Received
-from pipeline_nb.results import PipelineRun, StepResult
-from pipeline_nb.streaming.events import DELTA, RETRY, Chunk, Event, RetryInfo
+from pipeline_nb._llm_call import Received
+from pipeline_nb._results import PipelineRun, StepResult
+from pipeline_nb.streaming._events import DELTA, RETRY, Chunk, Event, RetryInfo
 
 pytest.importorskip("anywidget")
 
-from pipeline_nb.display import live  # noqa: E402
+from pipeline_nb.display import _live as live  # noqa: E402
 
 
 def test_received_joins_deltas_into_blocks() -> None:

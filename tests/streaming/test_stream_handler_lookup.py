@@ -89,7 +89,7 @@ def test_import_path_to_a_class(handlers_module: ModuleType, form: str) -> None:
     assert (handler.inits, handler.closes) == (1, 1)
 
 
-@pytest.mark.parametrize("path", ["pipeline_nb.streaming.ConsoleHandler", "pipeline_nb.streaming.handlers:ConsoleHandler"])
+@pytest.mark.parametrize("path", ["pipeline_nb.streaming.ConsoleHandler", "pipeline_nb.streaming._handlers:ConsoleHandler"])
 def test_import_path_to_a_builtin_handler(path: str, capsys: pytest.CaptureFixture[str]) -> None:
     run = pipeline_nb.run(spec(path))
     out, err = capsys.readouterr()

@@ -17,11 +17,11 @@ from typing import Any, Iterator
 import pytest
 
 import pipeline_nb
-from pipeline_nb import llm
-from pipeline_nb.engine import RunOptions, execute
-from pipeline_nb.loader import load_spec
+from pipeline_nb import _llm as llm
+from pipeline_nb._engine import RunOptions, execute
+from pipeline_nb._loader import load_spec
 from pipeline_nb.content import Citation, Reply, Text, Thinking, Usage
-from pipeline_nb.results import PipelineRun, StepResult
+from pipeline_nb._results import PipelineRun, StepResult
 from pipeline_nb.streaming import (BufferHandler, Chunk, CitationChunk, ConsoleHandler, Event, FileHandler,
                                    Response, RetryInfo, StreamHandler)
 
@@ -271,8 +271,8 @@ def test_the_run_summary_says_the_step_thought_and_cited() -> None:
 
 pytest.importorskip("anywidget")
 
-from pipeline_nb.display import live  # noqa: E402
-from pipeline_nb.step_ids import item_id
+from pipeline_nb.display import _live as live  # noqa: E402
+from pipeline_nb._step_ids import item_id
 
 
 class Recorder(live.LiveView):

@@ -14,15 +14,15 @@ from typing import Any
 import pytest
 
 import pipeline_nb
-from pipeline_nb.results import PipelineRun, StepResult, Usage
-from pipeline_nb.streaming.events import (DELTA, DONE, PROGRESS, RETRY, RUN_END, STEP_END, STEP_START, Chunk,
+from pipeline_nb._results import PipelineRun, StepResult, Usage
+from pipeline_nb.streaming._events import (DELTA, DONE, PROGRESS, RETRY, RUN_END, STEP_END, STEP_START, Chunk,
                                           Event, Response, RetryInfo)
 from tests.reliability._support import Kernel, kernel_manager
 
 pytest.importorskip("anywidget")
 
-from pipeline_nb.display import live  # noqa: E402
-from pipeline_nb.step_ids import item_id
+from pipeline_nb.display import _live as live  # noqa: E402
+from pipeline_nb._step_ids import item_id
 
 INTERVAL = 0.05
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 import pipeline_nb
-from pipeline_nb.errors import PipelineSpecError
+from pipeline_nb._errors import PipelineSpecError
 
 CLAUDE = "defaults: {provider: claude, retries: 0, retry_backoff: [0.01, 0.02]}\n"
 """A defaults line for the claude provider, with no retries unless a step asks for them."""

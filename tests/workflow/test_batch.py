@@ -9,7 +9,7 @@ import sys
 import pytest
 
 import pipeline_nb
-from pipeline_nb.providers import claude
+from pipeline_nb.providers import _claude as claude
 from pipeline_nb.streaming import BufferHandler
 from pipeline_nb.testing import FakeAnthropic
 

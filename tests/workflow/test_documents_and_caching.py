@@ -154,7 +154,7 @@ steps:
 
 def test_a_plain_attachment_is_read_once_per_run_not_once_per_item(papers: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    from pipeline_nb import attachments
+    from pipeline_nb import _attachments as attachments
 
     reads: list[str] = []
     real = attachments.read_attachment

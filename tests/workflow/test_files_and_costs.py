@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import pipeline_nb
-from pipeline_nb.results import Usage
+from pipeline_nb._results import Usage
 from pipeline_nb.testing import FakeAnthropic
 
 from _wf import run

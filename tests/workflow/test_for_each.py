@@ -9,7 +9,7 @@ import pytest
 
 import pipeline_nb
 
-from pipeline_nb.results import Usage
+from pipeline_nb._results import Usage
 from pipeline_nb.streaming import BufferHandler, Event
 from pipeline_nb.testing import FakeAnthropic
 

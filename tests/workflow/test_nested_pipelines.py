@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 import pipeline_nb
-from pipeline_nb import PipelineSpecError, plan
-from pipeline_nb.results import Usage
+from pipeline_nb import PipelineSpecError
+from pipeline_nb import _plan as plan
+from pipeline_nb._results import Usage
 from pipeline_nb.streaming import BufferHandler
 from pipeline_nb.testing import FakeAnthropic
 

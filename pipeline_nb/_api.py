@@ -1,0 +1,121 @@
+"""The Python API: ``run`` a pipeline, ``invoke`` one LLM call."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from ._engine import RunOptions, execute
+from ._errors import StepError
+from ._results import PipelineRun
+from ._yaml import SourceMap
+from ._loader import load_spec
+from ._spec import parse_spec
+from .streaming._events import DONE, Event, Response
+from ._templates import literal
+
+OnEvent = Callable[[Event], Any]
+
+
+def run(
+    source: str | Path | Mapping[str, Any],
+    *,
+    vars: Mapping[str, Any] | None = None,
+    provider: str | None = None,
+    on_event: OnEvent | Any | None = None,
+    model: str | None = None,
+    stream: bool | None = None,
+    namespace: Mapping[str, Any] | None = None,
+    raise_on_error: bool = True,
+    cassette: str | Path | None = None,
+    cassette_mode: str | None = None,
+    cassette_pace: bool = False,
+) -> PipelineRun:
+    """Run a pipeline from YAML text, a path to a YAML file, or a dict.
+
+    ``vars`` override the spec's ``vars``; ``provider``/``model``/``stream`` override every
+    step; ``on_event`` is a handler (or handler class) or any callable taking an Event.
+    With ``raise_on_error`` a failed step raises StepError, whose ``.run`` keeps every result.
+    ``cassette``/``cassette_mode`` record or replay replies; ``cassette_pace`` records the pace
+    of streamed replies and replays at it instead of as fast as possible.
+    """
+    spec = load_spec(source)
+    options = RunOptions(
+        vars=dict(vars or {}),
+        namespace=dict(namespace or {}),
+        provider=provider,
+        model=model,
+        stream=stream,
+        handlers=_handlers(on_event),
+        cassette=str(cassette) if cassette else None,
+        cassette_mode=cassette_mode,
+        cassette_pace=cassette_pace,
+    )
+    result = execute(spec, options)
+    if raise_on_error:
+        raise_for_status(result)
+    return result
+
+
+def _handlers(on_event: OnEvent | Any | None) -> list[Any]:
+    """``on_event`` as a handler list; a handler class is instantiated, as in ``stream_handler:``."""
+    if on_event is None:
+        return []
+    return [on_event() if isinstance(on_event, type) else on_event]
+
+
+def raise_for_status(run: PipelineRun) -> None:
+    """Raise StepError if a step failed or a handler raised; do nothing for a clean run."""
+    # a parallel step's error repeats its children's, which are listed themselves
+    problems = [f"step '{s.id}' failed: {s.error}" for s in run.steps.values()
+                if s.status == "error" and not (s.error and s.error.type == "child_failed")]
+    problems += [f"handler {e}" for e in run.handler_errors]
+    if problems:
+        kept = sum(1 for s in run.steps.values() if s.status == "ok")
+        message = "; ".join(problems) + f" ({kept} of {len(run.steps)} steps succeeded; results are kept on .run)"
+        raise StepError(message, run=run)
+
+
+def invoke(
+    prompt: str,
+    *,
+    stream: bool = False,
+    on_event: OnEvent | Any | None = None,
+    provider: str | None = None,
+    model: str | None = None,
+    **params: Any,
+) -> Response:
+    """One LLM call, the Python form of the guide's ``Pipeline.LLM.invoke!``.
+
+    ``params`` are llm step keys (``system``, ``max_tokens``, ``stop_sequences``, ...).
+    The prompt and system are sent as they are, not rendered as templates.
+    Returns the call's ``done`` Response; raises StepError if the call failed.
+    """
+    system = params.pop("system", None)
+    data: dict[str, Any] = {"name": "invoke", "steps": [{"id": "invoke", "type": "llm", "prompt": "", **params}]}
+    spec = parse_spec(data, SourceMap("<invoke>"))
+    step = replace(spec.steps[0], prompt=literal(prompt), system=literal(system) if system is not None else None)
+    spec = replace(spec, steps=(step,))
+    done: list[Response] = []
+
+    def keep_done(event: Event) -> None:
+        if event.kind == DONE:
+            done.append(event.data)
+
+    handlers = [keep_done, *_handlers(on_event)]
+    result = execute(spec, RunOptions(provider=provider, model=model, stream=stream, handlers=handlers))
+    raise_for_status(result)
+    return done[-1]
+
+
+def parse_vars(pairs: list[str]) -> dict[str, str]:
+    """``["k=v", ...]`` as a dict; raises ValueError naming a malformed pair."""
+    result = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise ValueError(f"--var expects KEY=VALUE with KEY a name, got {pair!r}")
+        result[key.strip()] = value
+    return result

@@ -1,0 +1,374 @@
+"""Running steps on worker threads: when, for_each, and each step type.
+
+Nothing here touches handlers or displays: every event goes to ``emit``, which the
+engine's main thread drains. Failures are collected as values on the StepResult.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import ChainMap
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from . import _llm_call as llm_call
+from ._yaml import SourceMap
+from ._context import Step, StepContext
+from ._files import write_output
+from ._llm import BatchProvider, BatchStatus, Cancelled, CancelToken, ProviderError
+from ._llm_call import EmitEvent, ResolvedStep, StepProblem, fail
+from ._names import parameters, resolve_name
+from ._outcomes import items_note, run_status, settle
+from ._request import attachment_blocks, build_request, step_cache_ttl
+from ._outcomes import outcome as step_outcome
+from ._results import PipelineRun, StepResult, ToolCall, Usage
+from ._loader import load_spec
+from ._plan import inherit
+from ._spec import PipelineSpec, StepSpec, parse_spec
+from ._step_ids import item_id, nested_id
+from .streaming._events import DONE, PROGRESS, STEP_END, STEP_START, Chunk, CitationChunk, Event, Response, RetryInfo, ToolCallChunk
+from ._templates import STEPS, RenderInterrupted, TemplateProblem
+from ._invoke import invoker
+from ._tool_loop import converse
+from ._toolbox import ToolBox, toolbox
+
+BATCH_DISCOUNT = 0.5
+"""Message Batches cost half the price of interactive calls."""
+
+Resolve = Callable[[StepSpec], ResolvedStep]
+
+
+class Executor:
+    """Runs a pipeline's steps in order; one instance per (nested) run."""
+
+    def __init__(
+        self,
+        spec: PipelineSpec,
+        run: PipelineRun,
+        resolve: Resolve,
+        context: Mapping[str, Any],
+        emit: EmitEvent,
+        cancel: CancelToken,
+        *,
+        namespace: Mapping[str, Any] | None = None,
+        nested: Mapping[str, PipelineSpec] | None = None,
+    ) -> None:
+        self.spec, self.run, self.resolve = spec, run, resolve
+        self.set_vars: dict[str, Any] = {}
+        self.context = ChainMap({STEPS: run.steps}, self.set_vars, context)
+        self.namespace = namespace or {}
+        self.emit, self.cancel = emit, cancel
+        self._read_attachments: dict[str, tuple[dict[str, Any], ...]] = {}
+        """Attachments that use no name, as blocks, by step id: read once per run."""
+        self._cached_replies: dict[str, str] = {}
+        """The first reply's message id of each step that asked for caching."""
+        self.nested = nested or {}
+        """Pipeline files of ``file:`` steps, loaded at plan time, by resolved path."""
+        self._toolboxes: dict[str, ToolBox | None] = {}
+        """Each llm step's tools, by step id."""
+        self.received: dict[str, llm_call.Received] = {}
+        """Text each running attempt has received so far, by result id."""
+        self._lock = threading.Lock()
+
+    def run_all(self) -> None:
+        failed: list[str] = []
+        for step in self.spec.steps:
+            if self.cancel.cancelled:
+                return
+            result = self.run.steps[step.id]
+            blockers = [s for s in step.step_refs() if self.run.steps[s].status != "ok"]
+            if failed and not (step.continue_on_error and not blockers):
+                for skipped in (step, *step.descendants()):
+                    self._skip(self.run.steps[skipped.id], f"skipped: step {failed[0]!r} failed")
+                continue
+            self.run_step(step, result)
+            if result.status == "interrupted":
+                return
+            if result.status == "error":
+                failed.append(step.id)
+
+    def _cancelled(self) -> bool:
+        return self.cancel.cancelled
+
+    def _skip_reason(self, step: StepSpec) -> str | None:
+        """Why ``step`` is skipped: a false ``when``, or it continues a skipped step; else None."""
+        if step.when is not None and not truthy(step.when.evaluate(self.context)):
+            return f"skipped: when {step.when.raw!r} was false"
+        if step.continue_from and self.run.steps[step.continue_from].status == "skipped":
+            return f"skipped: it continues step {step.continue_from!r}, which was skipped"
+        return None
+
+    def _skip(self, result: StepResult, note: str) -> None:
+        result.status, result.note = "skipped", note
+        self.emit(Event(STEP_END, result))
+
+    def run_step(self, step: StepSpec, result: StepResult) -> None:
+        """Run one step (its ``when``, its items) and leave its outcome on ``result``."""
+        started = time.monotonic()
+        result.status = "running"
+        self.emit(Event(STEP_START, result))
+        try:
+            with step_outcome(step, result, self._cancelled):
+                if reason := self._skip_reason(step):
+                    result.status, result.note = "skipped", reason
+                    for child in step.descendants():
+                        self._skip(self.run.steps[child.id], f"skipped: step {step.id!r} was skipped")
+                elif step.for_each is not None:
+                    self._for_each(step, result)
+                else:
+                    self._body(step, result, self.context)
+                if result.status == "ok" and step.output_to_file is not None and not _per_item(step):
+                    path = write_output(step.output_to_file.render(self.context), result.output)
+                    result.note = f"saved to {path.name}"
+        finally:
+            result.duration = time.monotonic() - started
+            self.emit(Event(STEP_END, result))
+
+    # -- bodies by step type; each leaves output and status on ``result`` --
+
+    def _body(self, step: StepSpec, result: StepResult, context: Mapping[str, Any]) -> None:
+        body = {"llm": self._llm, "set": self._set, "python": self._python,
+                "parallel": self._parallel, "pipeline": self._pipeline}[step.type]
+        body(step, result, context)
+
+    def _llm(self, step: StepSpec, result: StepResult, context: Mapping[str, Any],
+             prompt: str | None = None, emit: EmitEvent | None = None, box: ToolBox | None = None) -> None:
+        resolved = self.resolve(step)
+        result.model = result.model or resolved.model
+        history: tuple[dict[str, Any], ...] = ()
+        if step.continue_from:
+            earlier = self.run.steps[step.continue_from]
+            # the earlier reply's blocks go back exactly: a thinking block must keep its signature
+            answer = [block.to_api() for block in earlier.content] if earlier.content else earlier.text
+            history = (*earlier.messages, {"role": "assistant", "content": answer})
+        text = prompt if prompt is not None else llm_call.render(step, "prompt", context)
+        ttl = step_cache_ttl(step)
+        attachments = self._attachments(step, context)
+        request = build_request(resolved, text, context, history, attachments,
+                                previous_message_id=self._cached_replies.get(step.id) if ttl else None)
+        token = CancelToken()
+        unlink = self.cancel.on_cancel(token.cancel)
+        timer = threading.Timer(step.timeout, token.cancel) if step.timeout else None
+        if timer:
+            timer.daemon = True
+            timer.start()
+        box = box or self._toolbox(step)
+        try:
+            if box is None:
+                reply = llm_call.call(resolved, request, result, token, self.cancel, emit or self.emit, self.received)
+            else:
+                reply = converse(resolved, request, box, result, token, self.cancel, emit or self.emit, self.received)
+        finally:
+            if timer:
+                timer.cancel()
+            unlink()
+        if ttl and reply is not None and reply.id:  # later calls of this step compare their cache with it
+            self._cached_replies.setdefault(step.id, reply.id)
+        result.cost = llm_call.cost(result.usage, result.model, self.spec.pricing, cache_ttl=ttl)
+
+    def _toolbox(self, step: StepSpec) -> ToolBox | None:
+        """The step's tools, resolved once per run (checked at plan time, so this does not fail)."""
+        if not step.tools:
+            return None
+        with self._lock:
+            if step.id not in self._toolboxes:
+                self._toolboxes[step.id] = toolbox(step, self.namespace, self.spec.base_dir)
+            return self._toolboxes[step.id]
+
+    def _attachments(self, step: StepSpec, context: Mapping[str, Any]) -> tuple[dict[str, Any], ...]:
+        """The step's attachments as blocks; ones that use no name (plain paths) are read once per
+        run, not once per for_each item or retry."""
+        if step.attachments is None or step.attachments.names:
+            return attachment_blocks(step, context, self.spec.base_dir or Path.cwd())
+        with self._lock:  # items that start together wait for the first one's read
+            if step.id not in self._read_attachments:
+                self._read_attachments[step.id] = attachment_blocks(step, context, self.spec.base_dir or Path.cwd())
+            return self._read_attachments[step.id]
+
+    def _set(self, step: StepSpec, result: StepResult, context: Mapping[str, Any]) -> None:
+        values = {name: value.evaluate(context) for name, value in step.set_vars.items()}
+        with self._lock:
+            self.set_vars.update(values)
+        result.output, result.status = values, "ok"
+
+    def _python(self, step: StepSpec, result: StepResult, context: Mapping[str, Any]) -> None:
+        assert step.call is not None
+        target = resolve_name(step.call, self.namespace)
+        args = dict(step.args.evaluate(context)) if step.args else {}
+        invoke = invoker(step, result, self._llm, self.emit, self.namespace, self.spec.base_dir)
+        ctx = StepContext(result.id, context, self.run.steps, args, invoke)
+        if isinstance(target, type) and issubclass(target, Step):
+            output = target().run(ctx)
+        elif callable(target):
+            wants_ctx = "ctx" in parameters(target) and "ctx" not in args
+            output = target(**args, ctx=ctx) if wants_ctx else target(**args)
+        else:
+            raise TypeError(f"call {step.call!r} is not a function or Step class: got {type(target).__name__}")
+        result.output, result.status = output, "ok"
+        result.text = output if isinstance(output, str) else result.text
+
+    def _parallel(self, step: StepSpec, result: StepResult, context: Mapping[str, Any]) -> None:
+        children = [(child, self.run.steps[child.id]) for child in step.children]
+        with ThreadPoolExecutor(max_workers=min(step.max_parallel, len(children))) as pool:
+            for future in [pool.submit(self.run_step, child, res) for child, res in children]:
+                future.result()
+        result.output = {child.id: res.output for child, res in children}
+        settle(result, [res for _, res in children], "child")
+
+    def _pipeline(self, step: StepSpec, result: StepResult, context: Mapping[str, Any]) -> None:
+        # recursion and depth were refused when the plan loaded every nested file (plan.load_nested)
+        if step.file is not None:
+            path = ((self.spec.base_dir or Path.cwd()) / step.file).resolve()
+            child_spec = self.nested.get(str(path)) or load_spec(path)
+        else:
+            child_spec = step.inline or parse_spec(step.pipeline, SourceMap(f"{self.spec.source}#{step.id}"))
+            child_spec = replace(child_spec, base_dir=self.spec.base_dir)
+        child_spec = replace(inherit(child_spec, step), pricing={**self.spec.pricing, **child_spec.pricing})
+        inputs = dict(step.inputs.evaluate(context)) if step.inputs else {}
+        child_spec.check_names(set(inputs) | set(self.namespace))
+        child = PipelineRun(name=child_spec.name, steps={s.id: StepResult(s.id, type=s.type)
+                                                         for s in child_spec.all_steps()})
+        result.child = child
+        executor = Executor(child_spec, child, self.resolve, {**self.namespace, **child_spec.vars, **inputs},
+                            _prefixed(self.emit, result.id), self.cancel, namespace=self.namespace,
+                            nested=self.nested)
+        child.status = "running"
+        started = time.monotonic()
+        executor.run_all()
+        child.duration = time.monotonic() - started
+        child.status = run_status(child)
+        result.output = child.outputs
+        result.usage, result.cost = child.usage, child.cost
+        last = next((s for s in reversed(child.steps.values()) if s.status == "ok"), None)
+        result.text = last.text if last else ""
+        settle(result, list(child.steps.values()), "step")
+
+    def _for_each(self, step: StepSpec, result: StepResult) -> None:
+        assert step.for_each is not None
+        try:
+            items = step.for_each.evaluate(self.context)
+        except RenderInterrupted:
+            raise
+        except TemplateProblem as exc:
+            raise StepProblem("template_error", str(exc), "for_each", exc.line) from None
+        if isinstance(items, (str, bytes, Mapping)) or not isinstance(items, Iterable):
+            got = "nothing (null)" if items is None else f"{type(items).__name__} {items!r:.60}"
+            hint = "; to loop over a mapping, use its .items() or .values()" if isinstance(items, Mapping) else ""
+            raise StepProblem("invalid_for_each", f"for_each must give a list, got {got}{hint}", "for_each")
+        items = list(items)
+        results = [StepResult(item_id(step.id, i), type=step.type, model=result.model, item=item, index=i)
+                   for i, item in enumerate(items)]
+        result.items = results
+        done = failed = 0
+        if items and step.batch:
+            self._batch(step, result, items, results)
+        elif items:
+            result.note = f"0 of {len(items)}"  # every view can show the count before the first item ends
+            self.emit(Event(PROGRESS, replace(result)))
+            # with caching, the first item writes the cache alone, so that every later one can read it
+            first = 1 if step.type == "llm" and step_cache_ttl(step) and len(items) > 1 else 0
+            workers = min(step.max_parallel, len(items))
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"pipeline_nb:{step.id}") as pool:
+                waves = [range(first), range(first, len(items))] if first else [range(len(items))]
+                for wave in waves:
+                    result_of = {pool.submit(self._item, step, results[i], items[i], i, len(items)): results[i]
+                                 for i in wave}
+                    for future in as_completed(result_of):
+                        future.result()
+                        done += 1
+                        failed += result_of[future].status == "error"  # interrupted items did not fail
+                        result.note = f"{done} of {len(items)}" + (f", {failed} failed" if failed else "")
+                        self.emit(Event(PROGRESS, replace(result)))  # a snapshot: the note moves on
+        result.output = [r.output for r in results]
+        result.text = "\n\n".join(r.text for r in results if r.text)
+        result.usage = sum((r.usage for r in results), Usage())
+        costs = [r.cost for r in results if r.cost is not None]
+        result.cost = sum(costs) if costs else None
+        result.attempts = max((r.attempts for r in results), default=0)
+        settle(result, results, "item")
+        result.note = items_note(results, " in a batch" if step.batch else "")
+
+    def _batch(self, step: StepSpec, result: StepResult, items: list[Any], results: list[StepResult]) -> None:
+        """Send every item's request as Message Batches; progress goes out as the counts move."""
+        resolved = replace(self.resolve(step), stream=False)
+        requests = []
+        for index, (item_result, item) in enumerate(zip(results, items)):
+            scope = self._item_scope(step, item, index, len(items))
+            requests.append(build_request(resolved, llm_call.render(step, "prompt", scope), scope,
+                                          attachments=self._attachments(step, scope)))
+            item_result.status, item_result.model = "running", resolved.model
+
+        def on_status(status: BatchStatus) -> None:
+            result.note = status.describe()
+            self.emit(Event(PROGRESS, replace(result)))
+
+        started = time.monotonic()
+        try:
+            if not isinstance(resolved.provider, BatchProvider):
+                raise ProviderError("batch_unsupported", f"provider {resolved.provider_name!r} cannot send batches; "
+                                    "use provider: claude (or mock), or remove batch: true", retryable=False)
+            outcomes = resolved.provider.batch(requests, on_status, self.cancel, step.batch_poll_interval)
+        except Cancelled:
+            for item_result in results:
+                llm_call.interrupted(item_result)
+            return
+        except ProviderError as exc:
+            outcomes = [exc] * len(requests)
+        for item_result, request, outcome in zip(results, requests, outcomes):
+            item_result.attempts, item_result.duration = 1, time.monotonic() - started
+            if isinstance(outcome, ProviderError):
+                fail(item_result, outcome.type, outcome.message, outcome.request_id)
+                continue
+            llm_call.succeed(item_result, outcome, 1, request)
+            item_result.cost = llm_call.cost(outcome.usage, item_result.model, self.spec.pricing, BATCH_DISCOUNT)
+            self.emit(Event(DONE, Response(item_result.id, 1, outcome.text, outcome.usage, outcome.stop_reason,
+                                           outcome.model, outcome.request_id, item_result.output,
+                                           outcome.content)))
+
+    def _item_scope(self, step: StepSpec, item: Any, index: int, count: int) -> ChainMap[str, Any]:
+        """What a for_each item's templates see: the loop variable and ``loop``, over the run's names."""
+        return ChainMap({step.loop_var: item, "loop": {"index": index, "length": count}}, self.context)
+
+    def _item(self, step: StepSpec, result: StepResult, item: Any, index: int, count: int) -> None:
+        if self.cancel.cancelled:
+            return
+        started = time.monotonic()
+        result.status = "running"
+        scope = self._item_scope(step, item, index, count)
+        with step_outcome(step, result, self._cancelled):
+            self._body(step, result, scope)
+            if result.status == "ok" and step.output_to_file is not None and _per_item(step):
+                path = write_output(step.output_to_file.render(scope), result.output)
+                result.note = f"saved to {path.name}"
+        result.duration = time.monotonic() - started
+
+
+def truthy(value: Any) -> bool:
+    """``when``'s test: rendered text such as "false", "no", "0" or "" is false."""
+    if isinstance(value, str):
+        return value.strip().lower() not in ("", "false", "no", "0", "none", "off")
+    return bool(value)
+
+
+def _per_item(step: StepSpec) -> bool:
+    """A for_each step whose ``output_to_file`` names the item: one file per item."""
+    target = step.output_to_file
+    return step.for_each is not None and target is not None and bool({step.loop_var, "loop"} & target.names)
+
+
+def _prefixed(emit: EmitEvent, prefix: str) -> EmitEvent:
+    """A nested pipeline's stream events, renamed ``<step>/<child step>``; its step events dropped."""
+    def rename(event: Event) -> None:
+        data = event.data
+        if isinstance(data, (Chunk, CitationChunk, Response, RetryInfo, ToolCallChunk)):
+            emit(Event(event.kind, data._replace(step_id=nested_id(prefix, data.step_id))))
+        elif isinstance(data, ToolCall):
+            emit(Event(event.kind, replace(data, step_id=nested_id(prefix, data.step_id))))
+
+    return rename
+
+

@@ -1,0 +1,213 @@
+"""What a run leaves behind: PipelineRun and its StepResults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .content import Block, Citation, Usage, citations_of, thinking_of
+
+__all__ = ["ErrorInfo", "PipelineRun", "StepResult", "ToolCall", "Usage"]
+
+StepStatus = Literal["pending", "running", "ok", "error", "skipped", "interrupted"]
+RunStatus = Literal["pending", "running", "ok", "error", "interrupted"]
+
+
+API_ERROR_TYPES = {
+    "invalid_request_error": "the API refused the request as invalid (HTTP 400)",
+    "authentication_error": "the API key was not accepted (401)",
+    "billing_error": "the account cannot pay for the request",
+    "permission_error": "the key may not use this model or feature (403)",
+    "not_found_error": "no such model or endpoint (404)",
+    "request_too_large": "the request is too large (413)",
+    "rate_limit_error": "too many requests or tokens for now (429), after every retry",
+    "timeout_error": "the API timed out while answering",
+    "api_error": "the API failed (500 and the rest of 5xx), or sent an error type not listed here",
+    "overloaded_error": "the API is overloaded (529, or an error event mid-stream), after every retry",
+}
+"""The Messages API's own error types, kept as the API names them."""
+
+ERROR_TYPES = {
+    **API_ERROR_TYPES,
+    "missing_api_key": "no ANTHROPIC_API_KEY for a call that must go out",
+    "connection_error": "the API could not be reached",
+    "connection_lost": "the stream broke off mid-reply",
+    "incomplete_stream": "the stream ended before its message_stop",
+    "malformed_stream": "the stream sent data that is not valid",
+    "read_timeout": "the stream was silent past read_timeout",
+    "timeout": "the request timed out, or the step passed its own timeout",
+    "streaming_required": "the SDK refused a long non-streamed call before sending it",
+    "cassette_miss": "replaying, and the cassette has no recording of this request",
+    "batch_unsupported": "the provider cannot send Message Batches",
+    "expired": "a Message Batch item expired before it ran",
+    "canceled": "a Message Batch item was canceled before it ran",
+    "missing_result": "a Message Batch ended without a result for the item",
+    "invalid_output": "the reply is not valid JSON for output_schema",
+    "tool_rounds_exceeded": "the model still asked for tools after the step's max_tool_rounds",
+    "tool_error": "a tool raised and the step says tool_errors: raise; the message names the tool",
+    "invalid_for_each": "for_each gave something that is not a list",
+    "invalid_attachment": "an attachment known only at run time cannot be sent",
+    "template_error": "a template failed to render, or the sandbox refused it",
+    "unsafe_path": "output_to_file names a path outside the working directory, or a folder",
+    "write_error": "the step's output could not be written to its file",
+    "python_error": "a python step's function (or a Step's run) raised; the message names the exception",
+    "child_failed": "a child of a parallel step failed (the child's own error is on the child)",
+    "item_failed": "an item of a for_each step failed (each item's error is on the item)",
+    "step_failed": "a step of a nested pipeline failed",
+    "unexpected_error": "anything else, from a custom provider say; the message starts with what it was",
+}
+"""Every ``ErrorInfo.type``, with what it means: a closed vocabulary, so a type is something to
+test for (``step.error.type == "rate_limit_error"``)."""
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    """Why a step failed: its type (one of ERROR_TYPES), the message and the request id."""
+
+    type: str
+    message: str
+    request_id: str | None = None
+
+    def __str__(self) -> str:
+        rid = f" (request {self.request_id})" if self.request_id else ""
+        if self.message == self.type or self.message.startswith(f"{self.type} "):  # the API gave no other words
+            return f"{self.message}{rid}"
+        return f"{self.type}: {self.message}{rid}"
+
+
+@dataclass
+class ToolCall:
+    """One tool call of an llm step: what the model asked for, what came back, and how long it took.
+
+    ``output`` is what the function returned (or, for a server tool, the result the API sent);
+    ``is_error`` says whether the model was told it failed, ``error`` why."""
+
+    step_id: str
+    round: int
+    """The step's call (1-based) whose reply asked for this tool."""
+    id: str
+    name: str
+    input: Any = field(default_factory=dict)
+    output: Any = None
+    is_error: bool = False
+    error: str | None = None
+    duration: float | None = None
+    server: bool = False
+    """Run by the API (web search, web fetch, code execution), not in the kernel."""
+    note: str = ""
+    """What happened to the output on its way back (truncated, sent as an image, ...)."""
+
+
+@dataclass(eq=False)
+class StepResult:
+    """The result of one step. ``text`` is the final attempt's text only."""
+
+    id: str
+    type: str = "llm"
+    status: StepStatus = "pending"
+    text: str = ""
+    output: Any = None
+    usage: Usage = field(default_factory=Usage)
+    attempts: int = 0
+    duration: float | None = None
+    error: ErrorInfo | None = None
+    model: str | None = None
+    stop_reason: str | None = None
+    note: str = ""
+    cost: float | None = None
+    """USD, when ``defaults.pricing`` prices the model."""
+    items: list[StepResult] | None = None
+    """Per-item results of a for_each step, in input order."""
+    item: Any = field(default=None, repr=False)
+    """For one item of a for_each step: its loop value (``as:``)."""
+    index: int | None = None
+    """For one item of a for_each step: its 0-based position in the list."""
+    child: PipelineRun | None = field(default=None, repr=False)
+    """The run of a pipeline step's child pipeline."""
+    messages: tuple[dict[str, Any], ...] = field(default=(), repr=False)
+    """The conversation sent (for ``continue:``)."""
+    content: tuple[Block, ...] = field(default=(), repr=False)
+    """The reply's content blocks (thinking, text with citations, ...); ``text`` is their text."""
+    tool_calls: list[ToolCall] = field(default_factory=list, repr=False)
+    """Every tool call of the step's tool loop, in the order they were asked for."""
+
+    @property
+    def thinking(self) -> str:
+        """Claude's thinking before its answer (empty unless the step asked for thinking)."""
+        return thinking_of(self.content)
+
+    @property
+    def citations(self) -> tuple[Citation, ...]:
+        """The passages of attached documents that back the answer, in order."""
+        return citations_of(self.content)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def __repr__(self) -> str:
+        text = self.text if len(self.text) <= 60 else self.text[:57] + "..."
+        error = f", error={str(self.error)!r}" if self.error else ""
+        return f"StepResult(id={self.id!r}, status={self.status!r}, text={text!r}{error})"
+
+
+
+
+@dataclass(eq=False)
+class PipelineRun:
+    """A pipeline run: its steps by id, in order, and what they produced."""
+
+    name: str
+    steps: dict[str, StepResult]
+    description: str = ""
+    status: RunStatus = "pending"
+    duration: float | None = None
+    saved: dict[str, str] = field(default_factory=dict)
+    """Kernel names (``save_as``) → step ids."""
+    handler_errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    """What went wrong beside the steps without failing them (e.g. a cassette that could not be written)."""
+
+    @property
+    def outputs(self) -> dict[str, Any]:
+        return {sid: step.output for sid, step in self.steps.items() if step.status == "ok"}
+
+    @property
+    def usage(self) -> Usage:
+        return sum((s.usage for s in self.steps.values()), Usage())
+
+    @property
+    def cost(self) -> float | None:
+        """USD for the priced steps, or None when nothing is priced."""
+        costs = [s.cost for s in self.steps.values() if s.cost is not None]
+        return sum(costs) if costs else None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def tool_calls(self) -> list[ToolCall]:
+        """Every tool call of the run, step by step (items and children included)."""
+        return [call for step in self.steps.values() for call in tool_calls_of(step)]
+
+    @property
+    def failed(self) -> list[StepResult]:
+        return [s for s in self.steps.values() if s.status in ("error", "interrupted")]
+
+    def __repr__(self) -> str:
+        counts: dict[str, int] = {}
+        for step in self.steps.values():
+            counts[step.status] = counts.get(step.status, 0) + 1
+        summary = ", ".join(f"{n} {status}" for status, n in counts.items())
+        return f"PipelineRun(name={self.name!r}, status={self.status!r}, steps: {summary})"
+
+
+def tool_calls_of(step: StepResult) -> list[ToolCall]:
+    """The step's tool calls, then its items' and its nested pipeline's, in order."""
+    calls = list(step.tool_calls)
+    for item in step.items or ():
+        calls += tool_calls_of(item)
+    if step.child is not None:
+        calls += step.child.tool_calls
+    return calls

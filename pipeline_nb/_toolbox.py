@@ -1,0 +1,131 @@
+"""A step's ``tools:`` resolved into Tools, checked at plan time, and how its loop runs them.
+
+Each entry of ``tools:`` is a kernel name or ``module:attr`` of a function (its schema derived
+from the signature), a mapping ``{name, description, input_schema, call}``, a server tool
+(``web_search``, ``web_fetch``, ``code_execution``, or ``{server: web_search, ...options}``), or
+a workspace tool (``read_file``, ...). A kernel name shadows a built-in tool of the same name.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ._errors import PipelineSpecError
+from ._names import resolve_name
+from ._spec import StepSpec
+from .tools import SERVER_TOOLS, WORKSPACE_TOOLS, Tool, ToolDefinitionError, server_tool, tool_from_function, \
+    tool_from_mapping, workspace_tools
+
+CHOICES = ("auto", "any", "none")
+
+
+@dataclass(frozen=True)
+class ToolBox:
+    """A step's tools, resolved, and how its loop runs them."""
+
+    tools: Mapping[str, Tool]
+    choice: str | None = None
+    """``tool_choice``: auto, any, none, or a tool's name (None: the API's default, auto)."""
+    max_rounds: int = 10
+    errors: str = "return"
+    max_parallel: int = 4
+
+    def api_params(self) -> dict[str, Any]:
+        """``tools`` and ``tool_choice`` as the Messages API takes them."""
+        params: dict[str, Any] = {"tools": [tool.to_api() for tool in self.tools.values()]}
+        if self.choice in CHOICES:
+            params["tool_choice"] = {"type": self.choice}
+        elif self.choice:
+            params["tool_choice"] = {"type": "tool", "name": self.choice}
+        return params
+
+
+def toolbox(step: StepSpec, namespace: Mapping[str, Any], base_dir: Path | None) -> ToolBox | None:
+    """The step's tools, or None when it has none; a PipelineSpecError (at ``tools:``) for an entry
+    that cannot be resolved or described, two tools with one name, or a ``tool_choice`` that names none."""
+    if not step.tools:
+        return None
+    workdir = _workdir(step, base_dir)
+    tools: dict[str, Tool] = {}
+    first: dict[str, int] = {}
+    for index, entry in enumerate(step.tools):
+        tool = _resolve(step, index, entry, namespace, workdir)
+        if tool.name in tools:
+            raise PipelineSpecError(
+                f"tools[{index}]: two tools are named {tool.name!r} (tools[{first[tool.name]}] and tools[{index}])",
+                location=step.where("tools"), step_id=step.id, hint="give each tool its own name (name: in a mapping)")
+        tools[tool.name], first[tool.name] = tool, index
+    choice = step.tool_choice
+    if choice is not None and choice not in CHOICES and choice not in tools:
+        close = difflib.get_close_matches(choice, [*CHOICES, *tools], n=1)
+        raise PipelineSpecError(
+            f"tool_choice {choice!r} is not auto, any, none or one of the step's tools ({', '.join(tools)})",
+            location=step.where("tool_choice"), step_id=step.id,
+            hint=f"did you mean {close[0]!r}?" if close else "name one of the step's tools")
+    return ToolBox(tools, choice, step.max_tool_rounds, step.tool_errors, step.max_parallel_tools)
+
+
+def _resolve(step: StepSpec, index: int, entry: Any, namespace: Mapping[str, Any],
+             workdir: Callable[[], Path]) -> Tool:
+    def problem(message: str, hint: str | None = None) -> PipelineSpecError:
+        return PipelineSpecError(f"tools[{index}]: {message}", location=step.where("tools"), step_id=step.id,
+                                 hint=hint)
+
+    try:
+        if isinstance(entry, Tool):
+            return entry
+        if isinstance(entry, Mapping):
+            if "server" in entry:
+                options = {k: v for k, v in entry.items() if k != "server"}
+                return server_tool(str(entry["server"]), options)
+            return tool_from_mapping(entry, lambda name: resolve_name(name, namespace))
+        if callable(entry):
+            return tool_from_function(entry)
+        name = str(entry)
+        if name in namespace or ":" in name or "." in name:
+            target = resolve_name(name, namespace)
+            return target if isinstance(target, Tool) else tool_from_function(target, name=name.rpartition(":")[2]
+                                                                              .rpartition(".")[2])
+        if name in SERVER_TOOLS:
+            return server_tool(name, {})
+        if name in WORKSPACE_TOOLS:
+            return workspace_tools(workdir())[name]
+        known = [n for n, v in namespace.items() if callable(v) and not n.startswith("_")]
+        close = difflib.get_close_matches(name, [*known, *SERVER_TOOLS, *WORKSPACE_TOOLS], n=1)
+        raise problem(f"no function, server tool or workspace tool is named {name!r}",
+                      (f"did you mean {close[0]!r}? " if close else "")
+                      + "define the function in the kernel before this cell, or name it as module:function")
+    except ToolDefinitionError as exc:
+        raise problem(str(exc), "annotate every parameter, or give the tool as {name, description, "
+                                "input_schema, call}") from None
+    except LookupError as exc:
+        raise problem(f"{entry!r} cannot be found: {exc}",
+                      "define the function in the kernel before this cell, or name it as module:function") from None
+    except TypeError as exc:  # e.g. a name that is not a function
+        raise problem(str(exc)) from None
+
+
+def _workdir(step: StepSpec, base_dir: Path | None) -> Callable[[], Path]:
+    """The workspace tools' folder, checked only when one of them is used."""
+    def folder() -> Path:
+        path = Path(step.workdir) if step.workdir else Path.cwd()
+        path = path if path.is_absolute() else (base_dir or Path.cwd()) / path
+        if not path.is_dir():
+            raise PipelineSpecError(f"workdir {str(path)!r} is not a folder", location=step.where("workdir"),
+                                    step_id=step.id, hint="create it, or point workdir: at an existing folder")
+        return path.resolve()
+    return folder
+
+
+def all_toolboxes(steps: Sequence[StepSpec], namespace: Mapping[str, Any],
+                  base_dir: Path | None) -> dict[str, ToolBox]:
+    """The toolbox of every llm step of ``steps`` that has tools, by step id."""
+    boxes = {}
+    for step in steps:
+        if step.type == "llm" and step.tools and (box := toolbox(step, namespace, base_dir)) is not None:
+            boxes[step.id] = box
+    return boxes

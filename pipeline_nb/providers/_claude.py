@@ -1,0 +1,332 @@
+"""The claude provider: the official anthropic SDK, streamed or not.
+
+The only module that imports ``anthropic``. The SDK's own retries are off
+(``max_retries=0``): the engine retries, so handlers see every retry and the
+``retry-after`` cap applies. Errors come out classified as ProviderError.
+A cancel shuts down the provider's sockets, which wakes a worker blocked on a
+read (closing a stream from another thread does not).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import os
+import re
+import socket
+import threading
+import time
+import weakref
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import anthropic
+import httpx2
+
+from ..content import SERVER_RESULT_TYPES, Citation, Reply, Usage, block_from_api
+from .._results import API_ERROR_TYPES
+from .._llm import CITATION, SERVER_RESULT, TEXT, THINKING, TOOL_INPUT, TOOL_USE, BatchOutcome, BatchStatus, Cancelled, CancelToken, Emit, LLMRequest, ProviderError
+
+KEY_ENV = "ANTHROPIC_API_KEY"
+
+_FIXES = {
+    400: "the request was rejected as invalid; check the step's model, max_tokens and prompt",
+    401: f"the API key was not accepted; check {KEY_ENV}",
+    403: f"this key may not use this model or feature; check {KEY_ENV} and the model name",
+    404: "not found; check the model name and base_url",
+    413: "the request is too large; shorten the prompt or the earlier text it includes",
+}
+_RETRYABLE_STATUS = {408, 409, 429} | set(range(500, 600))
+MAX_BATCH_REQUESTS = 100_000
+"""The Message Batches API's limit per batch; larger batches are split."""
+
+
+class ClaudeProvider:
+    """Calls the Messages API through ``anthropic.Anthropic``."""
+
+    name = "claude"
+
+    def __init__(self) -> None:
+        self._clients: dict[tuple[str | None, float | None], anthropic.Anthropic] = {}
+        self._sockets = _Sockets()
+
+    def check(self, request: LLMRequest) -> None:
+        if not (os.environ.get(KEY_ENV) or os.environ.get("ANTHROPIC_AUTH_TOKEN")):
+            raise ProviderError(
+                "missing_api_key",
+                f"{KEY_ENV} is not set; export it (or use provider: mock to run offline)",
+                retryable=False,
+            )
+
+    def _client(self, request: LLMRequest) -> anthropic.Anthropic:
+        read_timeout = request.options.get("read_timeout")
+        key = (request.base_url, read_timeout)
+        client = self._clients.get(key)
+        if client is None:
+            timeout = httpx2.Timeout(600.0, connect=10.0, read=read_timeout) if read_timeout else anthropic.NOT_GIVEN
+            http = anthropic.DefaultHttpxClient(event_hooks={"request": [self._sockets.trace_request]})
+            client = anthropic.Anthropic(base_url=request.base_url, max_retries=0, timeout=timeout, http_client=http)
+            self._clients[key] = client
+        return client
+
+    def complete(self, request: LLMRequest, emit: Emit, cancel: CancelToken) -> Reply:
+        client = self._client(request)
+        params = _params(request)
+        unregister = cancel.on_cancel(self._sockets.shutdown)
+        try:
+            if request.stream:
+                return _stream(client, params, emit, cancel)
+            message = client.messages.create(**params)
+            return _reply(message, message._request_id)
+        except ProviderError:
+            raise
+        except Exception as exc:
+            if cancel.cancelled:
+                raise Cancelled() from None
+            raise classify(exc) from None
+        finally:
+            unregister()
+
+
+    def batch(self, requests: Sequence[LLMRequest], on_status: Callable[[BatchStatus], None],
+              cancel: CancelToken, poll_interval: float) -> list[BatchOutcome]:
+        """Send ``requests`` as Message Batches (split at 100,000), poll until all end, and
+        match the results back by ``custom_id``."""
+        client = self._client(requests[0])
+        batches = client.messages.batches
+        ids: list[str] = []
+        try:
+            for start in range(0, len(requests), MAX_BATCH_REQUESTS):
+                chunk = requests[start:start + MAX_BATCH_REQUESTS]
+                created = batches.create(requests=[{"custom_id": f"item-{start + i}", "params": {**r.api_params(), **(r.extra_body or {})}}
+                                                   for i, r in enumerate(chunk)])
+                ids.append(created.id)
+            on_status(BatchStatus(processing=len(requests), batch_ids=tuple(ids)))
+            _poll(batches, ids, on_status, cancel, poll_interval)
+            outcomes: list[BatchOutcome | None] = [None] * len(requests)
+            for batch_id in ids:
+                for entry in batches.results(batch_id):
+                    outcomes[int(entry.custom_id.removeprefix("item-"))] = _batch_outcome(entry.result, batch_id)
+        except (ProviderError, Cancelled):
+            raise
+        except Exception as exc:
+            raise classify(exc) from None
+        missing = ProviderError("missing_result", "the batch ended without a result for this request",
+                                retryable=False)
+        return [missing if outcome is None else outcome for outcome in outcomes]
+
+
+def _poll(batches: Any, ids: list[str], on_status: Callable[[BatchStatus], None], cancel: CancelToken,
+          poll_interval: float) -> None:
+    """Retrieve the batches every ``poll_interval`` s until all have ended; cancel them on cancel."""
+    failures = 0
+    while True:
+        try:
+            states = [batches.retrieve(batch_id) for batch_id in ids]
+            failures = 0
+        except Exception as exc:
+            error = classify(exc)
+            failures += 1
+            if not error.retryable or failures > 5:
+                raise error from None
+        else:
+            counts = [state.request_counts for state in states]
+            on_status(BatchStatus(*(sum(getattr(c, name) for c in counts) for name in
+                                    ("processing", "succeeded", "errored", "canceled", "expired")),
+                                  batch_ids=tuple(ids)))
+            if all(state.processing_status == "ended" for state in states):
+                return
+        if cancel.wait(poll_interval):
+            for batch_id in ids:
+                try:
+                    batches.cancel(batch_id)
+                except Exception:  # an ended batch cannot be canceled; stopping must not fail
+                    pass
+            raise Cancelled()
+
+
+def _batch_outcome(result: Any, batch_id: str) -> BatchOutcome:
+    if result.type == "succeeded":
+        return _reply(result.message, None)
+    if result.type == "errored":
+        error = result.error.error
+        return ProviderError(error.type, f"{error.message} (in batch {batch_id})", retryable=False)
+    if result.type == "expired":
+        return ProviderError("expired", f"batch {batch_id} expired (24 h) before this request ran; run it again",
+                             retryable=False)
+    return ProviderError("canceled", f"batch {batch_id} was canceled before this request ran", retryable=False)
+
+
+class _Sockets:
+    """The sockets a provider's clients opened, recorded through httpcore's ``trace`` extension."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open: weakref.WeakSet[socket.socket] = weakref.WeakSet()
+
+    def trace_request(self, request: httpx2.Request) -> None:
+        """An httpx event hook: ask the transport to report the connections it makes for ``request``."""
+        request.extensions["trace"] = self._trace
+
+    def _trace(self, event: str, info: dict[str, Any]) -> None:
+        if event.endswith(("connect_tcp.complete", "start_tls.complete")):
+            sock = info["return_value"].get_extra_info("socket")
+            if sock is not None:
+                with self._lock:
+                    self._open.add(sock)
+
+    def shutdown(self) -> None:
+        """Shut every recorded socket down, so a blocked read returns at once (any thread)."""
+        with self._lock:
+            sockets = list(self._open)
+        for sock in sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:  # already closed, or detached by TLS
+                pass
+
+
+def _params(request: LLMRequest) -> dict[str, Any]:
+    """The SDK call's keyword arguments: the request's API parameters, and its extra body."""
+    params = request.api_params()
+    if request.extra_body:
+        params["extra_body"] = dict(request.extra_body)
+    return params
+
+
+def _stream(client: anthropic.Anthropic, params: dict[str, Any], emit: Emit, cancel: CancelToken) -> Reply:
+    """Stream the call: every block delta goes to ``emit`` as it arrives (read from the raw
+    ``content_block_delta`` events, which name their block); the SDK assembles the final message."""
+    with client.messages.stream(**params) as stream:
+        try:
+            for event in stream:
+                if event.type == "content_block_start":
+                    _block_start(event.content_block, event.index, emit)
+                    continue
+                if event.type != "content_block_delta":
+                    continue
+                delta = event.delta
+                kind = delta.type
+                if kind == "text_delta":
+                    emit(delta.text, TEXT, event.index)
+                elif kind == "thinking_delta":
+                    emit(delta.thinking, THINKING, event.index)
+                elif kind == "citations_delta":
+                    emit(Citation.from_api(delta.citation), CITATION, event.index)
+                elif kind == "input_json_delta":
+                    emit(delta.partial_json, TOOL_INPUT, event.index)
+            message = stream.get_final_message()
+        except Exception as exc:
+            if cancel.cancelled:
+                raise Cancelled() from None
+            raise classify(exc, stream.request_id) from None
+        if cancel.cancelled:  # a shut-down socket can also end a stream quietly
+            raise Cancelled()
+        reply = _reply(message, stream.request_id)
+    if reply.stop_reason is None:
+        raise ProviderError(
+            "incomplete_stream", "the stream ended before message_stop", retryable=True,
+            request_id=reply.request_id,
+        )
+    return reply
+
+
+def _block_start(block: Any, index: int, emit: Emit) -> None:
+    """A tool call starts (its input follows as ``input_json_delta``s), or a server tool's result arrives."""
+    if block.type in ("tool_use", "server_tool_use"):
+        emit(block_from_api({"type": block.type, "id": block.id, "name": block.name, "input": {}}), TOOL_USE, index)
+    elif block.type in SERVER_RESULT_TYPES:
+        emit(block_from_api(block), SERVER_RESULT, index)
+
+
+def _reply(message: Any, request_id: str | None) -> Reply:
+    return Reply(tuple(block_from_api(block) for block in message.content), Usage.from_api(message.usage),
+                 message.stop_reason, message.model, request_id, _cache_miss(message), getattr(message, "id", None))
+
+
+def _cache_miss(message: Any) -> str | None:
+    """Why the prompt cache was missed, in words, when the request asked (``diagnostics``)."""
+    reason = getattr(getattr(message, "diagnostics", None), "cache_miss_reason", None)
+    if reason is None:
+        return None
+    missed = getattr(reason, "cache_missed_input_tokens", None)
+    words = reason.type.replace("_", " ")
+    return f"{words} ({missed} input tokens not read from the cache)" if missed else words
+
+
+def classify(exc: Exception, request_id: str | None = None) -> ProviderError:
+    """Turn an SDK or transport exception into a ProviderError that says what to do.
+    ``request_id`` is the id of the stream that broke, for errors that do not carry one."""
+    if isinstance(exc, anthropic.APIStatusError):
+        status = exc.status_code
+        kind = exc.type if exc.type in API_ERROR_TYPES else "api_error"
+        message = exc.api_message or str(exc)
+        if exc.type and kind != exc.type:  # a type the API added since: keep its name in the words
+            message = f"{exc.type}: {message}"
+        if status == 200:  # an `event: error` in the middle of a stream
+            return ProviderError(kind, message, retryable=True, request_id=exc.request_id, status=status)
+        fix = _rejected_key(message) if status == 400 else None
+        fix = fix or _FIXES.get(status)
+        return ProviderError(
+            kind,
+            f"{message} (HTTP {status}){f'; {fix}' if fix else ''}",
+            retryable=status in _RETRYABLE_STATUS,
+            request_id=exc.request_id,
+            retry_after=_retry_after(exc.response.headers),
+            status=status,
+        )
+    if isinstance(exc, anthropic.APITimeoutError):
+        return ProviderError("timeout", "the request timed out", retryable=True, request_id=request_id)
+    if isinstance(exc, anthropic.APIConnectionError):
+        return ProviderError("connection_error", f"could not reach the API: {exc.message}", retryable=True)
+    if isinstance(exc, httpx2.TimeoutException):
+        return ProviderError("read_timeout", "the stream stalled past the read timeout", retryable=True,
+                             request_id=request_id)
+    if isinstance(exc, httpx2.TransportError):
+        return ProviderError("connection_lost", f"the stream broke off: {type(exc).__name__}", retryable=True,
+                             request_id=request_id)
+    if isinstance(exc, json.JSONDecodeError):  # from a malformed SSE event
+        return ProviderError("malformed_stream", f"the stream sent invalid data: {exc}", retryable=True,
+                             request_id=request_id)
+    if isinstance(exc, ValueError) and "Streaming is required" in str(exc):  # the SDK refused before sending
+        return ProviderError("streaming_required", f"{exc} (set stream: true on the step, or lower max_tokens)",
+                             retryable=False)
+    if isinstance(exc, TypeError) and "api_key" in str(exc).lower():
+        return ProviderError("missing_api_key", f"{KEY_ENV} is not set", retryable=False)
+    return ProviderError(type(exc).__name__, str(exc), retryable=False, request_id=request_id)
+
+
+_PARAM_KEYS = {"thinking": "thinking", "output_config.effort": "effort", "output_config.format": "output_schema",
+               "cache_control": "cache", "system": "system", "max_tokens": "max_tokens", "model": "model",
+               "stop_sequences": "stop_sequences", "messages": "prompt, attachments or continue"}
+"""The step key behind each request parameter a 400 can name (others come from ``params:``)."""
+
+
+def _rejected_key(message: str) -> str | None:
+    """For a 400 that names the parameter it rejects (``thinking.budget_tokens: ...``), which step key to fix."""
+    match = re.match(r"\s*([a-z_]+(?:\.[a-z_0-9]+)*)\s*:", message)
+    if match is None:
+        return None
+    path = match[1]
+    key = _PARAM_KEYS.get(".".join(path.split(".")[:2])) or _PARAM_KEYS.get(path.split(".")[0])
+    if key is None:
+        return f"the API rejected the parameter {path!r}: check params: (or extra_body:) on the step"
+    return f"the API rejected the step's {key}: check it"
+
+
+def _retry_after(headers: Any) -> float | None:
+    """Seconds the server asks us to wait: ``retry-after-ms``, or ``retry-after`` in seconds or as an HTTP date."""
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if not value:
+            continue
+        try:
+            return max(0.0, float(value) * scale)
+        except ValueError:
+            pass
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            continue
+        return max(0.0, when.timestamp() - time.time())
+    return None
