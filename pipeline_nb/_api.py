@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from ._engine import RunOptions, execute
 from ._errors import StepError
 from ._results import PipelineRun
-from ._yaml import SourceMap
 from ._loader import load_spec
-from ._spec import parse_spec
+from ._invoke import llm_step
+from ._spec import PipelineSpec
 from .streaming._events import DONE, Event, Response
-from ._templates import literal
 
 OnEvent = Callable[[Event], Any]
 
@@ -89,15 +87,12 @@ def invoke(
 ) -> Response:
     """One LLM call, the Python form of the guide's ``Pipeline.LLM.invoke!``.
 
-    ``params`` are llm step keys (``system``, ``max_tokens``, ``stop_sequences``, ...).
+    ``params`` are llm step keys (``system``, ``max_tokens``, ``stop_sequences``, ``tools``, ...).
     The prompt and system are sent as they are, not rendered as templates.
     Returns the call's ``done`` Response; raises StepError if the call failed.
     """
-    system = params.pop("system", None)
-    data: dict[str, Any] = {"name": "invoke", "steps": [{"id": "invoke", "type": "llm", "prompt": "", **params}]}
-    spec = parse_spec(data, SourceMap("<invoke>"))
-    step = replace(spec.steps[0], prompt=literal(prompt), system=literal(system) if system is not None else None)
-    spec = replace(spec, steps=(step,))
+    step = llm_step(prompt, params, "<invoke>")
+    spec = PipelineSpec(name="invoke", steps=(step,), source="<invoke>")
     done: list[Response] = []
 
     def keep_done(event: Event) -> None:

@@ -35,17 +35,11 @@ def invoker(step: StepSpec, result: StepResult, run_llm: RunLLM, emit: EmitEvent
     calls = iter(range(1, 1_000_000))
 
     def invoke(prompt: str, *, stream: bool, on_event: Callable[[Event], Any] | None, **params: Any) -> Response:
-        system = params.pop("system", None)
-        tools = tuple(params.get("tools") or ())
-        if tools:  # functions and Tools as they are; the rest of the keys are checked as YAML's are
-            params["tools"] = [t if isinstance(t, (str, Mapping)) else "tool" for t in tools]
-        data = {"steps": [{"id": "invoke", "type": "llm", "prompt": "", "stream": stream, **params}]}
-        call_spec = replace(parse_spec(data, SourceMap(f"{result.id}.invoke")).steps[0], tools=tools)
-        box = toolbox(call_spec, namespace, base_dir) if tools else None
+        call_spec = llm_step(prompt, {"stream": stream, **params}, f"{result.id}.invoke")
+        box = toolbox(call_spec, namespace, base_dir) if call_spec.tools else None
         inherited = {key: getattr(step, key) for key in INHERITED if key not in params and getattr(step, key) is not None}
-        call_spec = replace(call_spec, **inherited, system=literal(system) if system is not None else None)
         call_result = StepResult(call_id(result.id, next(calls)))
-        run_llm(replace(call_spec, prompt=literal(prompt)), call_result, {}, prompt,
+        run_llm(replace(call_spec, **inherited), call_result, {}, prompt,
                 emit if on_event is None else _tee(emit, on_event), box)
         result.usage = result.usage + call_result.usage
         if call_result.cost is not None:
@@ -57,6 +51,19 @@ def invoker(step: StepSpec, result: StepResult, run_llm: RunLLM, emit: EmitEvent
                         call_result.stop_reason, call_result.model, None, call_result.output, call_result.content)
 
     return invoke
+
+
+def llm_step(prompt: str, params: Mapping[str, Any], source: str) -> StepSpec:
+    """An llm step (id ``invoke``) from keyword arguments: ``prompt`` and ``system`` are sent as they
+    are, not rendered; ``tools`` may hold functions and Tools; the other keys are checked as YAML's are."""
+    params = dict(params)
+    system = params.pop("system", None)
+    tools = tuple(params.get("tools") or ())
+    if tools:
+        params["tools"] = [t if isinstance(t, (str, Mapping)) else "function" for t in tools]
+    data = {"name": "invoke", "steps": [{"id": "invoke", "type": "llm", "prompt": "", **params}]}
+    step = parse_spec(data, SourceMap(source)).steps[0]
+    return replace(step, tools=tools, prompt=literal(prompt), system=literal(system) if system is not None else None)
 
 
 def _tee(emit: EmitEvent, on_event: Callable[[Event], Any]) -> EmitEvent:

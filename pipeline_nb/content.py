@@ -12,7 +12,7 @@ from its text blocks.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Union
 
 __all__ = [
@@ -28,7 +28,10 @@ _RANGES = {
 
 
 
-@dataclass(frozen=True)
+_SERVER_COUNTS = ("web_search_requests", "web_fetch_requests")
+
+
+@dataclass(frozen=True, repr=False)
 class Usage:
     """Token counts of one call, a step, or a whole run. Cache writes and reads are input tokens
     billed at their own rates; ``input_tokens`` counts only the uncached rest. Server tools
@@ -51,6 +54,11 @@ class Usage:
     @property
     def total(self) -> int:
         return self.input_tokens + self.output_tokens + self.cache_write_tokens + self.cache_read_tokens
+
+    def __repr__(self) -> str:  # the server tool counts only when there are some
+        counts = [f"{f.name}={getattr(self, f.name)}" for f in fields(self)
+                  if f.name not in _SERVER_COUNTS or getattr(self, f.name)]
+        return f"Usage({', '.join(counts)})"
 
     def to_api(self) -> dict[str, Any]:
         usage: dict[str, Any] = {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens}

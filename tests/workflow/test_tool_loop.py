@@ -358,3 +358,31 @@ def test_a_batch_step_refuses_tools_with_line_col() -> None:
                 tools: [weather]
             """), namespace={"weather": weather})
     assert "a batch step cannot use tools" in str(raised.value) and ":7:" in str(raised.value)
+
+
+def test_pipeline_nb_invoke_takes_functions_as_tools() -> None:
+    reply = pipeline_nb.invoke("Population of Paris", tools=[population], stream=True)
+    assert "2100000" in reply.text and reply.round == 2
+
+
+def test_a_tool_that_returns_a_figure_sends_an_image_and_long_text_is_cut_with_a_note(
+        fake_anthropic: FakeAnthropic) -> None:
+    from PIL import Image
+
+    def chart(city: str) -> Image.Image:
+        """A chart of the city's tides."""
+        return Image.new("RGB", (40, 20), "navy")
+
+    def dump(city: str) -> str:
+        """Everything known about a city."""
+        return "x" * 250_000
+
+    fake_anthropic.reply("", tool_calls=[("chart", {"city": "Paris"}), ("dump", {"city": "Paris"})], times=1)
+    fake_anthropic.reply("Seen.")
+    run = pipeline_nb.run(pipeline("[chart, dump]"), namespace={"chart": chart, "dump": dump})
+    assert run.ok
+    image, text = fake_anthropic.requests[-1].tool_results
+    assert [block["type"] for block in image["content"]] == ["image"]
+    assert image["content"][0]["source"]["media_type"] == "image/png"
+    assert len(text["content"]) < 101_000 and "truncated" in text["content"]
+    assert "truncated" in run.steps["ask"].tool_calls[1].note
