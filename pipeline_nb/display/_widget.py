@@ -5,6 +5,7 @@ The front end is ``live.js`` and ``live.css`` beside this file; ``_live.WidgetHa
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,15 @@ import anywidget
 import traitlets
 
 _HERE = Path(__file__).parent
+
+
+def compact(source: str) -> str:
+    """``live.js`` or ``live.css`` without its comments, indentation and blank lines: the front end
+    is sent to every view (and saved with the notebook's widget state), its comments are for us.
+    Safe for these files: no template literal or string spans lines (a test checks)."""
+    source = re.sub(r"/\*.*?\*/", "", source, flags=re.S)
+    lines = (line.strip() for line in source.splitlines())
+    return "\n".join(line for line in lines if line and not line.startswith("//")) + "\n"
 
 RETIRED = {"text/plain": ""}
 """The view's text/plain, while it runs and once retired: nothing to see and nothing for
@@ -26,8 +36,8 @@ class LiveView(anywidget.AnyWidget):
     >>> view.push(thinking=[("a", "Greet them.", 1)], text=[("a", "Hello", 2)])
     """
 
-    _esm = _HERE / "live.js"
-    _css = _HERE / "live.css"
+    _esm = compact((_HERE / "live.js").read_text(encoding="utf-8"))
+    _css = compact((_HERE / "live.css").read_text(encoding="utf-8"))
     title = traitlets.Unicode("").tag(sync=True)
     rows = traitlets.List(traitlets.Dict()).tag(sync=True)
 

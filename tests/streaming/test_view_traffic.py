@@ -253,3 +253,16 @@ def test_a_for_each_of_5000_items_in_a_kernel_sends_a_few_hundred_messages_at_mo
     finally:
         kernel.client.stop_channels()
         km.shutdown_kernel(now=True)
+
+
+def test_the_front_end_is_sent_without_its_comments_and_still_whole() -> None:
+    """The view's JS and CSS go to every view without comments or indentation; that is safe only
+    while no template literal or string spans lines, and every statement line is kept."""
+    from pipeline_nb.display._widget import LiveView, compact
+
+    source = (Path(live.__file__).parent / "live.js").read_text(encoding="utf-8")
+    code = [line.strip() for line in source.splitlines() if line.strip() and not line.strip().startswith("//")]
+    assert all(line.count("`") % 2 == 0 for line in code), "a template literal spans lines: compact() would change it"
+    assert LiveView._esm == compact(source) and LiveView._esm.splitlines() == code
+    assert len(LiveView._esm) < 0.8 * len(source)
+    assert "/*" not in LiveView._css and "{" in LiveView._css
