@@ -11,8 +11,9 @@ import pytest
 
 from pipeline_nb.testing import pdf_bytes
 from pipeline_nb.testing._fake_anthropic import FakeAnthropic
+from tests._sdk import MODEL
+from tests._sdk import call as sdk_call
 
-MODEL = "claude-sonnet-5-5"
 THINK = {"type": "enabled", "budget_tokens": 2048}
 ALMANAC = "Facts: the tide is lunar, says the almanac. Winds are solar."
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 40
@@ -40,15 +41,8 @@ def ask(*blocks: dict[str, Any], question: str = "What moves the tide?") -> list
 
 
 def call(client: anthropic.Anthropic, streamed: bool, **kw: Any) -> tuple[anthropic.types.Message, list[Any]]:
-    """One request, streamed or not: the final message and the stream's events ([] if not streamed)."""
-    kw.setdefault("model", MODEL)
-    kw.setdefault("max_tokens", 4096)
-    kw.setdefault("messages", ask())
-    if not streamed:
-        return client.messages.create(**kw), []
-    with client.messages.stream(**kw) as stream:
-        events = list(stream)
-        return stream.get_final_message(), events
+    """One request, streamed or not (``messages`` defaults to ``ask()``)."""
+    return sdk_call(client, streamed, kw.pop("messages", None) or ask(), **kw)
 
 
 def raw_deltas(client: anthropic.Anthropic, **kw: Any) -> list[tuple[str, Any]]:

@@ -5,7 +5,6 @@ that carry at least ``min_chars`` unless ``max_wait`` has passed. No timings ass
 from __future__ import annotations
 
 import threading
-import types
 from typing import Any
 
 import pytest
@@ -64,14 +63,6 @@ class Recorder(live.LiveView):
 class RecordingHandler(live.WidgetHandler):
     view_class = Recorder
 
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """live.py's clock, moved by hand."""
-    now = [1000.0]
-    fake_time = types.SimpleNamespace(monotonic=lambda: now[0], time=lambda: now[0])
-    monkeypatch.setattr(live, "time", fake_time)
-    return now
 
 
 def started(handler: RecordingHandler) -> Recorder:

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import io
 import json
-import types
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 
 import pipeline_nb
+from tests.streaming._screen import Stream
 from pipeline_nb import _llm as llm
 from pipeline_nb._engine import RunOptions, execute
 from pipeline_nb._loader import load_spec
@@ -153,21 +153,6 @@ def test_the_text_file_shows_the_thinking_of_a_step_that_did_not_stream(tmp_path
 
 # -- the console --
 
-class Stream:
-    """One of stdout and stderr: keeps what it received, and writes it on the shared screen."""
-
-    def __init__(self, screen: io.StringIO, tty: bool = False) -> None:
-        self.screen, self.received, self.tty = screen, io.StringIO(), tty
-
-    def write(self, text: str) -> int:
-        self.received.write(text)
-        return self.screen.write(text)
-
-    def flush(self) -> None:
-        pass
-
-    def isatty(self) -> bool:
-        return self.tty
 
 
 def console(tty: bool = False, **options: Any) -> tuple[ConsoleHandler, Stream, Stream]:
@@ -290,13 +275,6 @@ class Recorder(live.LiveView):
 class RecordingHandler(live.WidgetHandler):
     view_class = Recorder
 
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """live.py's clock, moved by hand."""
-    now = [1000.0]
-    monkeypatch.setattr(live, "time", types.SimpleNamespace(monotonic=lambda: now[0], time=lambda: now[0]))
-    return now
 
 
 def shown(view: Recorder) -> dict[str, dict[str, str]]:

@@ -14,12 +14,12 @@ from __future__ import annotations
 import datetime
 import io
 import json
-import types
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.streaming._screen import Stream
 from pipeline_nb._results import PipelineRun, StepResult, ToolCall
 from pipeline_nb._step_ids import item_id
 from pipeline_nb.content import Text, Usage
@@ -160,21 +160,6 @@ def test_the_text_file_has_a_tool_line_per_call_between_the_texts(tmp_path: Path
 
 # -- the console --
 
-class Stream:
-    """One of stdout and stderr: keeps what it received, and writes it on the shared screen."""
-
-    def __init__(self, screen: io.StringIO, tty: bool = False) -> None:
-        self.screen, self.received, self.tty = screen, io.StringIO(), tty
-
-    def write(self, text: str) -> int:
-        self.received.write(text)
-        return self.screen.write(text)
-
-    def flush(self) -> None:
-        pass
-
-    def isatty(self) -> bool:
-        return self.tty
 
 
 def play(events: list[Event], steps: dict[str, StepResult], tty: bool = False) -> tuple[str, str, str]:
@@ -276,13 +261,6 @@ class Recorder(live.LiveView):
 class RecordingHandler(live.WidgetHandler):
     view_class = Recorder
 
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """live.py's clock, moved by hand."""
-    now = [1000.0]
-    monkeypatch.setattr(live, "time", types.SimpleNamespace(monotonic=lambda: now[0], time=lambda: now[0]))
-    return now
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,6 @@ iopub messages of a 5,000-item for_each cell in a real kernel."""
 
 from __future__ import annotations
 
-import types
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -45,13 +44,6 @@ class Wire(live.LiveView):
 class WireHandler(live.WidgetHandler):
     view_class = Wire
 
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """live.py's clock, moved by hand."""
-    now = [1000.0]
-    monkeypatch.setattr(live, "time", types.SimpleNamespace(monotonic=lambda: now[0], time=lambda: now[0]))
-    return now
 
 
 @pytest.fixture(autouse=True)
