@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,9 @@ def run(
     cassette: str | Path | None = None,
     cassette_mode: str | None = None,
     cassette_pace: bool = False,
+    journal: str | Path | None = None,
+    resume: PipelineRun | str | bool | None = None,
+    rerun: Sequence[str] = (),
 ) -> PipelineRun:
     """Run a pipeline from YAML text, a path to a YAML file, or a dict.
 
@@ -38,6 +42,9 @@ def run(
     With ``raise_on_error`` a failed step raises StepError, whose ``.run`` keeps every result.
     ``cassette``/``cassette_mode`` record or replay replies; ``cassette_pace`` records the pace
     of streamed replies and replays at it instead of as fast as possible.
+    ``journal`` is the run journal's path (or ``"off"``). ``resume`` (a run, a run id, or True for
+    the journal's last run of this name) takes every reply whose request matches one of that run's
+    instead of calling; ``rerun`` names steps that call anyway, with every step that reads them.
     """
     spec = load_spec(source)
     options = RunOptions(
@@ -50,11 +57,29 @@ def run(
         cassette=str(cassette) if cassette else None,
         cassette_mode=cassette_mode,
         cassette_pace=cassette_pace,
+        journal=str(journal) if journal else None,
+        origin=str(source) if isinstance(source, Path) else None,
+        resume=resume,
+        rerun=tuple(rerun),
     )
     result = execute(spec, options)
+    _again(result, source, options, raise_on_error)
     if raise_on_error:
         raise_for_status(result)
     return result
+
+
+def _again(result: PipelineRun, source: Any, options: RunOptions, raise_on_error: bool) -> None:
+    """Let ``result.rerun(step)`` run ``source`` again as it was, reusing ``result``'s replies."""
+    def again(steps: Sequence[str]) -> PipelineRun:
+        rerun_options = replace(options, resume=result, rerun=tuple(steps))
+        again_result = execute(load_spec(source), rerun_options)
+        _again(again_result, source, rerun_options, raise_on_error)
+        if raise_on_error:
+            raise_for_status(again_result)
+        return again_result
+
+    result._again = again
 
 
 def _handlers(on_event: OnEvent | Any | None) -> list[Any]:

@@ -21,10 +21,13 @@ from ._execute import Executor
 from ._names import resolve_name
 from ._outcomes import run_status
 from ._interrupts import first_interrupt_only
+from ._journal import JournalRecorder, journal_path
+from ._journal_read import earlier_replies
 from ._llm_call import ResolvedStep, fail, interrupted
 from ._plan import check_attachments, check_calls, check_step_attributes, check_thinking, check_tools, load_nested
 from ._llm import CancelToken, Provider, ProviderError, create_provider
 from ._results import PipelineRun, StepResult
+from ._reuse import ReusingProvider, readers_of
 from ._spec import PipelineSpec, StepSpec
 from ._step_ids import owner_of
 from .streaming._events import RUN_END, STEP_END, Chunk, Event
@@ -65,6 +68,14 @@ class RunOptions:
     cassette: str | None = None
     cassette_mode: str | None = None
     cassette_pace: bool = False
+    journal: str | None = None
+    """The run journal's path, or ``off`` (else the YAML's, the environment's, the per-user one)."""
+    origin: str | None = None
+    """Where the run came from (a notebook, a file), as the journal records it."""
+    resume: PipelineRun | str | bool | None = None
+    """A run (or its id, or True: the journal's last of this name) whose replies to reuse."""
+    rerun: tuple[str, ...] = ()
+    """Steps to call for real even when resuming, with the steps that read them."""
 
 
 def execute(spec: PipelineSpec, options: RunOptions) -> PipelineRun:
@@ -137,7 +148,7 @@ class _Run:
         name = self.options.provider or step.provider or self.options.default_provider
         provider = self.providers.get(name)
         if provider is None:
-            provider = self.providers[name] = self._with_cassette(self._provider(name, step))
+            provider = self.providers[name] = self._wrap(self._provider(name, step))
         return ResolvedStep(
             spec=step,
             provider=provider,
@@ -146,6 +157,14 @@ class _Run:
             max_tokens=step.max_tokens or self.options.default_max_tokens,
             stream=bool(step.stream) if self.options.stream is None else self.options.stream,
         )
+
+    def _wrap(self, provider: Provider) -> Provider:
+        """``provider`` behind the run's cassette, the replies it resumes from, and its journal."""
+        provider = self._with_cassette(provider)
+        if self.earlier is not None:
+            run_id, replies = self.earlier
+            provider = ReusingProvider(provider, replies, run_id, readers_of(self.spec, self.options.rerun))
+        return self.recorder.wrap(provider)
 
     def _with_cassette(self, provider: Provider) -> Provider:
         """``provider`` behind the run's cassette, if one is set (flags, then YAML, then env)."""
@@ -195,6 +214,10 @@ class _Run:
     # -- running --
 
     def start(self) -> PipelineRun:
+        self.recorder = JournalRecorder(journal_path(self.options.journal, self.spec), self.spec, self.options.origin)
+        self.handlers.insert(0, self.recorder)
+        resume = self.options.resume
+        self.earlier = earlier_replies(resume, self.spec.name, self.options.journal) if resume else None
         self._plan()
         run = PipelineRun(
             name=self.spec.name,
@@ -203,6 +226,7 @@ class _Run:
                    for s in self.spec.all_steps()},
             saved={s.save_as: s.id for s in self.spec.all_steps() if s.save_as},
         )
+        run.reused_from = self.earlier[0] if self.earlier else None
         self.run = run
         self.initialised = list(self.routes[None])
         for handler in self.initialised:

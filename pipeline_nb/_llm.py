@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import threading
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from collections.abc import Mapping, Sequence
 from typing import Any, Callable, Protocol, Union, runtime_checkable
@@ -130,6 +131,10 @@ Emit = Callable[..., None]
 ``tool_input`` (str: the next piece of that block's input JSON) and ``server_result`` (a
 content.ServerToolResult, which arrives whole). A provider that only streams text calls ``emit(text)``."""
 
+CALLING_STEP: ContextVar[str | None] = ContextVar("pipeline_nb_calling_step", default=None)
+"""The id of the step (item, ``ctx.invoke`` call) whose call a provider is making on this thread,
+for wrappers that record calls (the run journal)."""
+
 TEXT, THINKING, CITATION = "text", "thinking", "citation"
 TOOL_USE, TOOL_INPUT, SERVER_RESULT = "tool_use", "tool_input", "server_result"
 
@@ -208,3 +213,15 @@ def create_provider(name: str) -> Provider:
         module, _, attr = factory.partition(":")
         factory = getattr(importlib.import_module(module), attr)
     return factory()
+
+
+@runtime_checkable
+class TokenCounter(Protocol):
+    """A provider that can count a request's input tokens without calling the model (for estimates).
+    ``counts_exactly`` is False when the count is the provider's own guess (the mock's), not the API's."""
+
+    counts_exactly: bool
+
+    def count_tokens(self, request: LLMRequest) -> int:
+        """The input tokens ``request`` would be billed for; raises ProviderError like ``complete``."""
+        ...

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .content import Citation, Reply, Text, Thinking
-from ._llm import CITATION, TEXT, THINKING, Cancelled, CancelToken, LLMRequest, Provider, ProviderError
+from ._llm import CALLING_STEP, CITATION, TEXT, THINKING, Cancelled, CancelToken, LLMRequest, Provider, ProviderError
 from ._redact import redact
 from ._results import ERROR_TYPES, ErrorInfo, StepResult, Usage
 from ._spec import StepSpec
@@ -132,6 +132,7 @@ def call(
             elif on_tool is not None:
                 on_tool(piece, kind, index, _attempt, _next())
 
+        calling = CALLING_STEP.set(step_id)
         try:
             answer = resolved.provider.complete(request, on_piece, token)
         except Cancelled:
@@ -156,6 +157,8 @@ def call(
                 stopped(step, result, run_cancel)
                 return
             continue
+        finally:
+            CALLING_STEP.reset(calling)
         succeed(result, answer, attempt, request)
         emit(Event(DONE, Response(step_id, attempt, answer.text, answer.usage, answer.stop_reason,
                                   answer.model, answer.request_id, result.output, answer.content, round_)))
@@ -179,6 +182,8 @@ def succeed(result: StepResult, answer: Reply, attempt: int, request: LLMRequest
     result.model = answer.model or result.model
     result.messages = request.messages
     result.note = f"ok after {attempt} attempts" if attempt > 1 else ""
+    if answer.reused_from:
+        result.note = f"reused from run {answer.reused_from}"
     if answer.cache_miss_reason and not answer.usage.cache_read_tokens:
         result.note = ", ".join(filter(None, (result.note, f"cache not read: {answer.cache_miss_reason}")))
     if request.output_schema is not None:

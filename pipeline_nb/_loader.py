@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ def load_spec(
     """Load a spec from YAML text, a path to a YAML file, or a dict.
 
     ``name`` overrides the spec's ``name:``; ``default_name`` is used when it has none."""
-    base_dir = None
+    base_dir, text = None, None
     if isinstance(source, Mapping):
         data, smap = source, SourceMap(source_name or "<dict>")
     elif isinstance(source, os.PathLike) or ("\n" not in str(source) and str(source).endswith((".yaml", ".yml"))):
@@ -38,9 +39,11 @@ def load_spec(
         check_is_pipeline(data, smap)
         base_dir = path.parent
     else:
-        data, smap = load_yaml(str(source), source=source_name or "<pipeline>", line_offset=line_offset)
+        text = str(source)
+        data, smap = load_yaml(text, source=source_name or "<pipeline>", line_offset=line_offset)
     if isinstance(data, Mapping) and "workflow" in data:  # a pipeline_ex file: translate it first
         from .compat import translate
 
         data, smap = translate(data, smap, base_dir)
-    return parse_spec(data, smap, name=name, default_name=default_name, base_dir=base_dir)
+    spec = parse_spec(data, smap, name=name, default_name=default_name, base_dir=base_dir)
+    return replace(spec, text=text) if text is not None else spec

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -145,6 +147,19 @@ class StepResult:
     def ok(self) -> bool:
         return self.status == "ok"
 
+    def to_records(self) -> list[dict[str, Any]]:
+        """One plain dict per item of a for_each step (one for any other step): the loop value and
+        mapping outputs spread into dotted columns. Needs no pandas (docs: Results as tables)."""
+        from ._tables import step_records  # _tables imports this module
+
+        return step_records(self)
+
+    def to_pandas(self) -> Any:
+        """``to_records()`` as a pandas DataFrame; without pandas, an ImportError says how to install it."""
+        from ._tables import step_frame
+
+        return step_frame(self)
+
     def __repr__(self) -> str:
         text = self.text if len(self.text) <= 60 else self.text[:57] + "..."
         error = f", error={str(self.error)!r}" if self.error else ""
@@ -167,6 +182,27 @@ class PipelineRun:
     handler_errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     """What went wrong beside the steps without failing them (e.g. a cassette that could not be written)."""
+    id: str = field(default_factory=lambda: new_run_id())
+    """Unique and sortable by start time (``20261129-191600-3f9a2c``): the run's key in the journal."""
+    reused_from: str | None = None
+    """The id of the run whose replies this one reused (``--resume``)."""
+    _replies: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    """Its successful replies by request key, kept for a resume of it from memory."""
+    _again: Any = field(default=None, repr=False, compare=False)
+    """How to run its pipeline again as it was (set by ``run()`` and ``%%pipeline``)."""
+
+    def rerun(self, *steps: str) -> PipelineRun:
+        """Run the pipeline again, calling ``steps`` (and every step that reads them) for real and
+        reusing this run's replies for the rest. Returns the new run."""
+        from ._errors import PipelineError
+
+        unknown = [s for s in steps if s not in self.steps]
+        if unknown:
+            raise PipelineError(f"no step {unknown[0]!r} in run {self.name!r}; its steps: {', '.join(self.steps)}")
+        if self._again is None:
+            raise PipelineError(f"run {self.id} was loaded from the journal: run its pipeline again with "
+                                f"pipeline_nb.run(..., resume={self.id!r}, rerun={list(steps)!r})")
+        return self._again(steps)
 
     @property
     def outputs(self) -> dict[str, Any]:
@@ -195,6 +231,19 @@ class PipelineRun:
     def failed(self) -> list[StepResult]:
         return [s for s in self.steps.values() if s.status in ("error", "interrupted")]
 
+    def to_records(self) -> list[dict[str, Any]]:
+        """One plain dict per step, per for_each item and per nested pipeline's step (a parallel step's
+        children are steps themselves). Needs no pandas (docs: Results as tables)."""
+        from ._tables import run_records  # _tables imports this module
+
+        return run_records(self)
+
+    def to_pandas(self) -> Any:
+        """``to_records()`` as a pandas DataFrame; without pandas, an ImportError says how to install it."""
+        from ._tables import run_frame
+
+        return run_frame(self)
+
     def __repr__(self) -> str:
         counts: dict[str, int] = {}
         for step in self.steps.values():
@@ -211,3 +260,8 @@ def tool_calls_of(step: StepResult) -> list[ToolCall]:
     if step.child is not None:
         calls += step.child.tool_calls
     return calls
+
+
+def new_run_id() -> str:
+    """A run id: its start time (UTC), then six random hex digits."""
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)

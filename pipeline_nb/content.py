@@ -308,6 +308,8 @@ class Reply:
     """Why the prompt cache was not read, when the request asked the API to say."""
     id: str | None = None
     """The message's id (``msg_...``): a later request can ask the API to compare its cache with it."""
+    reused_from: str | None = field(default=None, compare=False)
+    """The id of the earlier run this reply was taken from (``--resume``), instead of calling."""
 
     @classmethod
     def of_text(cls, text: str, usage: Usage | None = None, stop_reason: str | None = "end_turn",

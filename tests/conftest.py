@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterator
 
 import anthropic
@@ -10,6 +12,14 @@ import pytest
 from pipeline_nb.testing._fake_anthropic import FakeAnthropic
 
 TEST_KEY = "test-key-SECRET-123"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Every run of the suite (kernels and subprocesses included) journals to a file of its own,
+    never to the user's journal."""
+    if "PIPELINE_NB_JOURNAL" not in os.environ:
+        os.environ["PIPELINE_NB_JOURNAL"] = os.path.join(tempfile.mkdtemp(prefix="pipeline_nb-tests-"),
+                                                         "journal.sqlite")
 
 
 @pytest.fixture

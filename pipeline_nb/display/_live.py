@@ -149,9 +149,7 @@ class WidgetHandler(StreamHandler):
             return
         messages = 0
         if changed:  # as state, not in a message: a view that renders after this send still gets it
-            self.view.rows = self._rows()
-            self._rows_changed = False
-            messages += 1
+            messages += self._sync_rows()
         if streamed:
             thinking = [(step_id, "".join(parts), self._counts.get(step_id, 0))
                         for step_id, parts in self._thinking.items()]
@@ -319,9 +317,16 @@ class WidgetHandler(StreamHandler):
             return
         self._place_all_marks()
         self.send(rows=False)
+        self.sends += self._sync_rows()
+
+    def _sync_rows(self) -> int:
+        """Set the rows as state if they changed (an equal list sends nothing); 1 if a message went."""
         self._rows_changed = False
-        self.view.rows = self._rows()
-        self.sends += 1
+        rows = self._rows()
+        if rows == self.view.rows:
+            return 0
+        self.view.rows = rows
+        return 1
 
     def close(self) -> None:
         """Retire the widget: its output is emptied, so only the final rendering is seen."""

@@ -10,6 +10,7 @@ read (closing a stream from another thread does not).
 from __future__ import annotations
 
 import email.utils
+import inspect
 import json
 import os
 import re
@@ -39,12 +40,18 @@ _FIXES = {
 _RETRYABLE_STATUS = {408, 409, 429} | set(range(500, 600))
 MAX_BATCH_REQUESTS = 100_000
 """The Message Batches API's limit per batch; larger batches are split."""
+COUNT_TOKENS_PARAMS = frozenset(inspect.signature(anthropic.resources.messages.Messages.count_tokens).parameters) - {
+    "self", "output_format", "extra_headers", "extra_query", "extra_body", "timeout"}
+"""The request parameters ``messages.count_tokens`` takes (read from the SDK's signature): the API
+refuses the others (``max_tokens: Extra inputs are not permitted``)."""
 
 
 class ClaudeProvider:
     """Calls the Messages API through ``anthropic.Anthropic``."""
 
     name = "claude"
+    counts_exactly = True
+    """``count_tokens`` is the API's own count."""
 
     def __init__(self) -> None:
         self._clients: dict[tuple[str | None, float | None], anthropic.Anthropic] = {}
@@ -87,6 +94,15 @@ class ClaudeProvider:
         finally:
             unregister()
 
+    def count_tokens(self, request: LLMRequest) -> int:
+        """The API's own count of ``request``'s input tokens (``messages.count_tokens``: no model call,
+        no charge). Sent without what count_tokens does not take (``max_tokens``, ``stop_sequences``,
+        ``metadata``, ...) and without ``extra_body``, whose fields may be ones only ``create`` knows."""
+        params = {k: v for k, v in request.api_params().items() if k in COUNT_TOKENS_PARAMS}
+        try:
+            return self._client(request).messages.count_tokens(**params).input_tokens
+        except Exception as exc:
+            raise classify(exc) from None
 
     def batch(self, requests: Sequence[LLMRequest], on_status: Callable[[BatchStatus], None],
               cancel: CancelToken, poll_interval: float) -> list[BatchOutcome]:

@@ -10,6 +10,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..content import Block, Citation, Reply, Text, Thinking, ToolUse, Usage
+from .._rough_tokens import block_tokens, text_tokens
 from .._llm import CITATION, TEXT, THINKING, TOOL_INPUT, TOOL_USE, BatchOutcome, BatchStatus, Cancelled, CancelToken, Emit, LLMRequest, no_emit
 
 DEFAULT_DELAY = 0.02
@@ -115,6 +116,16 @@ def mock_citation(request: LLMRequest) -> Citation | None:
     return None
 
 
+def _words(text: str) -> int:
+    """The mock's tokens: words with their trailing space, as it streams and counts them."""
+    return len(_TOKENS.findall(text))
+
+
+def _other_blocks(content: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The blocks of a message that are not text (``LLMRequest.prompt`` holds its text)."""
+    return [] if isinstance(content, str) else [b for b in content if b.get("type") != "text"]
+
+
 def _quoted(citation: Citation) -> str:
     return f" The attached {citation.document_title or 'document'} says: {citation.cited_text}"
 
@@ -123,9 +134,24 @@ class MockProvider:
     """Streams :func:`mock_reply` word by word, ``mock_delay`` seconds apart."""
 
     name = "mock"
+    counts_exactly = False
+    """``count_tokens`` is the mock's own estimate, not a tokenizer's."""
 
     def check(self, request: LLMRequest) -> None:
         """The mock needs nothing."""
+
+    def count_tokens(self, request: LLMRequest) -> int:
+        """An offline estimate, the same every time: a token a word of the last user message's text (what
+        the mock's replies report as ``input_tokens``), of the system prompt and of earlier turns; other
+        blocks (attachments, tool calls and results) and tool definitions as ``_rough_tokens`` counts them."""
+        system = request.system
+        tokens = _words(system) if isinstance(system, str) else sum(_words(b.get("text", "")) for b in system or ())
+        tokens += text_tokens(json.dumps(request.params["tools"], default=str)) if request.params.get("tools") else 0
+        *earlier, last = request.messages
+        for content in [m["content"] for m in earlier] + [_other_blocks(last["content"])]:
+            blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
+            tokens += sum(_words(b.get("text", "")) if b.get("type") == "text" else block_tokens(b) for b in blocks)
+        return tokens + _words(request.prompt)
 
     def complete(self, request: LLMRequest, emit: Emit, cancel: CancelToken) -> Reply:
         tool_use = mock_tool_call(request)

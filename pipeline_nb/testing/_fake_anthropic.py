@@ -52,6 +52,16 @@ last user turn's tool results add ``len(text) // 4``. ``output_tokens`` counts t
 deltas, thinking words and tool input pieces. ``diagnostics.previous_message_id`` gets
 ``diagnostics.cache_miss_reason`` as the real API would. ``clear_cache()`` empties the cache.
 
+Token counting (``client.messages.count_tokens``, ``POST /v1/messages/count_tokens``): the answer
+is ``{"input_tokens": N}``, N being what a message's usage reports for the same request with
+nothing cached (with a cache breakpoint: its ``input_tokens`` plus the cache's write and read
+counts), so an estimate can be checked against a run. The request is recorded (its ``path``
+says which endpoint) and checked as a message is, except that ``max_tokens`` is not needed and
+a field the endpoint does not take (``max_tokens``, ``stop_sequences``, ``stream``, ...) is a 400
+``"<field>: Extra inputs are not permitted"``. It uses up no reply and touches no cache; only an
+``"http"`` fault with a callable ``when`` applies to it, e.g.
+``when=lambda r: r.path.endswith("/count_tokens")``.
+
 What each fault kind raises in the SDK (anthropic 2.13, ``max_retries=0``):
 
 - ``"http"`` (and ``"rate_limit"`` 429, ``"overloaded_http"`` 529, ``"server_error"``

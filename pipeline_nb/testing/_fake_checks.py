@@ -19,6 +19,10 @@ issued for that very thinking text), ``cache_control`` (type, ttl, at most 4),
   search_result blocks (images and documents checked as above); with thinking on, the
   assistant turn whose tool calls the last user turn answers starts with its thinking.
 
+:func:`count_tokens_problem` checks a ``/v1/messages/count_tokens`` body the same way, but it
+needs no ``max_tokens`` and refuses any field that endpoint does not take (``max_tokens:
+Extra inputs are not permitted``).
+
 Messages follow the real API's wording where it is known.
 """
 
@@ -33,6 +37,9 @@ from ._fake_content import decode_base64, prompt_blocks
 Issued = Callable[[str, str], bool]
 
 REQUIRED = ("model", "max_tokens", "messages")
+#: What ``/v1/messages/count_tokens`` takes (``MessageCountTokensParams`` in SDK 2.14).
+COUNT_TOKENS_FIELDS = frozenset({"model", "messages", "system", "tools", "tool_choice", "thinking", "cache_control",
+                                 "output_config", "speed"})
 TOOL_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 #: The keys of a client tool (``ToolParam`` in SDK 2.14).
 _CLIENT_TOOL_KEYS = frozenset({"name", "input_schema", "type", "description", "cache_control", "strict",
@@ -75,6 +82,24 @@ def request_problem(body: dict[str, Any], issued: Issued) -> Optional[str]:
             return f"{name}: Field required"
     if not _is_int(body["max_tokens"]) or body["max_tokens"] < 1:
         return "max_tokens: Input should be a valid integer greater than or equal to 1"
+    return _prompt_problem(body, issued)
+
+
+def count_tokens_problem(body: dict[str, Any], issued: Issued) -> Optional[str]:
+    """Why the real API would refuse ``body`` at ``/v1/messages/count_tokens``, or None: a field it
+    does not take (``max_tokens``, ``stop_sequences``, ``stream``, ...), else what a message is
+    refused for, but for ``max_tokens``."""
+    for name in ("model", "messages"):
+        if name not in body:
+            return f"{name}: Field required"
+    extra = sorted(set(body) - COUNT_TOKENS_FIELDS)
+    if extra:
+        return f"{extra[0]}: Extra inputs are not permitted"
+    return _prompt_problem(body, issued)
+
+
+def _prompt_problem(body: dict[str, Any], issued: Issued) -> Optional[str]:
+    """The checks a message and a token count share."""
     if not isinstance(body["messages"], list):
         return "messages: Input should be a valid list"
     for check in (_thinking_problem, _effort_problem, _tools_problem, _tool_choice_problem, _cache_problem,
@@ -104,7 +129,7 @@ def _thinking_problem(body: dict[str, Any]) -> Optional[str]:
         return "thinking.enabled.budget_tokens: Input should be a valid integer"
     if budget < MIN_BUDGET:
         return f"thinking.enabled.budget_tokens: Input should be greater than or equal to {MIN_BUDGET}"
-    if budget >= body["max_tokens"]:
+    if "max_tokens" in body and budget >= body["max_tokens"]:  # count_tokens takes no max_tokens
         return ("`max_tokens` must be greater than `thinking.budget_tokens`. "
                 f"Please consult our documentation at {_DOCS}")
     return None

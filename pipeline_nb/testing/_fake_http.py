@@ -21,7 +21,7 @@ from ._fake_batches import BatchBook
 from ._fake_content import last_user_text
 from ._fake_blocks import sse
 from ._fake_reply import Plan
-from ._fake_scripts import BATCHES_PATH, Fault, RecordedRequest, error_body, redact
+from ._fake_scripts import BATCHES_PATH, COUNT_TOKENS_PATH, Fault, RecordedRequest, error_body, redact
 from ._fake_state import FakeState
 
 MODELS = ("claude-sonnet-5-5", "claude-haiku-5-5", "claude-opus-5-5")
@@ -137,6 +137,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._error(401, rid, None, "x-api-key header is required")
         if self.path.startswith(BATCHES_PATH):
             return self._batches(rid, req)
+        if self.path.split("?", 1)[0] == COUNT_TOKENS_PATH:
+            return self._count_tokens(rid, req, body)
         if self.path.split("?", 1)[0] != "/v1/messages":
             return self._error(404, rid, None, f"Not found: {self.path}")
         if not isinstance(body, dict):
@@ -172,6 +174,19 @@ class Handler(BaseHTTPRequestHandler):
         if isinstance(answer, Fault):
             return self._error(answer.status or 500, rid, answer.error_type, answer.message, answer.retry_after)
         self._json(200, rid, answer[0], ctype=answer[1])
+
+    def _count_tokens(self, rid: str, req: RecordedRequest, body: Any) -> None:
+        if not isinstance(body, dict):
+            return self._error(400, rid, None, "Request body must be a JSON object")
+        try:
+            answer = self.server.state.count_tokens(req)
+        except Exception as exc:  # a `when=` callable raised
+            return self._script_failed(rid, exc)
+        if isinstance(answer, str):
+            return self._error(400, rid, None, answer)
+        if isinstance(answer, Fault):
+            return self._error(answer.status or 500, rid, answer.error_type, answer.message, answer.retry_after)
+        self._json(200, rid, {"input_tokens": answer})
 
     def _script_failed(self, rid: str, exc: Exception) -> None:
         traceback.print_exc()

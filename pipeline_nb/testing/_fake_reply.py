@@ -35,7 +35,7 @@ from typing import Any, Iterator, Optional
 from ._fake_blocks import TOOL_USE_TYPES, Block, sse
 from ._fake_cache import CacheUsage
 from ._fake_citations import split
-from ._fake_content import tool_result_text, words
+from ._fake_content import prompt_blocks, tool_result_text, words
 from ._fake_scripts import RecordedRequest, Reply
 from ._fake_tools import server_blocks, server_usage, tool_use_blocks
 
@@ -149,9 +149,7 @@ def plan_reply(reply: Optional[Reply], req: RecordedRequest, msg_id: str, cache:
     if reply.usage is not None:
         in_tok, out_tok = reply.usage
     else:
-        in_tok = cache.uncached if cache.uncached is not None else len(req.prompt) // 4 + 1 + sum(
-            a.tokens for a in req.documents + req.images) + sum(
-            len(tool_result_text(b)) // 4 for b in req.tool_results)
+        in_tok = cache.uncached if cache.uncached is not None else _uncached_tokens(req)
         out_tok = len(deltas) + thinking_tokens + sum(len(b.pieces) for b in blocks if b.type in TOOL_USE_TYPES)
     usage: dict[str, Any] = {"input_tokens": in_tok, "output_tokens": out_tok, **cache.fields()}
     if thought is not None:
@@ -161,6 +159,22 @@ def plan_reply(reply: Optional[Reply], req: RecordedRequest, msg_id: str, cache:
         usage["server_tool_use"] = searches
     model = reply.model or str(req.body.get("model") or "claude-fake")
     return Plan(msg_id, model, blocks, stop_reason, stop_seq, usage, reply.delay, diagnostics)
+
+
+def input_tokens(req: RecordedRequest) -> int:
+    """All of ``req``'s input tokens, as ``/v1/messages/count_tokens`` reports them: what a message's
+    ``usage.input_tokens`` says for the same request with nothing cached, or, once the request marks
+    a cache breakpoint, that plus its ``cache_creation_input_tokens`` and ``cache_read_input_tokens``."""
+    blocks = prompt_blocks(req.body)
+    if any(block.cache_control is not None for block in blocks):
+        return sum(block.tokens for block in blocks)
+    return _uncached_tokens(req)
+
+
+def _uncached_tokens(req: RecordedRequest) -> int:
+    """The estimate of a request without cache breakpoints (see the module doc)."""
+    return len(req.prompt) // 4 + 1 + sum(a.tokens for a in req.documents + req.images) + sum(
+        len(tool_result_text(b)) // 4 for b in req.tool_results)
 
 
 def _text_blocks(deltas: list[str], reply: Reply, req: RecordedRequest) -> list[Block]:

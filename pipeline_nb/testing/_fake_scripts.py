@@ -21,6 +21,8 @@ STREAM_FAULTS = frozenset({"overloaded", "cut", "close", "stall", "malformed"})
 BATCH_FAULTS = frozenset({"expired", "canceled"})
 #: Where Message Batches are created (and, under it, retrieved, canceled and read).
 BATCHES_PATH = "/v1/messages/batches"
+#: Where input tokens are counted (``messages.count_tokens``).
+COUNT_TOKENS_PATH = "/v1/messages/count_tokens"
 #: Aliases for ``kind="http"`` with a fixed status.
 HTTP_ALIASES = {"rate_limit": 429, "overloaded_http": 529, "server_error": 500}
 #: The ``error.type`` the real API uses for each status.
@@ -162,9 +164,9 @@ class Fault:
         return self.times is None or self.used < self.times
 
     def applies_to(self, req: RecordedRequest) -> bool:
-        if req.method == "POST" and req.path.split("?", 1)[0] == BATCHES_PATH:
-            # Creating a batch: only an http fault with a callable `when` can refuse it, so
-            # None and substrings keep meaning "the message requests" (here, the items).
+        if req.method == "POST" and req.path.split("?", 1)[0] in (BATCHES_PATH, COUNT_TOKENS_PATH):
+            # Creating a batch or counting tokens: only an http fault with a callable `when` can
+            # refuse it, so None and substrings keep meaning "the message requests".
             return self.kind == "http" and callable(self.when) and bool(self.when(req))
         if (self.kind in STREAM_FAULTS and not req.stream) or (self.kind in BATCH_FAULTS and req.batch_id is None):
             return False

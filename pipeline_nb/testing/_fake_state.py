@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import itertools
 import threading
-from typing import Optional
+from typing import Optional, Union
 
 from ._fake_cache import PromptCache
-from ._fake_checks import request_problem
-from ._fake_reply import NO_DIAGNOSTICS, Plan, plan_reply
+from ._fake_checks import count_tokens_problem, request_problem
+from ._fake_reply import NO_DIAGNOSTICS, Plan, input_tokens, plan_reply
 from ._fake_scripts import Fault, RecordedRequest, Reply, pick
 from ._fake_tools import script_mismatch
 
@@ -66,6 +66,17 @@ class FakeState:
     def problem(self, req: RecordedRequest) -> Optional[str]:
         """Why the real API would answer ``req`` with a 400, or None."""
         return request_problem(req.body, self._issued)
+
+    def count_tokens(self, req: RecordedRequest) -> Union[str, Fault, int]:
+        """The answer to a ``/v1/messages/count_tokens`` request: why the real API would refuse
+        it (a 400's message), the fault picked for it, or its input tokens. Reads no cache and
+        uses up no reply. May raise what a ``when=`` callable raises."""
+        problem = count_tokens_problem(req.body, self._issued)
+        if problem is not None:
+            return problem
+        with self.lock:
+            fault = pick(self.faults, req, consume=True)
+        return fault if fault is not None else input_tokens(req)
 
     def _issued(self, thinking: str, signature: str) -> bool:
         with self.lock:

@@ -1,0 +1,316 @@
+"""The run journal: every run, its steps and its model calls, written to SQLite as they happen.
+
+One writer thread per run drains a queue into the database, one transaction per batch, in WAL
+mode with a busy timeout, so several kernels and processes can write one journal at once and
+the stream never waits for the disk. A run row is written when the run starts, a step's rows
+when it ends (its items and nested steps with it), a call's row when its reply arrives: a
+kernel that dies keeps everything that finished. The journal never fails a run: its first
+error becomes one warning on the run, saying what was not recorded, and nothing more is
+written for that run. Requests are recorded as sent (``LLMRequest.api_params``): no key,
+header or base_url is ever in them. The schema is in docs/journal.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+from ._cassette import request_key
+from ._llm import CALLING_STEP, BatchProvider, BatchStatus, CancelToken, Emit, LLMRequest, Provider, ProviderError
+from ._results import PipelineRun, StepResult
+from ._spec import PipelineSpec
+from .content import Reply
+from .streaming._events import RUN_END, STEP_END, Event
+
+ENV = "PIPELINE_NB_JOURNAL"
+OFF = "off"
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, description TEXT, status TEXT NOT NULL,
+    started REAL NOT NULL, ended REAL, duration REAL, origin TEXT, pipeline TEXT,
+    steps INTEGER, failed INTEGER, input_tokens INTEGER, output_tokens INTEGER,
+    cache_write_tokens INTEGER, cache_read_tokens INTEGER, cost REAL, warnings TEXT,
+    reused_from TEXT, pid INTEGER);
+CREATE INDEX IF NOT EXISTS runs_by_name ON runs (name, started);
+CREATE TABLE IF NOT EXISTS steps (
+    run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE, step_id TEXT NOT NULL, parent TEXT,
+    position INTEGER, type TEXT, status TEXT, text TEXT, output TEXT, content TEXT, tool_calls TEXT,
+    item TEXT, item_index INTEGER, input_tokens INTEGER, output_tokens INTEGER, cache_write_tokens INTEGER,
+    cache_read_tokens INTEGER, web_search_requests INTEGER, cost REAL, duration REAL, attempts INTEGER,
+    model TEXT, stop_reason TEXT, error_type TEXT, error_message TEXT, request_id TEXT, note TEXT,
+    PRIMARY KEY (run_id, step_id));
+CREATE TABLE IF NOT EXISTS calls (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    step_id TEXT, request_key TEXT NOT NULL, request TEXT, reply TEXT, status TEXT NOT NULL,
+    error_type TEXT, error_message TEXT, request_id TEXT, started REAL, duration REAL, reused_from TEXT);
+CREATE INDEX IF NOT EXISTS calls_by_run ON calls (run_id, request_key);
+"""
+BUSY_TIMEOUT = 10.0
+"""Seconds a writer waits for another process's transaction before giving up on a batch."""
+CLOSE_WAIT = 10.0
+"""Seconds the end of a run waits for the journal to catch up."""
+
+
+def journal_path(option: str | None, spec: PipelineSpec | None = None) -> Path | None:
+    """The journal a run writes to: ``option`` (``run(journal=)``, ``--journal``, ``%config``), then
+    ``defaults.journal`` (relative to the pipeline file), then $PIPELINE_NB_JOURNAL, then the
+    per-user data directory. None when any of them, first found, says ``off``."""
+    chosen = option or (spec.journal if spec is not None else None)
+    base = spec.base_dir if spec is not None and not option and spec.journal else None
+    chosen = chosen or os.environ.get(ENV) or str(default_journal())
+    if chosen.strip().lower() in (OFF, "false", "none", "no"):
+        return None
+    path = Path(chosen).expanduser()
+    return path if path.is_absolute() or base is None else base / path
+
+
+def default_journal() -> Path:
+    """Where journals live unless told otherwise: the per-user data directory (platformdirs')."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("pipeline_nb", appauthor=False)) / "journal.sqlite"
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """A connection to the journal at ``path`` (created with its schema if new), in WAL mode."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA foreign_keys=ON")
+    if db.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+        db.executescript(f"BEGIN; {SCHEMA} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
+    return db
+
+
+class JournalRecorder:
+    """Records one run: a handler for its events (run start, step ends, run end) and a provider
+    wrapper for its calls, both only queueing rows for the writer thread. With no ``path`` (the
+    journal is off) it only keeps the run's replies in memory, for a resume of it."""
+
+    def __init__(self, path: Path | None, spec: PipelineSpec, origin: str | None = None) -> None:
+        self.path, self.spec, self.origin = path, spec, origin
+        self.warnings: list[str] = []
+        self.replies: dict[str, dict[str, Any]] = {}
+        """The run's successful replies by request key (what a resume of it reuses)."""
+        self._rows: queue.SimpleQueue[tuple[str, Sequence[Any]] | None] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._failed = threading.Event()
+        self._run: PipelineRun | None = None
+
+    # -- the handler side (the engine's thread) --
+
+    def init(self, run: PipelineRun) -> None:
+        self._run = run
+        run._replies = self.replies
+        if self.path is None:
+            return
+        self._writer = threading.Thread(target=self._write, name=f"pipeline_nb:journal:{run.id}", daemon=True)
+        self._writer.start()
+        self._put("INSERT OR REPLACE INTO runs (id, name, description, status, started, origin, pipeline, "
+                  "reused_from, pid) VALUES (?,?,?,?,?,?,?,?,?)",
+                  (run.id, run.name, run.description, "running", time.time(), self.origin, self.spec.text,
+                   run.reused_from, os.getpid()))
+
+    def handle_event(self, event: Event) -> None:
+        kind = event.kind
+        if kind == STEP_END:
+            for row in step_rows(self._run.id, event.data, self._position(event.data.id)):
+                self._put(_STEP_INSERT, row)
+        elif kind == RUN_END:
+            run = event.data
+            usage = run.usage
+            self._put("UPDATE runs SET status=?, ended=?, duration=?, steps=?, failed=?, input_tokens=?, "
+                      "output_tokens=?, cache_write_tokens=?, cache_read_tokens=?, cost=?, warnings=? WHERE id=?",
+                      (run.status, time.time(), run.duration, len(run.steps), len(run.failed), usage.input_tokens,
+                       usage.output_tokens, usage.cache_write_tokens, usage.cache_read_tokens, run.cost,
+                       json.dumps(run.warnings) if run.warnings else None, run.id))
+
+    def close(self) -> None:
+        """Wait (a bounded time) for every row to be written; problems become run warnings."""
+        if self._writer is None:
+            return
+        self._rows.put(None)
+        self._writer.join(CLOSE_WAIT)
+        if self._writer.is_alive():
+            self._warn(f"the journal {self.path} was still being written {CLOSE_WAIT:g} s after the run ended")
+        if self._run is not None:
+            self._run.warnings += [w for w in self.warnings if w not in self._run.warnings]
+
+    def _position(self, step_id: str) -> int:
+        return list(self._run.steps).index(step_id) if step_id in self._run.steps else -1
+
+    # -- the provider side (worker threads) --
+
+    def wrap(self, provider: Provider) -> Provider:
+        return JournaledProvider(provider, self)
+
+    def call(self, request: LLMRequest, reply: Reply | None, error: ProviderError | None, started: float,
+             reused_from: str | None = None) -> None:
+        key = request_key(request)
+        if reply is not None:
+            self.replies[key] = reply.to_api()
+        sent = {"provider": request.provider, **request.api_params()}
+        if request.extra_body:
+            sent["extra_body"] = dict(request.extra_body)
+        self._put("INSERT INTO calls (run_id, step_id, request_key, request, reply, status, error_type, "
+                  "error_message, request_id, started, duration, reused_from) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                  (self._run.id if self._run else None, CALLING_STEP.get(), key, _json(sent),
+                   _json(reply.to_api()) if reply is not None else None, "ok" if error is None else "error",
+                   error.type if error else None, error.message if error else None,
+                   (reply.request_id if reply else error.request_id if error else None), started,
+                   time.time() - started, reused_from))
+
+    # -- the writer thread --
+
+    def _put(self, sql: str, row: Sequence[Any]) -> None:
+        if self.path is not None and not self._failed.is_set():
+            self._rows.put((sql, row))
+
+    def _write(self) -> None:
+        try:
+            db = connect(self.path)
+        except (sqlite3.Error, OSError) as exc:
+            self._give_up(exc)
+            return
+        try:
+            for batch in _batches(self._rows):
+                try:
+                    with _transaction(db):
+                        for sql, row in batch:
+                            db.execute(sql, row)
+                except (sqlite3.Error, OSError) as exc:
+                    self._give_up(exc)
+                    return
+        finally:
+            db.close()
+
+    def _give_up(self, exc: BaseException) -> None:
+        self._failed.set()
+        self._warn(f"the run journal {self.path} could not be written ({type(exc).__name__}: {exc}); "
+                   "this run is not fully recorded in it")
+        while True:  # drop what waits, and stop at the end marker
+            try:
+                if self._rows.get_nowait() is None:
+                    return
+            except queue.Empty:
+                return
+
+    def _warn(self, message: str) -> None:
+        if message not in self.warnings:
+            self.warnings.append(message)
+
+
+class JournaledProvider:
+    """A provider whose every call (reply or error) is recorded in the run's journal."""
+
+    def __init__(self, inner: Provider, recorder: JournalRecorder) -> None:
+        self.inner, self.recorder = inner, recorder
+        self.name = getattr(inner, "name", "provider")
+
+    def check(self, request: LLMRequest) -> None:
+        self.inner.check(request)
+
+    def complete(self, request: LLMRequest, emit: Emit, cancel: CancelToken) -> Reply:
+        started = time.time()
+        try:
+            reply = self.inner.complete(request, emit, cancel)
+        except ProviderError as exc:
+            self.recorder.call(request, None, exc, started)
+            raise
+        self.recorder.call(request, reply, None, started, getattr(reply, "reused_from", None))
+        return reply
+
+    def batch(self, requests: Sequence[LLMRequest], on_status: Callable[[BatchStatus], None],
+              cancel: CancelToken, poll_interval: float) -> list[Any]:
+        if not isinstance(self.inner, BatchProvider):
+            raise ProviderError("batch_unsupported", f"provider {self.name!r} cannot send batches", retryable=False)
+        started = time.time()
+        outcomes = self.inner.batch(requests, on_status, cancel, poll_interval)
+        for request, outcome in zip(requests, outcomes):
+            if isinstance(outcome, Reply):
+                self.recorder.call(request, outcome, None, started)
+            elif isinstance(outcome, ProviderError):
+                self.recorder.call(request, None, outcome, started)
+        return outcomes
+
+
+_STEP_INSERT = ("INSERT OR REPLACE INTO steps (run_id, step_id, parent, position, type, status, text, output, "
+                "content, tool_calls, item, item_index, input_tokens, output_tokens, cache_write_tokens, "
+                "cache_read_tokens, web_search_requests, cost, duration, attempts, model, stop_reason, error_type, "
+                "error_message, request_id, note) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+
+
+def step_rows(run_id: str, step: StepResult, position: int, parent: str | None = None) -> Iterator[tuple[Any, ...]]:
+    """The rows of ``step``: its own, then its items' and its nested pipeline's steps' (``parent`` set)."""
+    usage, error = step.usage, step.error
+    yield (run_id, step.id, parent, position, step.type, step.status, step.text, _json(step.output),
+           _json([block.to_api() for block in step.content]) if step.content else None,
+           _json([asdict(call) for call in step.tool_calls]) if step.tool_calls else None,
+           _json(step.item) if step.index is not None else None, step.index, usage.input_tokens,
+           usage.output_tokens, usage.cache_write_tokens, usage.cache_read_tokens, usage.web_search_requests,
+           step.cost, step.duration, step.attempts, step.model, step.stop_reason, error.type if error else None,
+           error.message if error else None, error.request_id if error else None, step.note)
+    for number, item in enumerate(step.items or ()):
+        yield from step_rows(run_id, item, number, step.id)
+    if step.child is not None:
+        for number, child in enumerate(step.child.steps.values()):
+            yield from step_rows(run_id, replace(child, id=f"{step.id}/{child.id}"), number, step.id)
+
+
+def _json(value: Any) -> str | None:
+    """JSON of a value for a TEXT column; what JSON cannot hold is written as its str()."""
+    if value is None:
+        return None
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _batches(rows: queue.SimpleQueue[Any]) -> Iterator[list[tuple[str, Sequence[Any]]]]:
+    """What waits in the queue, a batch at a time (one transaction each), until the end marker."""
+    while True:
+        first = rows.get()
+        if first is None:
+            return
+        batch = [first]
+        while len(batch) < 500:
+            try:
+                row = rows.get_nowait()
+            except queue.Empty:
+                break
+            if row is None:
+                yield batch
+                return
+            batch.append(row)
+        yield batch
+
+
+class _transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error): one writer at a time, across processes."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, kind: Any, exc: Any, tb: Any) -> None:
+        self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+
+
+def rows_as_dicts(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+
+def decode(row: Mapping[str, Any], *columns: str) -> dict[str, Any]:
+    """``row`` with the JSON ``columns`` decoded."""
+    return {**row, **{c: json.loads(row[c]) for c in columns if row.get(c) is not None}}

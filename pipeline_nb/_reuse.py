@@ -1,0 +1,91 @@
+"""Resume and rerun: take a call's reply from an earlier run when the very same request succeeded
+there, instead of paying for it again.
+
+The earlier run's replies are keyed like cassette entries (``request_key``: the request as sent),
+so only what failed, was interrupted, or changed is called. A reused reply streams into the
+view at once, block by block, and its step's note says where it came from. Steps named
+``fresh`` (a rerun's step and the steps that read it) always call.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+from ._cassette import request_key
+from ._llm import (CALLING_STEP, CITATION, SERVER_RESULT, TEXT, THINKING, TOOL_INPUT, TOOL_USE, BatchProvider,
+                   BatchStatus, Cancelled, CancelToken, Emit, LLMRequest, Provider, ProviderError)
+from ._spec import PipelineSpec
+from ._step_ids import owner_of
+from .content import Reply, ServerToolResult, ServerToolUse, Text, Thinking, ToolUse
+
+
+class ReusingProvider:
+    """``inner``, except for requests whose reply ``replies`` (by request key) already holds."""
+
+    def __init__(self, inner: Provider, replies: Mapping[str, Mapping[str, Any]], run_id: str,
+                 fresh: Collection[str] = ()) -> None:
+        self.inner, self.replies, self.run_id, self.fresh = inner, replies, run_id, set(fresh)
+        self.name = getattr(inner, "name", "provider")
+
+    def check(self, request: LLMRequest) -> None:
+        self.inner.check(request)
+
+    def _earlier(self, request: LLMRequest) -> Reply | None:
+        if self.fresh and owner_of(CALLING_STEP.get() or "") in self.fresh:
+            return None
+        entry = self.replies.get(request_key(request))
+        return None if entry is None else replace(Reply.from_api(entry), reused_from=self.run_id)
+
+    def complete(self, request: LLMRequest, emit: Emit, cancel: CancelToken) -> Reply:
+        reply = self._earlier(request)
+        if reply is None:
+            return self.inner.complete(request, emit, cancel)
+        if cancel.cancelled:
+            raise Cancelled()
+        if request.stream:
+            stream_blocks(reply, emit)
+        return reply
+
+    def batch(self, requests: Sequence[LLMRequest], on_status: Callable[[BatchStatus], None],
+              cancel: CancelToken, poll_interval: float) -> list[Any]:
+        """Reused replies at once; the rest as a batch of the inner provider."""
+        outcomes: list[Any] = [self._earlier(request) for request in requests]
+        missing = [i for i, outcome in enumerate(outcomes) if outcome is None]
+        if missing:
+            if not isinstance(self.inner, BatchProvider):
+                raise ProviderError("batch_unsupported", f"provider {self.name!r} cannot send batches", retryable=False)
+            for index, outcome in zip(missing, self.inner.batch([requests[i] for i in missing], on_status, cancel,
+                                                                poll_interval)):
+                outcomes[index] = outcome
+        else:
+            on_status(BatchStatus(processing=0, succeeded=len(requests), batch_ids=(f"reused:{self.run_id}",)))
+        return outcomes
+
+
+def stream_blocks(reply: Reply, emit: Emit) -> None:
+    """A finished reply streamed at once: each block as one piece (its citations first)."""
+    for index, block in enumerate(reply.content):
+        if isinstance(block, Thinking):
+            emit(block.thinking, THINKING, index)
+        elif isinstance(block, Text):
+            for citation in block.citations:
+                emit(citation, CITATION, index)
+            emit(block.text, TEXT, index)
+        elif isinstance(block, (ToolUse, ServerToolUse)):
+            emit(replace(block, input={}), TOOL_USE, index)
+            emit(json.dumps(dict(block.input)), TOOL_INPUT, index)
+        elif isinstance(block, ServerToolResult):
+            emit(block, SERVER_RESULT, index)
+
+
+def readers_of(spec: PipelineSpec, step_ids: Collection[str]) -> set[str]:
+    """``step_ids`` and every step after them that reads one of them (``steps.<id>``, ``continue:``),
+    transitively: what a rerun of ``step_ids`` must run again for real."""
+    fresh = set(step_ids)
+    for step in spec.all_steps():
+        if set(step.step_refs()) & fresh:
+            fresh.add(step.id)
+    return fresh
