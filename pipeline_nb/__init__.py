@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._api import invoke, raise_for_status, run
+from ._journal_read import JournalError, RunSummary, history, load_run, prune_journal
 from ._context import Step, StepContext
 from ._errors import PipelineError, PipelineSpecError, RunInterrupted, StepError
 from ._results import ERROR_TYPES, ErrorInfo, PipelineRun, StepResult, ToolCall, Usage
@@ -26,10 +27,12 @@ __version__ = "0.1.0"
 __all__ = [
     "ERROR_TYPES",
     "ErrorInfo",
+    "JournalError",
     "PipelineError",
     "PipelineRun",
     "PipelineSpecError",
     "RunInterrupted",
+    "RunSummary",
     "Step",
     "StepContext",
     "StepError",
@@ -37,8 +40,11 @@ __all__ = [
     "StepResult",
     "ToolCall",
     "Usage",
+    "history",
     "invoke",
     "load_ipython_extension",
+    "load_run",
+    "prune_journal",
     "raise_for_status",
     "run",
 ]

@@ -169,7 +169,7 @@ def earlier_replies(resume: PipelineRun | str | bool, name: str,
         return str(resume), _replies(db, str(resume))
 
 
-def prune(before: dt.datetime | dt.date | str, journal: str | Path | None = None) -> int:
+def prune_journal(before: dt.datetime | dt.date | str, journal: str | Path | None = None) -> int:
     """Delete the runs that started before ``before`` (a date, a datetime or ISO text), with their
     steps and calls; returns how many runs went. The file is compacted afterwards."""
     when = dt.datetime.fromisoformat(before) if isinstance(before, str) else before
