@@ -19,6 +19,7 @@ from ._api import invoke, raise_for_status, run
 from ._journal_read import JournalError, RunSummary, history, load_run, prune_journal
 from ._context import Step, StepContext
 from ._errors import PipelineError, PipelineSpecError, RunInterrupted, StepError
+from ._tables import records_frame
 from ._results import ERROR_TYPES, ErrorInfo, PipelineRun, StepResult, ToolCall, Usage
 from ._step_ids import StepId
 
@@ -46,6 +47,7 @@ __all__ = [
     "load_run",
     "prune_journal",
     "raise_for_status",
+    "records_frame",
     "run",
 ]
 

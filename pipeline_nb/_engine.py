@@ -22,7 +22,7 @@ from ._names import resolve_name
 from ._outcomes import run_status
 from ._interrupts import first_interrupt_only
 from ._journal import JournalRecorder, journal_path
-from ._journal_read import earlier_replies
+from ._journal_read import earlier_run
 from ._llm_call import ResolvedStep, fail, interrupted
 from ._plan import check_attachments, check_calls, check_step_attributes, check_thinking, check_tools, load_nested
 from ._llm import CancelToken, Provider, ProviderError, create_provider
@@ -162,8 +162,7 @@ class _Run:
         """``provider`` behind the run's cassette, the replies it resumes from, and its journal."""
         provider = self._with_cassette(provider)
         if self.earlier is not None:
-            run_id, replies = self.earlier
-            provider = ReusingProvider(provider, replies, run_id, readers_of(self.spec, self.options.rerun))
+            provider = ReusingProvider(provider, self.earlier, readers_of(self.spec, self.options.rerun))
         return self.recorder.wrap(provider)
 
     def _with_cassette(self, provider: Provider) -> Provider:
@@ -217,7 +216,7 @@ class _Run:
         self.recorder = JournalRecorder(journal_path(self.options.journal, self.spec), self.spec, self.options.origin)
         self.handlers.insert(0, self.recorder)
         resume = self.options.resume
-        self.earlier = earlier_replies(resume, self.spec.name, self.options.journal) if resume else None
+        self.earlier = earlier_run(resume, self.spec.name, self.options.journal) if resume else None
         self._plan()
         run = PipelineRun(
             name=self.spec.name,
@@ -226,7 +225,7 @@ class _Run:
                    for s in self.spec.all_steps()},
             saved={s.save_as: s.id for s in self.spec.all_steps() if s.save_as},
         )
-        run.reused_from = self.earlier[0] if self.earlier else None
+        run.reused_from = self.earlier.run_id if self.earlier else None
         self.run = run
         self.initialised = list(self.routes[None])
         for handler in self.initialised:

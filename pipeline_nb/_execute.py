@@ -260,7 +260,8 @@ class Executor:
             hint = "; to loop over a mapping, use its .items() or .values()" if isinstance(items, Mapping) else ""
             raise StepProblem("invalid_for_each", f"for_each must give a list, got {got}{hint}", "for_each")
         items = list(items)
-        results = [StepResult(item_id(step.id, i), type=step.type, model=result.model, item=item, index=i)
+        results = [StepResult(item_id(step.id, i), type=step.type, model=result.model, item=item, index=i,
+                              loop_var=step.loop_var)
                    for i, item in enumerate(items)]
         result.items = results
         done = failed = 0

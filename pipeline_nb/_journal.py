@@ -44,7 +44,7 @@ CREATE INDEX IF NOT EXISTS runs_by_name ON runs (name, started);
 CREATE TABLE IF NOT EXISTS steps (
     run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE, step_id TEXT NOT NULL, parent TEXT,
     position INTEGER, type TEXT, status TEXT, text TEXT, output TEXT, content TEXT, tool_calls TEXT,
-    item TEXT, item_index INTEGER, input_tokens INTEGER, output_tokens INTEGER, cache_write_tokens INTEGER,
+    item TEXT, item_index INTEGER, loop_var TEXT, input_tokens INTEGER, output_tokens INTEGER, cache_write_tokens INTEGER,
     cache_read_tokens INTEGER, web_search_requests INTEGER, cost REAL, duration REAL, attempts INTEGER,
     model TEXT, stop_reason TEXT, error_type TEXT, error_message TEXT, request_id TEXT, note TEXT,
     PRIMARY KEY (run_id, step_id));
@@ -53,6 +53,9 @@ CREATE TABLE IF NOT EXISTS calls (
     step_id TEXT, request_key TEXT NOT NULL, request TEXT, reply TEXT, status TEXT NOT NULL,
     error_type TEXT, error_message TEXT, request_id TEXT, started REAL, duration REAL, reused_from TEXT);
 CREATE INDEX IF NOT EXISTS calls_by_run ON calls (run_id, request_key);
+CREATE TABLE IF NOT EXISTS batches (
+    run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE, step_id TEXT, batch_ids TEXT NOT NULL,
+    request_keys TEXT NOT NULL, created REAL, ended REAL, PRIMARY KEY (run_id, batch_ids));
 """
 BUSY_TIMEOUT = 10.0
 """Seconds a writer waits for another process's transaction before giving up on a batch."""
@@ -169,6 +172,14 @@ class JournalRecorder:
                    (reply.request_id if reply else error.request_id if error else None), started,
                    time.time() - started, reused_from))
 
+    def batch(self, step_id: str | None, batch_ids: str, keys: list[str]) -> None:
+        self._put("INSERT OR REPLACE INTO batches (run_id, step_id, batch_ids, request_keys, created) "
+                  "VALUES (?,?,?,?,?)", (self._run.id if self._run else None, step_id, batch_ids, _json(keys), time.time()))
+
+    def batch_ended(self, batch_ids: str) -> None:
+        self._put("UPDATE batches SET ended = ? WHERE run_id = ? AND batch_ids = ?",
+                  (time.time(), self._run.id if self._run else None, batch_ids))
+
     # -- the writer thread --
 
     def _put(self, sql: str, row: Sequence[Any]) -> None:
@@ -231,10 +242,21 @@ class JournaledProvider:
 
     def batch(self, requests: Sequence[LLMRequest], on_status: Callable[[BatchStatus], None],
               cancel: CancelToken, poll_interval: float) -> list[Any]:
+        """The inner batch, its batch ids journaled as soon as they exist (so that a resume after
+        the kernel died finds them), and each outcome journaled as a call."""
         if not isinstance(self.inner, BatchProvider):
             raise ProviderError("batch_unsupported", f"provider {self.name!r} cannot send batches", retryable=False)
-        started = time.time()
-        outcomes = self.inner.batch(requests, on_status, cancel, poll_interval)
+        started, keys, seen = time.time(), [request_key(r) for r in requests], []
+
+        def journaled(status: BatchStatus) -> None:
+            if status.batch_ids and not seen:
+                seen.append(_json(list(status.batch_ids)))
+                self.recorder.batch(CALLING_STEP.get(), seen[0], keys)
+            on_status(status)
+
+        outcomes = self.inner.batch(requests, journaled, cancel, poll_interval)
+        if seen:
+            self.recorder.batch_ended(seen[0])
         for request, outcome in zip(requests, outcomes):
             if isinstance(outcome, Reply):
                 self.recorder.call(request, outcome, None, started)
@@ -244,9 +266,9 @@ class JournaledProvider:
 
 
 _STEP_INSERT = ("INSERT OR REPLACE INTO steps (run_id, step_id, parent, position, type, status, text, output, "
-                "content, tool_calls, item, item_index, input_tokens, output_tokens, cache_write_tokens, "
+                "content, tool_calls, item, item_index, loop_var, input_tokens, output_tokens, cache_write_tokens, "
                 "cache_read_tokens, web_search_requests, cost, duration, attempts, model, stop_reason, error_type, "
-                "error_message, request_id, note) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+                "error_message, request_id, note) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
 
 
 def step_rows(run_id: str, step: StepResult, position: int, parent: str | None = None) -> Iterator[tuple[Any, ...]]:
@@ -255,7 +277,7 @@ def step_rows(run_id: str, step: StepResult, position: int, parent: str | None =
     yield (run_id, step.id, parent, position, step.type, step.status, step.text, _json(step.output),
            _json([block.to_api() for block in step.content]) if step.content else None,
            _json([asdict(call) for call in step.tool_calls]) if step.tool_calls else None,
-           _json(step.item) if step.index is not None else None, step.index, usage.input_tokens,
+           _json(step.item) if step.index is not None else None, step.index, step.loop_var, usage.input_tokens,
            usage.output_tokens, usage.cache_write_tokens, usage.cache_read_tokens, usage.web_search_requests,
            step.cost, step.duration, step.attempts, step.model, step.stop_reason, error.type if error else None,
            error.message if error else None, error.request_id if error else None, step.note)

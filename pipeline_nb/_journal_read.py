@@ -4,6 +4,7 @@ resume reuses, and pruning old runs. The schema is in ``_journal.py`` and docs/j
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -52,7 +53,7 @@ class History(list):
     def to_pandas(self) -> Any:
         from ._tables import records_frame
 
-        return records_frame(self.to_records())
+        return records_frame(self.to_records(), columns=[f.name for f in fields(RunSummary)])
 
     def __str__(self) -> str:
         return "\n".join(map(str, self)) if self else "no runs in the journal"
@@ -139,24 +140,31 @@ def _step(row: dict[str, Any]) -> StepResult:
     return StepResult(row["step_id"], type=row["type"], status=row["status"], text=row["text"] or "",
                       output=row.get("output"), usage=usage, attempts=row["attempts"] or 0, duration=row["duration"],
                       error=error, model=row["model"], stop_reason=row["stop_reason"], note=row["note"] or "",
-                      cost=row["cost"], item=row.get("item"), index=row["item_index"],
+                      cost=row["cost"], item=row.get("item"), index=row["item_index"], loop_var=row["loop_var"],
                       content=tuple(block_from_api(b) for b in row.get("content") or ()),
                       tool_calls=[ToolCall(**call) for call in row.get("tool_calls") or ()])
 
 
 def _replies(db: sqlite3.Connection, run_id: str) -> dict[str, Any]:
-    import json
-
     return {key: json.loads(reply) for key, reply in db.execute(
         "SELECT request_key, reply FROM calls WHERE run_id = ? AND status = 'ok' ORDER BY id", (run_id,))}
 
 
-def earlier_replies(resume: PipelineRun | str | bool, name: str,
-                    journal: str | Path | None = None) -> tuple[str, dict[str, Any]]:
-    """``(run id, replies by request key)`` of the run to resume: a PipelineRun (from memory), a
-    run id, or ``True``/``"last"`` for the journal's last run named ``name``."""
+@dataclass(frozen=True)
+class Earlier:
+    """What a resume reuses from an earlier run: its replies by request key, and its batches that
+    had not ended (their ids, and the request key of each of their items)."""
+
+    run_id: str
+    replies: dict[str, Any]
+    batches: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = ()
+
+
+def earlier_run(resume: PipelineRun | str | bool, name: str, journal: str | Path | None = None) -> Earlier:
+    """The run to resume: a PipelineRun (from memory), a run id, or ``True``/``"last"`` for the
+    journal's last run named ``name``."""
     if isinstance(resume, PipelineRun):
-        return resume.id, dict(resume._replies)
+        return Earlier(resume.id, dict(resume._replies))
     with _reading(journal) as db:
         if resume is True or resume == "last":
             found = db.execute("SELECT id FROM runs WHERE name = ? ORDER BY started DESC, id DESC LIMIT 1",
@@ -166,7 +174,9 @@ def earlier_replies(resume: PipelineRun | str | bool, name: str,
             resume = found[0]
         elif db.execute("SELECT 1 FROM runs WHERE id = ?", (resume,)).fetchone() is None:
             raise JournalError(f"the run journal has no run {resume!r} to resume; pipeline_nb.history() lists them")
-        return str(resume), _replies(db, str(resume))
+        open_batches = tuple((tuple(json.loads(ids)), tuple(json.loads(keys))) for ids, keys in db.execute(
+            "SELECT batch_ids, request_keys FROM batches WHERE run_id = ? AND ended IS NULL", (str(resume),)))
+        return Earlier(str(resume), _replies(db, str(resume)), open_batches)
 
 
 def prune_journal(before: dt.datetime | dt.date | str, journal: str | Path | None = None) -> int:

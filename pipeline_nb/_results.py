@@ -124,6 +124,8 @@ class StepResult:
     """For one item of a for_each step: its loop value (``as:``)."""
     index: int | None = None
     """For one item of a for_each step: its 0-based position in the list."""
+    loop_var: str | None = None
+    """For one item of a for_each step: the name of its loop value (``as:``, default ``item``)."""
     child: PipelineRun | None = field(default=None, repr=False)
     """The run of a pipeline step's child pipeline."""
     messages: tuple[dict[str, Any], ...] = field(default=(), repr=False)

@@ -10,24 +10,26 @@ view at once, block by block, and its step's note says where it came from. Steps
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from typing import Any
 
 from ._cassette import request_key
 from ._llm import (CALLING_STEP, CITATION, SERVER_RESULT, TEXT, THINKING, TOOL_INPUT, TOOL_USE, BatchProvider,
                    BatchStatus, Cancelled, CancelToken, Emit, LLMRequest, Provider, ProviderError)
+from ._journal_read import Earlier
 from ._spec import PipelineSpec
 from ._step_ids import owner_of
 from .content import Reply, ServerToolResult, ServerToolUse, Text, Thinking, ToolUse
 
 
 class ReusingProvider:
-    """``inner``, except for requests whose reply ``replies`` (by request key) already holds."""
+    """``inner``, except for requests whose reply the earlier run already holds (by request key),
+    and batches the earlier run sent and did not see end, which it attaches to again."""
 
-    def __init__(self, inner: Provider, replies: Mapping[str, Mapping[str, Any]], run_id: str,
-                 fresh: Collection[str] = ()) -> None:
-        self.inner, self.replies, self.run_id, self.fresh = inner, replies, run_id, set(fresh)
+    def __init__(self, inner: Provider, earlier: Earlier, fresh: Collection[str] = ()) -> None:
+        self.inner, self.earlier, self.fresh = inner, earlier, set(fresh)
+        self.replies, self.run_id = earlier.replies, earlier.run_id
         self.name = getattr(inner, "name", "provider")
 
     def check(self, request: LLMRequest) -> None:
@@ -51,17 +53,28 @@ class ReusingProvider:
 
     def batch(self, requests: Sequence[LLMRequest], on_status: Callable[[BatchStatus], None],
               cancel: CancelToken, poll_interval: float) -> list[Any]:
-        """Reused replies at once; the rest as a batch of the inner provider."""
+        """Reused replies at once; the rest from the earlier run's batch still in flight when it
+        holds them all (attached to, not sent again), else as a new batch."""
         outcomes: list[Any] = [self._earlier(request) for request in requests]
         missing = [i for i, outcome in enumerate(outcomes) if outcome is None]
-        if missing:
-            if not isinstance(self.inner, BatchProvider):
-                raise ProviderError("batch_unsupported", f"provider {self.name!r} cannot send batches", retryable=False)
-            for index, outcome in zip(missing, self.inner.batch([requests[i] for i in missing], on_status, cancel,
-                                                                poll_interval)):
-                outcomes[index] = outcome
-        else:
+        if not missing:
             on_status(BatchStatus(processing=0, succeeded=len(requests), batch_ids=(f"reused:{self.run_id}",)))
+            return outcomes
+        if not isinstance(self.inner, BatchProvider):
+            raise ProviderError("batch_unsupported", f"provider {self.name!r} cannot send batches", retryable=False)
+        keys = {request_key(requests[i]): i for i in missing}
+        for batch_ids, sent_keys in self.earlier.batches:
+            attach = getattr(self.inner, "attach", None)
+            if attach is not None and set(keys) <= set(sent_keys):
+                sent = [requests[keys[key]] if key in keys else requests[missing[0]] for key in sent_keys]
+                on_status(BatchStatus(processing=len(sent_keys), batch_ids=tuple(batch_ids)))
+                for key, outcome in zip(sent_keys, attach(sent, batch_ids, on_status, cancel, poll_interval)):
+                    if key in keys:
+                        outcomes[keys[key]] = outcome
+                return outcomes
+        for index, outcome in zip(missing, self.inner.batch([requests[i] for i in missing], on_status, cancel,
+                                                            poll_interval)):
+            outcomes[index] = outcome
         return outcomes
 
 

@@ -18,7 +18,7 @@ def test_the_top_level_names_are_exactly_the_public_api():
     assert sorted(pipeline_nb.__all__) == [
         "ERROR_TYPES", "ErrorInfo", "JournalError", "PipelineError", "PipelineRun", "PipelineSpecError",
         "RunInterrupted", "RunSummary", "Step", "StepContext", "StepError", "StepId", "StepResult", "ToolCall", "Usage",
-        "history", "invoke", "load_ipython_extension", "load_run", "prune_journal", "raise_for_status", "run"]
+        "history", "invoke", "load_ipython_extension", "load_run", "prune_journal", "raise_for_status", "records_frame", "run"]
     assert all(hasattr(pipeline_nb, name) for name in pipeline_nb.__all__)
     assert sorted(pipeline_nb.streaming.__all__) == [
         "BufferHandler", "CallbackHandler", "Chunk", "CitationChunk", "ConsoleHandler", "Event", "FileHandler",

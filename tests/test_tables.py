@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -172,6 +171,16 @@ steps:
     assert run.steps["echo"].to_records()[0]["loop.text"] == "a"  # an as: name that is a column's gets loop.
 
 
+def test_a_run_loaded_from_the_journal_gives_the_same_table(tmp_path):
+    spec = PRICED + "  - {id: nest, pipeline: {steps: [{id: first, prompt: One}]}}\n"
+    run = pipeline_nb.run(spec, journal=tmp_path / "journal.sqlite")
+    loaded = pipeline_nb.load_run(run.id, journal=tmp_path / "journal.sqlite")
+
+    assert loaded.to_records() == run.to_records()
+    assert [r["step"] for r in loaded.to_records()] == ["intro", "extract", "extract", "nest/first"]
+    assert loaded.steps["extract"].to_records() == run.steps["extract"].to_records()
+
+
 def test_records_need_no_pandas_and_a_frame_says_how_to_install_it(monkeypatch):
     run = pipeline_nb.run(PRICED)
     monkeypatch.setitem(sys.modules, "pandas", None)  # what `import pandas` meets where it is not installed
@@ -181,6 +190,7 @@ def test_records_need_no_pandas_and_a_frame_says_how_to_install_it(monkeypatch):
         with pytest.raises(ImportError, match=r"pip install 'pipeline_nb\[pandas\]'") as caught:
             make_frame()
         assert "to_records()" in str(caught.value)
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     assert extras["pandas"] == ["pandas>=2"]  # the extra the message names exists
 

@@ -108,8 +108,7 @@ class ClaudeProvider:
               cancel: CancelToken, poll_interval: float) -> list[BatchOutcome]:
         """Send ``requests`` as Message Batches (split at 100,000), poll until all end, and
         match the results back by ``custom_id``."""
-        client = self._client(requests[0])
-        batches = client.messages.batches
+        batches = self._client(requests[0]).messages.batches
         ids: list[str] = []
         try:
             for start in range(0, len(requests), MAX_BATCH_REQUESTS):
@@ -117,12 +116,26 @@ class ClaudeProvider:
                 created = batches.create(requests=[{"custom_id": f"item-{start + i}", "params": {**r.api_params(), **(r.extra_body or {})}}
                                                    for i, r in enumerate(chunk)])
                 ids.append(created.id)
-            on_status(BatchStatus(processing=len(requests), batch_ids=tuple(ids)))
-            _poll(batches, ids, on_status, cancel, poll_interval)
+        except Exception as exc:
+            raise classify(exc) from None
+        on_status(BatchStatus(processing=len(requests), batch_ids=tuple(ids)))
+        return self.attach(requests, ids, on_status, cancel, poll_interval)
+
+    def attach(self, requests: Sequence[LLMRequest], batch_ids: Sequence[str],
+               on_status: Callable[[BatchStatus], None], cancel: CancelToken,
+               poll_interval: float) -> list[BatchOutcome]:
+        """The outcomes of ``requests``, sent earlier as the batches ``batch_ids`` (their custom ids
+        ``item-<index>``): poll them until all end, then read their results. A run resumed after its
+        kernel died comes back here instead of sending its batches again."""
+        batches = self._client(requests[0]).messages.batches
+        try:
+            _poll(batches, list(batch_ids), on_status, cancel, poll_interval)
             outcomes: list[BatchOutcome | None] = [None] * len(requests)
-            for batch_id in ids:
+            for batch_id in batch_ids:
                 for entry in batches.results(batch_id):
-                    outcomes[int(entry.custom_id.removeprefix("item-"))] = _batch_outcome(entry.result, batch_id)
+                    index = int(entry.custom_id.removeprefix("item-"))
+                    if index < len(outcomes):
+                        outcomes[index] = _batch_outcome(entry.result, batch_id)
         except (ProviderError, Cancelled):
             raise
         except Exception as exc:

@@ -216,3 +216,58 @@ def test_a_killed_kernel_keeps_what_finished_and_a_resume_calls_only_the_rest(fa
     assert len(fake_anthropic.requests) - sent_before == 8 - kept  # only what did not finish is paid for
     resumed = pipeline_nb.history(name="long-fan", journal=journal)[0]
     assert resumed.status == "ok" and resumed.reused_from == killed["id"]
+
+
+def journaled_batches(journal: Path) -> list[dict]:
+    try:
+        return rows(journal, "SELECT * FROM batches") if journal.exists() else []
+    except sqlite3.OperationalError:  # the schema is not written yet
+        return []
+
+
+BATCHED = dedent("""
+    import pipeline_nb
+    run = pipeline_nb.run('''
+    name: batched
+    defaults: {provider: claude, retries: 0}
+    steps:
+      - id: many
+        for_each: [a, b, c]
+        batch: true
+        batch_poll_interval: 0.05
+        prompt: "item {{ item }}"
+    ''')
+    print([i.text for i in run.steps['many'].items])
+    """)
+
+
+def test_a_resume_attaches_to_the_batch_a_dead_kernel_left_in_flight(fake_anthropic: FakeAnthropic,
+                                                                     tmp_path: Path) -> None:
+    journal = tmp_path / "journal.sqlite"
+    fake_anthropic.reply("done")
+    fake_anthropic.batch_polls(60)  # in progress for about 3 s of polling
+    env = {"PIPELINE_NB_JOURNAL": str(journal), "ANTHROPIC_BASE_URL": fake_anthropic.base_url,
+           "ANTHROPIC_API_KEY": "sk-ant-test"}
+    km = kernel_manager(tmp_path)
+    km.start_kernel(env={**os.environ, **env})
+    try:
+        Kernel(km).send(BATCHED)
+        deadline = time.monotonic() + 60
+        while not journaled_batches(journal):
+            assert time.monotonic() < deadline, "the batch was not journaled"
+            time.sleep(0.05)
+        os.kill(km.provisioner.pid, signal.SIGKILL)
+    finally:
+        km.shutdown_kernel(now=True)
+    assert len(fake_anthropic.batches) == 1
+    (in_flight,) = rows(journal, "SELECT * FROM batches")
+    assert in_flight["ended"] is None and json.loads(in_flight["batch_ids"]) == [fake_anthropic.batches[0][0]]
+
+    km = kernel_manager(tmp_path)
+    km.start_kernel(env={**os.environ, **env})
+    try:
+        out = Kernel(km).check(BATCHED.replace("''')", "''', resume=True)"))
+    finally:
+        km.shutdown_kernel(now=True)
+    assert out.strip() == "['done', 'done', 'done']"
+    assert len(fake_anthropic.batches) == 1  # attached to, not sent again
