@@ -10,6 +10,7 @@ import importlib
 import os
 import platform
 import sys
+import tempfile
 import time
 
 from ._report import table
@@ -18,6 +19,8 @@ NAMES = ("traffic", "overhead", "fanout", "startup", "memory", "cassette")
 
 
 def main(argv: list[str] | None = None) -> int:
+    # runs journal as a user's do (the journal is on by default), to a file of the benchmarks' own
+    os.environ.setdefault("PIPELINE_NB_JOURNAL", os.path.join(tempfile.mkdtemp(prefix="pnb-bench-"), "journal.sqlite"))
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("names", nargs="*", metavar="NAME",
                         help=f"which benchmarks ({', '.join(NAMES)}); default: all")
