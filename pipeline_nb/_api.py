@@ -7,7 +7,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ._engine import RunOptions, execute
+from ._engine import RunOptions, estimate_spec, execute
+from ._estimate_report import Estimate
 from ._errors import StepError
 from ._results import PipelineRun
 from ._loader import load_spec
@@ -34,7 +35,9 @@ def run(
     journal: str | Path | None = None,
     resume: PipelineRun | str | bool | None = None,
     rerun: Sequence[str] = (),
-) -> PipelineRun:
+    max_cost: float | None = None,
+    estimate: bool = False,
+) -> PipelineRun | Estimate:
     """Run a pipeline from YAML text, a path to a YAML file, or a dict.
 
     ``vars`` override the spec's ``vars``; ``provider``/``model``/``stream`` override every
@@ -45,6 +48,8 @@ def run(
     ``journal`` is the run journal's path (or ``"off"``). ``resume`` (a run, a run id, or True for
     the journal's last run of this name) takes every reply whose request matches one of that run's
     instead of calling; ``rerun`` names steps that call anyway, with every step that reads them.
+    ``max_cost`` (USD, over ``defaults.max_cost``) is the run's budget. With ``estimate`` nothing is
+    called: the result is an Estimate of every step's calls, input tokens and cost range.
     """
     spec = load_spec(source)
     options = RunOptions(
@@ -61,7 +66,10 @@ def run(
         origin=str(source) if isinstance(source, Path) else None,
         resume=resume,
         rerun=tuple(rerun),
+        max_cost=max_cost,
     )
+    if estimate:
+        return estimate_spec(spec, options)
     result = execute(spec, options)
     _again(result, source, options, raise_on_error)
     if raise_on_error:

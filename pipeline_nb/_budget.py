@@ -227,5 +227,7 @@ def _pricing_example(model: str) -> str:
 
 
 def usd(amount: float) -> str:
-    """Dollars with cents, and four decimals below a dollar (calls often cost fractions of a cent)."""
-    return f"${amount:,.2f}" if amount >= 1 else f"${amount:.4f}"
+    """Dollars with cents; below a dollar, four decimals, or six below a hundredth of a cent (one call)."""
+    if amount >= 1:
+        return f"${amount:,.2f}"
+    return f"${amount:.4f}" if amount >= 1e-4 or not amount else f"${amount:.6f}"

@@ -10,13 +10,16 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
+from ._budget import Budget, BudgetProvider, require_price
 from ._cassette import Cassette, CassetteProvider
 from ._cassette_choice import choose_cassette
 from ._errors import PipelineSpecError, RunInterrupted
+from ._estimate import estimate
+from ._estimate_report import Estimate
 from ._execute import Executor
 from ._names import resolve_name
 from ._outcomes import run_status
@@ -27,15 +30,13 @@ from ._llm_call import ResolvedStep, fail, interrupted
 from ._plan import check_attachments, check_calls, check_step_attributes, check_thinking, check_tools, load_nested
 from ._llm import CancelToken, Provider, ProviderError, create_provider
 from ._results import PipelineRun, StepResult
+from ._run_options import DEFAULT_MAX_TOKENS, DEFAULT_MODEL, DEFAULT_PROVIDER, RunOptions
 from ._reuse import ReusingProvider, readers_of
 from ._spec import PipelineSpec, StepSpec
 from ._step_ids import owner_of
 from .streaming._events import RUN_END, STEP_END, Chunk, Event
 from .streaming._handlers import CallbackHandler, Handler
 
-DEFAULT_PROVIDER = "mock"
-DEFAULT_MODEL = "claude-sonnet-5-5"
-DEFAULT_MAX_TOKENS = 1024
 FLUSH_INTERVAL = 0.05
 """Seconds of quiet after which handlers are flushed."""
 BATCH_PAUSE = 0.025
@@ -52,38 +53,22 @@ KeyboardInterrupt is not among them: it stops the run."""
 _END = object()
 
 
-@dataclass
-class RunOptions:
-    """How to run a spec: overrides (strongest), defaults (weakest), where names come from."""
-
-    vars: Mapping[str, Any] = field(default_factory=dict)
-    namespace: Mapping[str, Any] = field(default_factory=dict)
-    provider: str | None = None
-    model: str | None = None
-    stream: bool | None = None
-    default_provider: str = DEFAULT_PROVIDER
-    default_model: str = DEFAULT_MODEL
-    default_max_tokens: int = DEFAULT_MAX_TOKENS
-    handlers: Sequence[Handler | Callable[[Event], Any]] = ()
-    cassette: str | None = None
-    cassette_mode: str | None = None
-    cassette_pace: bool = False
-    journal: str | None = None
-    """The run journal's path, or ``off`` (else the YAML's, the environment's, the per-user one)."""
-    origin: str | None = None
-    """Where the run came from (a notebook, a file), as the journal records it."""
-    resume: PipelineRun | str | bool | None = None
-    """A run (or its id, or True: the journal's last of this name) whose replies to reuse."""
-    rerun: tuple[str, ...] = ()
-    """Steps to call for real even when resuming, with the steps that read them."""
-
-
 def execute(spec: PipelineSpec, options: RunOptions) -> PipelineRun:
     """Run ``spec``. Raises PipelineSpecError before any call, RunInterrupted on Ctrl-C
     (however many times it is pressed); otherwise returns the run, whose status says
     whether every step succeeded."""
     with first_interrupt_only():
         return _Run(spec, options).start()
+
+
+def estimate_spec(spec: PipelineSpec, options: RunOptions) -> Estimate:
+    """What running ``spec`` would cost, with no model call: every request that can be rendered,
+    its input tokens counted (exactly, by the API's count_tokens, for claude), across the items."""
+    planner = _Run(spec, replace(options, journal="off", resume=None, max_cost=None))
+    planner.recorder, planner.earlier = JournalRecorder(None, spec), None
+    planner._plan()
+    context = {**options.namespace, **spec.vars, **options.vars}
+    return estimate(spec, planner.resolve, context, namespace=options.namespace, nested=planner.nested)
 
 
 def as_handler(obj: Any) -> Handler:
@@ -114,6 +99,8 @@ class _Run:
     # -- planning: everything that can be wrong is found here, before any call --
 
     def _plan(self) -> None:
+        max_cost = self.options.max_cost or self.spec.max_cost
+        self.budget = Budget(max_cost, dict(self.spec.pricing)) if max_cost else None
         self.unready: dict[str, ProviderError] = {}
         """The first step whose provider cannot work (no key): the run fails as that step, running none."""
         available = set(self.options.vars) | set(self.options.namespace)
@@ -142,6 +129,12 @@ class _Run:
         for spec in (self.spec, *self.nested.values()):
             check_attachments(spec)
             check_tools(spec, self.options.namespace)
+        if self.budget is not None:  # every model the run may call has a price, or it cannot be budgeted
+            for spec in self.nested.values():
+                self.budget.pricing.update({m: p for m, p in spec.pricing.items() if m not in self.spec.pricing})
+            for step in self.spec.all_steps():
+                if step.type == "llm":
+                    require_price(self.budget.pricing, step, self.resolve(step).model)
 
     def resolve(self, step: StepSpec) -> ResolvedStep:
         """The provider, model and stream flag of ``step`` under this run's options."""
@@ -160,7 +153,7 @@ class _Run:
 
     def _wrap(self, provider: Provider) -> Provider:
         """``provider`` behind the run's cassette, the replies it resumes from, and its journal."""
-        provider = self._with_cassette(provider)
+        provider = self._with_cassette(BudgetProvider(provider, self.budget) if self.budget else provider)
         if self.earlier is not None:
             provider = ReusingProvider(provider, self.earlier, readers_of(self.spec, self.options.rerun))
         return self.recorder.wrap(provider)
@@ -226,6 +219,7 @@ class _Run:
             saved={s.save_as: s.id for s in self.spec.all_steps() if s.save_as},
         )
         run.reused_from = self.earlier.run_id if self.earlier else None
+        run.budget = self.budget
         self.run = run
         self.initialised = list(self.routes[None])
         for handler in self.initialised:

@@ -40,6 +40,7 @@ ERROR_TYPES = {
     "timeout": "the request timed out, or the step passed its own timeout",
     "streaming_required": "the SDK refused a long non-streamed call before sending it",
     "cassette_miss": "replaying, and the cassette has no recording of this request",
+    "budget_exceeded": "the call could take the run past max_cost (or its model has no price), so it was not sent",
     "batch_unsupported": "the provider cannot send Message Batches",
     "expired": "a Message Batch item expired before it ran",
     "canceled": "a Message Batch item was canceled before it ran",
@@ -190,6 +191,8 @@ class PipelineRun:
     """The id of the run whose replies this one reused (``--resume``)."""
     _replies: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     """Its successful replies by request key, kept for a resume of it from memory."""
+    budget: Any = field(default=None, repr=False, compare=False)
+    """The run's budget (``max_cost``): ``.spent``, ``.max_cost``, ``describe()``; None without one."""
     _again: Any = field(default=None, repr=False, compare=False)
     """How to run its pipeline again as it was (set by ``run()`` and ``%%pipeline``)."""
 

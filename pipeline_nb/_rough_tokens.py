@@ -28,7 +28,8 @@ def rough_input_tokens(request: LLMRequest) -> int:
     """A rough count of ``request``'s input: its system prompt, tools and every message's blocks."""
     system = request.system
     tokens = text_tokens(system) if isinstance(system, str) else sum(map(block_tokens, system or ()))
-    tokens += text_tokens(json.dumps(request.params.get("tools") or [], default=str))
+    tools = request.params.get("tools")
+    tokens += text_tokens(json.dumps(tools, default=str)) if tools else 0
     for message in request.messages:
         content = message.get("content")
         tokens += text_tokens(content) if isinstance(content, str) else sum(map(block_tokens, content or ()))

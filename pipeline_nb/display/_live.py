@@ -323,9 +323,12 @@ class WidgetHandler(StreamHandler):
         """Set the rows as state if they changed (an equal list sends nothing); 1 if a message went."""
         self._rows_changed = False
         rows = self._rows()
-        if rows == self.view.rows:
+        budget = self._run.budget  # with max_cost: spent against the budget, in the title
+        title = f"{self._run.name} · {budget.describe()}" if budget is not None else self.view.title
+        if rows == self.view.rows and title == self.view.title:
             return 0
-        self.view.rows = rows
+        with self.view.hold_sync():  # one message for both
+            self.view.rows, self.view.title = rows, title
         return 1
 
     def close(self) -> None:
