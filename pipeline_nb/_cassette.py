@@ -43,9 +43,11 @@ from ._llm import (
     ProviderError,
     no_emit,
 )
-from .content import Citation, Reply, block_from_api
+from .content import Citation, Reply, Usage, block_from_api
 
 MODES = ("record", "replay", "auto", "off")
+COUNT_KEY = "count:"
+"""The prefix of a count_tokens entry's key."""
 ENV_PATH, ENV_MODE = "PIPELINE_NB_CASSETTE", "PIPELINE_NB_CASSETTE_MODE"
 _NOT_IN_KEY = {"read_timeout", "mock_delay"}
 """Options that change how a reply arrives, not what it says."""
@@ -118,10 +120,13 @@ class Cassette:
         """Add (or replace) the entry for ``request`` and append it to the file."""
         self.put_all([(request, reply, events, pace_ms)])
 
-    def put_all(self, recordings: list[Recording]) -> None:
+    def put_all(self, recordings: list[Recording], key: str | None = None) -> None:
         """Add (or replace) many entries with one append. Never raises: if the file cannot be
-        written, the entries stay in memory for this run and ``warnings`` says so."""
+        written, the entries stay in memory for this run and ``warnings`` says so. ``key``
+        replaces a single recording's request key."""
         entries = [self._entry(*recording) for recording in recordings]
+        if key is not None:
+            entries[0]["key"] = key
         with self._lock:
             self.entries.update((entry["key"], entry) for entry in entries)
             self._changed = True
@@ -158,6 +163,10 @@ class Cassette:
             self._changed = False
             self._unrecorded.clear()
             self._failed.clear()
+
+    def put_count(self, key: str, request: LLMRequest, tokens: int) -> None:
+        """Record a count_tokens answer (see CassetteProvider.count_tokens)."""
+        self.put_all([(request, Reply((), Usage(tokens), None, request.model), None, None)], key=key)
 
     @staticmethod
     def _entry(request: LLMRequest, reply: Reply, events: list[list[Any]] | None,
@@ -238,6 +247,25 @@ class CassetteProvider:
         pace_ms = [round((b - a) * 1000) for a, b in zip(times, times[1:])] if self.paced else None
         self.cassette.put(request, reply, events, pace_ms)
         return reply
+
+    @property
+    def counts_exactly(self) -> bool:
+        return bool(getattr(self.inner, "counts_exactly", False))
+
+    def count_tokens(self, request: LLMRequest) -> int:
+        """The inner provider's count of ``request``'s input tokens, recorded and replayed like a
+        reply (an entry keyed ``count:<request key>`` whose reply's usage holds the count), so an
+        estimate replays offline too."""
+        key = COUNT_KEY + request_key(request)
+        entry = None if self.mode == "record" else self.cassette.entries.get(key)
+        if entry is not None:
+            return entry["reply"]["usage"]["input_tokens"]
+        if self.mode == "replay":
+            raise self._miss()
+        self._going_out(request)
+        tokens = self.inner.count_tokens(request)  # type: ignore[attr-defined]
+        self.cassette.put_count(key, request, tokens)
+        return tokens
 
     def _miss(self) -> ProviderError:
         return ProviderError(

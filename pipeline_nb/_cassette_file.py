@@ -304,7 +304,9 @@ def _is_event(value: Any) -> bool:
 
 
 def _is_usage(value: Any) -> bool:
-    return isinstance(value, dict) and all(_is_count(n) for n in value.values())
+    """Token counts, and the server tools' request counts (``server_tool_use``: an object of counts)."""
+    return isinstance(value, dict) and all(_is_count(n) or (name == "server_tool_use" and _is_usage(n))
+                                           for name, n in value.items())
 
 
 def _is_block(value: Any) -> bool:

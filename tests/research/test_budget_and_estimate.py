@@ -66,3 +66,17 @@ def test_an_estimate_calls_no_model_and_its_counts_match_the_run(fake_anthropic:
     assert fan.input_tokens == sum(i.usage.input_tokens for i in run.steps["fan"].items)
     assert after.input_tokens >= run.steps["after"].usage.input_tokens
     assert "no model was called" in estimate.describe()
+
+
+def test_an_estimate_is_recorded_in_the_cassette_and_replays_offline(tmp_path, monkeypatch) -> None:
+    cassette = tmp_path / "estimate.jsonl"
+    source = f"defaults: {{provider: claude, pricing: {PRICED}}}\nsteps:\n  - {{id: a, prompt: 'Explain tides.'}}\n"
+    with FakeAnthropic() as fake:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.base_url)
+        monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
+        recorded = pipeline_nb.run(source, estimate=True, cassette=cassette, cassette_mode="record")
+        assert len(fake.requests) == 1
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+    replayed = pipeline_nb.run(source, estimate=True, cassette=cassette, cassette_mode="replay")
+    assert replayed.steps[0].input_tokens == recorded.steps[0].input_tokens
+    assert not replayed.warnings and "~" not in replayed.describe().split("\n")[2]  # counted, not guessed

@@ -386,3 +386,15 @@ def test_a_tool_that_returns_a_figure_sends_an_image_and_long_text_is_cut_with_a
     assert image["content"][0]["source"]["media_type"] == "image/png"
     assert len(text["content"]) < 101_000 and "truncated" in text["content"]
     assert "truncated" in run.steps["ask"].tool_calls[1].note
+
+
+def test_a_server_tool_reply_records_and_replays_from_a_cassette(fake_anthropic: FakeAnthropic,
+                                                                  tmp_path: Path) -> None:
+    fake_anthropic.reply("Lunar.", server_tool={"name": "web_search", "input": {"query": "tides"},
+                                                "results": [{"url": "https://example.org", "title": "Tides"}]})
+    source = "defaults: {provider: claude}\nsteps:\n  - {id: a, prompt: 'Tides?', stream: true, tools: [web_search]}\n"
+    cassette = tmp_path / "search.jsonl"
+    recorded = pipeline_nb.run(source, cassette=str(cassette), cassette_mode="record")
+    replayed = pipeline_nb.run(source, cassette=str(cassette), cassette_mode="replay")
+    assert replayed.steps["a"].tool_calls == recorded.steps["a"].tool_calls
+    assert replayed.steps["a"].usage.web_search_requests == 1 and len(fake_anthropic.requests) == 1
