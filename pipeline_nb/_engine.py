@@ -105,6 +105,11 @@ class _Run:
         """The first step whose provider cannot work (no key): the run fails as that step, running none."""
         available = set(self.options.vars) | set(self.options.namespace)
         self.spec.check_names(available)
+        known = [s.id for s in self.spec.all_steps()]
+        for step_id in self.options.rerun:
+            if step_id not in known:
+                raise PipelineSpecError(f"rerun names step {step_id!r}, which is not a step of {self.spec.name!r}",
+                                        hint=f"its steps: {', '.join(known)}")
         self.providers: dict[str, Provider] = {}
         step_handlers: dict[str, Handler] = {}
         for step in self.spec.all_steps():
@@ -209,7 +214,7 @@ class _Run:
         self.recorder = JournalRecorder(journal_path(self.options.journal, self.spec), self.spec, self.options.origin)
         self.handlers.insert(0, self.recorder)
         resume = self.options.resume
-        self.earlier = earlier_run(resume, self.spec.name, self.options.journal) if resume else None
+        self.earlier = earlier_run(resume, self.spec.name, self.recorder.path or self.options.journal) if resume else None
         self._plan()
         run = PipelineRun(
             name=self.spec.name,

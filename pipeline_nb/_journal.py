@@ -130,6 +130,7 @@ class JournalRecorder:
                 self._put(_STEP_INSERT, row)
         elif kind == RUN_END:
             run = event.data
+            run.warnings += [w for w in self.warnings if w not in run.warnings]  # before the summaries print
             usage = run.usage
             self._put("UPDATE runs SET status=?, ended=?, duration=?, steps=?, failed=?, input_tokens=?, "
                       "output_tokens=?, cache_write_tokens=?, cache_read_tokens=?, cost=?, warnings=? WHERE id=?",

@@ -40,7 +40,8 @@ class RunSummary:
         took = f" · {self.duration:.1f}s" if self.duration is not None else ""
         tokens = f" · {(self.input_tokens or 0) + (self.output_tokens or 0)} tokens"
         failed = f", {self.failed} failed" if self.failed else ""
-        return (f"{self.id}  {self.name}: {self.status} · {self.steps or 0} steps{failed}{tokens}{cost}{took}"
+        steps = f"{self.steps or 0} step{'' if self.steps == 1 else 's'}"
+        return (f"{self.id}  {self.name}: {self.status} · {steps}{failed}{tokens}{cost}{took}"
                 f"  ({self.started:%Y-%m-%d %H:%M})")
 
 
@@ -65,7 +66,7 @@ class JournalError(PipelineError):
 
 @contextmanager
 def _reading(journal: str | Path | None) -> Iterator[sqlite3.Connection]:
-    path = Path(journal) if journal is not None and str(journal).lower() != "off" else journal_path(None)
+    path = journal_path(str(journal)) if journal is not None else journal_path(None)
     if path is None:
         raise JournalError("the run journal is off (PIPELINE_NB_JOURNAL=off); name one with journal=PATH")
     if not path.exists():

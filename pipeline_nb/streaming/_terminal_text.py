@@ -21,7 +21,7 @@ def run_summary(run: PipelineRun) -> str:
         line = f"  {ICONS[step.status]} {step.id}: {' · '.join(step_facts(step) + content_facts(step))}"
         if step.error:
             line += f"\n      {step.error}"
-        elif step.note and step.status != "ok":
+        elif step.note and (step.status != "ok" or step.note.startswith("reused from run")):
             line += f"\n      {step.note}"
         lines.append(line)
     lines += [f"  handler error: {e}" for e in run.handler_errors]

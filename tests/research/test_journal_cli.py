@@ -72,7 +72,7 @@ def test_runs_print_their_id_history_lists_them_show_prints_one_and_prune_drops_
     assert listed.returncode == 0, listed.stderr
     lines = listed.stdout.splitlines()
     assert [line.split()[0] for line in lines] == [new, old]  # newest first
-    assert all("flow: ok · 1 steps" in line for line in lines)
+    assert all("flow: ok · 1 step " in line for line in lines)
 
     shown = cli(env, "show", old)
     assert shown.returncode == 0, shown.stderr
