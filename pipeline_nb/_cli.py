@@ -17,7 +17,7 @@ from . import __version__
 from ._api import parse_vars
 from ._cassette import MODES
 from ._cli_journal import add_journal_commands, fail, id_line
-from ._engine import RunOptions, execute
+from ._engine import RunOptions, estimate_spec, execute
 from ._errors import PipelineError, PipelineSpecError, RunInterrupted
 from ._interrupts import first_interrupt_only
 from ._journal import journal_path
@@ -61,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--rerun", action="append", default=[], metavar="STEP",
                      help="call STEP (and the steps that read it) again, reusing the rest of the earlier run "
                           "(repeatable; resumes the last run unless --resume RUN_ID names one)")
+    run.add_argument("--estimate", action="store_true",
+                     help="call no model: print each step's calls, input tokens (counted by the API) and cost range")
+    run.add_argument("--max-cost", type=float, metavar="USD",
+                     help="the run's budget: a call that could pass it is not started (over defaults.max_cost)")
     run.set_defaults(parser=run, handle=run_command)
     add_journal_commands(commands)
     return parser
@@ -86,12 +90,16 @@ def run_command(args: argparse.Namespace) -> int:
                 return fail(f"--rerun {unknown[0]!r}: pipeline {spec.name!r} has no such step; its steps: {steps}")
             resume = args.resume if args.resume is not None else (True if args.rerun else None)
             summarised = SummarisedWarnings()
-            run = execute(spec, RunOptions(vars=overrides, provider=args.provider, model=args.model,
-                                           stream=args.stream, handlers=[ConsoleHandler(summary=True), summarised],
-                                           cassette=args.cassette, cassette_mode=args.cassette_mode,
-                                           cassette_pace=args.cassette_pace, journal=args.journal,
-                                           origin=str(Path(args.file).resolve()), resume=resume,
-                                           rerun=tuple(args.rerun)))
+            options = RunOptions(vars=overrides, provider=args.provider, model=args.model,
+                                 stream=args.stream, handlers=[ConsoleHandler(summary=True), summarised],
+                                 cassette=args.cassette, cassette_mode=args.cassette_mode,
+                                 cassette_pace=args.cassette_pace, journal=args.journal,
+                                 origin=str(Path(args.file).resolve()), resume=resume,
+                                 rerun=tuple(args.rerun), max_cost=args.max_cost)
+            if args.estimate:
+                print(estimate_spec(spec, options).describe())
+                return 0
+            run = execute(spec, options)
         except PipelineSpecError as exc:
             return fail(str(exc))
         except RunInterrupted as exc:  # the console printed the summary as the run ended

@@ -30,7 +30,7 @@ from ._llm_call import ResolvedStep, fail, interrupted
 from ._plan import check_attachments, check_calls, check_step_attributes, check_thinking, check_tools, load_nested
 from ._llm import CancelToken, Provider, ProviderError, create_provider
 from ._results import PipelineRun, StepResult
-from ._run_options import DEFAULT_MAX_TOKENS, DEFAULT_MODEL, DEFAULT_PROVIDER, RunOptions
+from ._run_options import RunOptions
 from ._reuse import ReusingProvider, readers_of
 from ._spec import PipelineSpec, StepSpec
 from ._step_ids import owner_of

@@ -16,7 +16,8 @@ from traitlets import Integer, Unicode
 
 from ._api import parse_vars, raise_for_status
 from ._cassette import MODES
-from ._engine import DEFAULT_MAX_TOKENS, DEFAULT_MODEL, DEFAULT_PROVIDER, RunOptions, execute
+from ._engine import estimate_spec, execute
+from ._run_options import DEFAULT_MAX_TOKENS, DEFAULT_MODEL, DEFAULT_PROVIDER, RunOptions
 from ._errors import RunInterrupted, StepError
 from ._interrupts import first_interrupt_only
 from ._journal_read import History, history, load_run
@@ -61,6 +62,11 @@ class PipelineMagics(Magics):
     @argument("--rerun", action="append", default=[], metavar="STEP",
               help="Call STEP (and the steps that read it) again, reusing the rest of the earlier run, "
                    "as --resume finds it. Repeatable.")
+    @argument("--estimate", action="store_true",
+              help="Call no model: show each step's calls, input tokens (counted by the API) and cost range, "
+                   "and bind the Estimate to NAME.")
+    @argument("--max-cost", type=float, metavar="USD",
+              help="The run's budget in USD: a call that could pass it is not started (over defaults.max_cost).")
     @cell_magic
     def pipeline(self, line: str, cell: str) -> None:
         """Run the YAML pipeline in the cell body, streaming into a live view.
@@ -97,7 +103,14 @@ class PipelineMagics(Magics):
             origin=self._origin,
             resume=self._earlier(args.name, args.resume, args.rerun),
             rerun=tuple(args.rerun),
+            max_cost=args.max_cost,
         )
+        if args.estimate:
+            estimate = estimate_spec(spec, replace(options, resume=None))
+            if args.name:
+                self.shell.user_ns[args.name] = estimate
+            print(estimate.describe())
+            return
         with first_interrupt_only():  # more interrupts while it stops must not cut the binding short
             try:
                 run = self._execute(cell, args.name, spec, options)

@@ -24,7 +24,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from .._results import ToolCall
 from ..content import Block, Citation, Usage, citations_of, thinking_of
 
 

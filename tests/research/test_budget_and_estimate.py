@@ -80,3 +80,28 @@ def test_an_estimate_is_recorded_in_the_cassette_and_replays_offline(tmp_path, m
     replayed = pipeline_nb.run(source, estimate=True, cassette=cassette, cassette_mode="replay")
     assert replayed.steps[0].input_tokens == recorded.steps[0].input_tokens
     assert not replayed.warnings and "~" not in replayed.describe().split("\n")[2]  # counted, not guessed
+
+
+def test_the_cli_estimates_without_calling_and_takes_a_budget(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    (tmp_path / "demo.yaml").write_text(f"name: demo\ndefaults: {{pricing: {PRICED}}}\nsteps:\n"
+                                        "  - {id: fan, for_each: [a, b], prompt: 'item {{ item }}'}\n")
+    cli = [sys.executable, "-m", "pipeline_nb", "run", "demo.yaml"]
+    estimated = subprocess.run([*cli, "--estimate"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert estimated.returncode == 0 and "Estimate of 'demo' (no model was called)" in estimated.stdout
+    assert "fan        2" in estimated.stdout and not estimated.stderr
+    budgeted = subprocess.run([*cli, "--max-cost", "0.00001"], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=60)
+    assert budgeted.returncode == 1 and "budget_exceeded" in budgeted.stderr
+
+
+def test_the_magic_estimates_and_binds_the_estimate() -> None:
+    from IPython.testing.globalipapp import get_ipython
+
+    ip = get_ipython()
+    ip.run_line_magic("load_ext", "pipeline_nb")
+    ip.run_cell_magic("pipeline", "guess --estimate", "steps:\n  - {id: a, prompt: 'Explain tides.'}\n")
+    estimate = ip.user_ns["guess"]
+    assert estimate.calls == 1 and estimate.steps[0].step_id == "a"
