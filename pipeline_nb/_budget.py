@@ -14,7 +14,9 @@ sees the true spend. Web searches (USD per 1,000) are settled when they happen b
 A model with no price cannot be budgeted: :func:`require_price` refuses such a step before the
 run, and :meth:`Budget.reserve` refuses a call to one (a ``--model`` override, a ``ctx.invoke``)
 at run time. :class:`BudgetProvider` puts a provider behind a budget, as CassetteProvider puts
-one behind a cassette (inside it: a replayed reply costs nothing and is not counted).
+one behind a cassette. It goes outside the cassette, so that a reply replayed from a cassette
+counts as it did when it was recorded (a replay stops where the recording did), and inside a
+resume, so that a reply reused from an earlier run costs nothing.
 """
 
 from __future__ import annotations

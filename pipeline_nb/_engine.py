@@ -158,7 +158,9 @@ class _Run:
 
     def _wrap(self, provider: Provider) -> Provider:
         """``provider`` behind the run's cassette, the replies it resumes from, and its journal."""
-        provider = self._with_cassette(BudgetProvider(provider, self.budget) if self.budget else provider)
+        provider = self._with_cassette(provider)
+        if self.budget is not None:  # a replayed reply counts as it did when recorded; a reused one is free
+            provider = BudgetProvider(provider, self.budget)
         if self.earlier is not None:
             provider = ReusingProvider(provider, self.earlier, readers_of(self.spec, self.options.rerun))
         return self.recorder.wrap(provider)
