@@ -38,10 +38,17 @@ SPEC = "steps:\n" + "".join(f"  - {{id: {w}, prompt: 'say {w}', stream: true, mo
 def run_limited(tmp_path: Path, limit: int, spec: str = SPEC) -> tuple[dict, Path]:
     spec_file, cassette = tmp_path / "p.yaml", tmp_path / "c.jsonl"
     spec_file.write_text(spec)
+    env = {**os.environ, "PIPELINE_NB_JOURNAL": str(tmp_path / "journal.sqlite")}
     done = subprocess.run([sys.executable, "-c", LIMITED, str(limit), str(spec_file), str(cassette)],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout), cassette
+
+
+def full_journal(tmp_path: Path) -> str:
+    """The one warning of a run journal on a disk that is full: the run goes on, unrecorded."""
+    return (f"the run journal {tmp_path / 'journal.sqlite'} could not be written (OperationalError: disk I/O "
+            "error); this run is not fully recorded in it")
 
 
 def request(prompt: str, model: str = "m") -> LLMRequest:
@@ -57,7 +64,7 @@ def test_no_reply_is_lost_when_no_byte_of_the_cassette_can_be_written(tmp_path):
         assert status == "ok", error  # and the later steps are not poisoned by the first failure
         assert text == mock_reply(request(f"say {step_id}", model="claude-sonnet-5-5"))
     assert result["warnings"] == [f"could not write the cassette {cassette}: File too large; "
-                                  "3 replies were kept in memory but not recorded"]
+                                  "3 replies were kept in memory but not recorded", full_journal(tmp_path)]
     assert cassette.read_bytes() == b""
 
 
@@ -68,7 +75,7 @@ def test_a_cassette_filling_up_mid_run_keeps_whole_lines_and_every_reply(tmp_pat
     result, cassette = run_limited(tmp_path, limit=line + line // 2)  # room for one line and a half
     assert [s[0] for s in result["steps"].values()] == ["ok", "ok", "ok"]
     assert result["warnings"] == [f"could not write the cassette {cassette}: File too large; "
-                                  "2 replies were kept in memory but not recorded"]
+                                  "2 replies were kept in memory but not recorded", full_journal(tmp_path)]
     kept = cassette.read_bytes()
     assert kept.endswith(b"\n") and kept.count(b"\n") == 1  # the half-written second line was taken back
     assert Cassette(cassette).entries  # and what is there loads

@@ -14,16 +14,10 @@ from pathlib import Path
 from typing import NamedTuple
 
 from pipeline_nb.testing import FakeAnthropic
+from tests.research._flows import CHAIN
 
 MOCK_FLOW = "name: flow\ndefaults: {mock_delay: 0}\nsteps:\n  - {id: a, prompt: 'About {{ topic }}'}\n"
-CLAUDE_FLOW = """\
-name: chain
-defaults: {provider: claude, max_tokens: 64}
-steps:
-  - {id: a, prompt: "first"}
-  - {id: b, prompt: "second after {{ steps.a.text }}"}
-  - {id: c, prompt: "third"}
-"""
+CLAUDE_FLOW = CHAIN
 RUN_LINE = re.compile(r"^run (\d{8}-\d{6}-[0-9a-f]{6})( · resumed from (\S+))?$", re.M)
 
 

@@ -16,15 +16,8 @@ from IPython.testing.globalipapp import start_ipython
 import pipeline_nb
 from pipeline_nb import StepError
 from pipeline_nb.testing import FakeAnthropic
+from tests.research._flows import CHAIN
 
-CHAIN = """\
-name: chain
-defaults: {provider: claude, max_tokens: 64}
-steps:
-  - {id: a, prompt: "first"}
-  - {id: b, prompt: "second after {{ steps.a.text }}"}
-  - {id: c, prompt: "third"}
-"""
 B_PROMPT = "second after Fake reply to: first"
 
 
