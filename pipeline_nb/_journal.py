@@ -27,7 +27,7 @@ from ._cassette import request_key
 from ._llm import CALLING_STEP, BatchProvider, BatchStatus, CancelToken, Emit, LLMRequest, Provider, ProviderError
 from ._results import PipelineRun, StepResult
 from ._spec import PipelineSpec
-from .content import Reply
+from .content import Reply, Text
 from .streaming._events import RUN_END, STEP_END, Event
 
 ENV = "PIPELINE_NB_JOURNAL"
@@ -167,8 +167,8 @@ class JournalRecorder:
             sent["extra_body"] = dict(request.extra_body)
         self._put("INSERT INTO calls (run_id, step_id, request_key, request, reply, status, error_type, "
                   "error_message, request_id, started, duration, reused_from) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                  (self._run.id if self._run else None, CALLING_STEP.get(), key, _json(sent),
-                   _json(reply.to_api()) if reply is not None else None, "ok" if error is None else "error",
+                  (self._run.id if self._run else None, CALLING_STEP.get(), key, Json(sent),
+                   Json(reply.to_api()) if reply is not None else None, "ok" if error is None else "error",
                    error.type if error else None, error.message if error else None,
                    (reply.request_id if reply else error.request_id if error else None), started,
                    time.time() - started, reused_from))
@@ -197,8 +197,8 @@ class JournalRecorder:
             for batch in _batches(self._rows):
                 try:
                     with _transaction(db):
-                        for sql, row in batch:
-                            db.execute(sql, row)
+                        for sql, row in batch:  # JSON made here, a row at a time: one copy of a long reply
+                            db.execute(sql, [_json(v.value) if type(v) is Json else v for v in row])
                 except (sqlite3.Error, OSError) as exc:
                     self._give_up(exc)
                     return
@@ -275,10 +275,11 @@ _STEP_INSERT = ("INSERT OR REPLACE INTO steps (run_id, step_id, parent, position
 def step_rows(run_id: str, step: StepResult, position: int, parent: str | None = None) -> Iterator[tuple[Any, ...]]:
     """The rows of ``step``: its own, then its items' and its nested pipeline's steps' (``parent`` set)."""
     usage, error = step.usage, step.error
-    yield (run_id, step.id, parent, position, step.type, step.status, step.text, _json(step.output),
-           _json([block.to_api() for block in step.content]) if step.content else None,
-           _json([asdict(call) for call in step.tool_calls]) if step.tool_calls else None,
-           _json(step.item) if step.index is not None else None, step.index, step.loop_var, usage.input_tokens,
+    plain = len(step.content) == 1 and step.content[0] == Text(step.text)  # the text says it all
+    yield (run_id, step.id, parent, position, step.type, step.status, step.text, Json(step.output),
+           Json([block.to_api() for block in step.content]) if step.content and not plain else None,
+           Json([asdict(call) for call in step.tool_calls]) if step.tool_calls else None,
+           Json(step.item) if step.index is not None else None, step.index, step.loop_var, usage.input_tokens,
            usage.output_tokens, usage.cache_write_tokens, usage.cache_read_tokens, usage.web_search_requests,
            step.cost, step.duration, step.attempts, step.model, step.stop_reason, error.type if error else None,
            error.message if error else None, error.request_id if error else None, step.note)
@@ -287,6 +288,16 @@ def step_rows(run_id: str, step: StepResult, position: int, parent: str | None =
     if step.child is not None:
         for number, child in enumerate(step.child.steps.values()):
             yield from step_rows(run_id, replace(child, id=f"{step.id}/{child.id}"), number, step.id)
+
+
+class Json:
+    """A value to be written as JSON by the writer thread (not before: a long reply is then
+    encoded once, while nothing else of the run holds a second copy)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
 
 
 def _json(value: Any) -> str | None:

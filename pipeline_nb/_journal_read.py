@@ -15,7 +15,7 @@ from typing import Any
 from ._errors import PipelineError
 from ._journal import connect, decode, journal_path, rows_as_dicts
 from ._results import ErrorInfo, PipelineRun, StepResult, ToolCall
-from .content import Usage, block_from_api
+from .content import Text, Usage, block_from_api
 
 
 @dataclass(frozen=True)
@@ -142,7 +142,8 @@ def _step(row: dict[str, Any]) -> StepResult:
                       output=row.get("output"), usage=usage, attempts=row["attempts"] or 0, duration=row["duration"],
                       error=error, model=row["model"], stop_reason=row["stop_reason"], note=row["note"] or "",
                       cost=row["cost"], item=row.get("item"), index=row["item_index"], loop_var=row["loop_var"],
-                      content=tuple(block_from_api(b) for b in row.get("content") or ()),
+                      content=tuple(block_from_api(b) for b in row["content"]) if row.get("content") is not None
+                      else (Text(row["text"]),) if row["text"] and row["type"] == "llm" else (),
                       tool_calls=[ToolCall(**call) for call in row.get("tool_calls") or ()])
 
 

@@ -159,6 +159,7 @@ def call(
             continue
         finally:
             CALLING_STEP.reset(calling)
+        del received[step_id]  # the reply holds the text now: no second copy for the rest of the run
         succeed(result, answer, attempt, request)
         emit(Event(DONE, Response(step_id, attempt, answer.text, answer.usage, answer.stop_reason,
                                   answer.model, answer.request_id, result.output, answer.content, round_)))
