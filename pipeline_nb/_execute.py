@@ -30,7 +30,9 @@ from ._loader import load_spec
 from ._plan import inherit
 from ._spec import PipelineSpec, StepSpec, parse_spec
 from ._step_ids import item_id, nested_id
-from .streaming._events import DONE, PROGRESS, STEP_END, STEP_START, Chunk, CitationChunk, Event, Response, RetryInfo, ToolCallChunk
+from .streaming._events import (DONE, PROGRESS, RATE_LIMIT, STEP_END, STEP_START, Chunk, CitationChunk, Event,
+                                RateLimitInfo, Response, RetryInfo, ToolCallChunk)
+from ._rate_limit import Pause, rate_scope
 from ._templates import STEPS, RenderInterrupted, TemplateProblem
 from ._invoke import invoker
 from ._tool_loop import converse
@@ -158,10 +160,13 @@ class Executor:
             timer.start()
         box = box or self._toolbox(step)
         try:
-            if box is None:
-                reply = llm_call.call(resolved, request, result, token, self.cancel, emit or self.emit, self.received)
-            else:
-                reply = converse(resolved, request, box, result, token, self.cancel, emit or self.emit, self.received)
+            with rate_scope(step.max_parallel, self._on_pause(result.id, emit or self.emit)):
+                if box is None:
+                    reply = llm_call.call(resolved, request, result, token, self.cancel, emit or self.emit,
+                                          self.received)
+                else:
+                    reply = converse(resolved, request, box, result, token, self.cancel, emit or self.emit,
+                                     self.received)
         finally:
             if timer:
                 timer.cancel()
@@ -169,6 +174,16 @@ class Executor:
         if ttl and reply is not None and reply.id:  # later calls of this step compare their cache with it
             self._cached_replies.setdefault(step.id, reply.id)
         result.cost = llm_call.cost(result.usage, result.model, self.spec.pricing, cache_ttl=ttl)
+
+    def _on_pause(self, step_id: str, emit: EmitEvent) -> Callable[[Pause], None]:
+        """Report a rate-limit pause that ``step_id``'s call waited for, and count its length."""
+        def report(pause: Pause) -> None:
+            if pause.waited:
+                with self._lock:
+                    self.run.rate_limit_wait += pause.waited
+            emit(Event(RATE_LIMIT, RateLimitInfo(step_id, pause.paused_until, pause.concurrency, pause.waited)))
+
+        return report
 
     def _toolbox(self, step: StepSpec) -> ToolBox | None:
         """The step's tools, resolved once per run (checked at plan time, so this does not fail)."""
@@ -243,6 +258,8 @@ class Executor:
         child.status = run_status(child)
         result.output = child.outputs
         result.usage, result.cost = child.usage, child.cost
+        with self._lock:
+            self.run.rate_limit_wait += child.rate_limit_wait
         last = next((s for s in reversed(child.steps.values()) if s.status == "ok"), None)
         result.text = last.text if last else ""
         settle(result, list(child.steps.values()), "step")
@@ -365,7 +382,7 @@ def _prefixed(emit: EmitEvent, prefix: str) -> EmitEvent:
     """A nested pipeline's stream events, renamed ``<step>/<child step>``; its step events dropped."""
     def rename(event: Event) -> None:
         data = event.data
-        if isinstance(data, (Chunk, CitationChunk, Response, RetryInfo, ToolCallChunk)):
+        if isinstance(data, (Chunk, CitationChunk, Response, RetryInfo, ToolCallChunk, RateLimitInfo)):
             emit(Event(event.kind, data._replace(step_id=nested_id(prefix, data.step_id))))
         elif isinstance(data, ToolCall):
             emit(Event(event.kind, replace(data, step_id=nested_id(prefix, data.step_id))))

@@ -189,6 +189,8 @@ class PipelineRun:
     """Unique and sortable by start time (``20261129-191600-3f9a2c``): the run's key in the journal."""
     reused_from: str | None = None
     """The id of the run whose replies this one reused (``--resume``)."""
+    rate_limit_wait: float = 0.0
+    """Seconds the run's calls spent paused by the API's rate limit (each pause counted once)."""
     _replies: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     """Its successful replies by request key, kept for a resume of it from memory."""
     budget: Any = field(default=None, repr=False, compare=False)

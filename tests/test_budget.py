@@ -185,7 +185,8 @@ def test_a_batch_sends_what_fits_and_refuses_the_rest(fake_anthropic: FakeAnthro
 
 
 def test_a_refused_call_costs_nothing_and_a_broken_stream_costs_what_may_be_billed(
-        fake_anthropic: FakeAnthropic) -> None:
+        fake_anthropic: FakeAnthropic, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PIPELINE_NB_RATE_LIMITER", "off")  # a 429 must reach the call, not the limiter
     budget = Budget(1.0, PRICES)
     provider = BudgetProvider(ClaudeProvider(), budget)
     fake_anthropic.fault("rate_limit", times=1)

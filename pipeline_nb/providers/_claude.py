@@ -10,6 +10,7 @@ read (closing a stream from another thread does not).
 from __future__ import annotations
 
 import email.utils
+import hashlib
 import inspect
 import json
 import os
@@ -26,6 +27,7 @@ import httpx2
 
 from ..content import SERVER_RESULT_TYPES, Citation, Reply, Usage, block_from_api
 from .._results import API_ERROR_TYPES
+from .. import _rate_limit as rate_limit
 from .._llm import CITATION, SERVER_RESULT, TEXT, THINKING, TOOL_INPUT, TOOL_USE, BatchOutcome, BatchStatus, Cancelled, CancelToken, Emit, LLMRequest, ProviderError
 
 KEY_ENV = "ANTHROPIC_API_KEY"
@@ -38,6 +40,9 @@ _FIXES = {
     413: "the request is too large; shorten the prompt or the earlier text it includes",
 }
 _RETRYABLE_STATUS = {408, 409, 429} | set(range(500, 600))
+MAX_RATE_LIMITED_SENDS = 50
+"""Sends of one call the rate limiter may absorb (429s, each after its pause) before the 429
+reaches the step's retries as a failed attempt: a key that stays limited does not hang a step."""
 MAX_BATCH_REQUESTS = 100_000
 """The Message Batches API's limit per batch; larger batches are split."""
 COUNT_TOKENS_PARAMS = frozenset(inspect.signature(anthropic.resources.messages.Messages.count_tokens).parameters) - {
@@ -47,15 +52,17 @@ refuses the others (``max_tokens: Extra inputs are not permitted``)."""
 
 
 class ClaudeProvider:
-    """Calls the Messages API through ``anthropic.Anthropic``."""
+    """Calls the Messages API through ``anthropic.Anthropic`` (one client per endpoint, timeout and
+    key, shared by every provider of the process)."""
 
     name = "claude"
     counts_exactly = True
     """``count_tokens`` is the API's own count."""
 
     def __init__(self) -> None:
-        self._clients: dict[tuple[str | None, float | None], anthropic.Anthropic] = {}
-        self._sockets = _Sockets()
+        # process-wide, so a cell reuses the connections of the one before (no new TCP and TLS
+        # handshakes); a cancel shuts their sockets down, which the next request reopens
+        self._clients, self._sockets = _CLIENTS, _SOCKETS
 
     def check(self, request: LLMRequest) -> None:
         if not (os.environ.get(KEY_ENV) or os.environ.get("ANTHROPIC_AUTH_TOKEN")):
@@ -67,7 +74,10 @@ class ClaudeProvider:
 
     def _client(self, request: LLMRequest) -> anthropic.Anthropic:
         read_timeout = request.options.get("read_timeout")
-        key = (request.base_url, read_timeout)
+        # the SDK reads the key and the endpoint from the environment when the client is made
+        credentials = hashlib.sha256("\0".join(os.environ.get(name, "") for name in (
+            KEY_ENV, "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_BASE_URL")).encode()).hexdigest()
+        key = (request.base_url, read_timeout, credentials)
         client = self._clients.get(key)
         if client is None:
             timeout = httpx2.Timeout(600.0, connect=10.0, read=read_timeout) if read_timeout else anthropic.NOT_GIVEN
@@ -77,22 +87,54 @@ class ClaudeProvider:
         return client
 
     def complete(self, request: LLMRequest, emit: Emit, cancel: CancelToken) -> Reply:
+        """Send ``request`` through the process's rate limiter for its endpoint and key: a 429 the
+        limiter handles (it pauses every caller until the reset) is sent again after the pause
+        without reaching the step's retries, up to ``MAX_RATE_LIMITED_SENDS`` times."""
         client = self._client(request)
         params = _params(request)
+        limiter = (rate_limit.limiter_for(str(client.base_url), client.api_key or client.auth_token)
+                   if rate_limit.enabled() else None)
+        scope = rate_limit.RATE_SCOPE.get()
         unregister = cancel.on_cancel(self._sockets.shutdown)
         try:
-            if request.stream:
-                return _stream(client, params, emit, cancel)
-            message = client.messages.create(**params)
-            return _reply(message, message._request_id)
+            for send in range(1, MAX_RATE_LIMITED_SENDS + 1):
+                if limiter is None:
+                    return self._send(client, params, request.stream, emit, cancel, None)
+                ticket = limiter.acquire(cancel, scope)
+                outcome = rate_limit.OTHER
+                try:
+                    reply = self._send(client, params, request.stream, emit, cancel, limiter)
+                    outcome = rate_limit.OK
+                    return reply
+                except ProviderError as error:
+                    outcome = _outcome(error)
+                    if outcome != rate_limit.RATE_LIMITED or send == MAX_RATE_LIMITED_SENDS:
+                        raise
+                finally:
+                    limiter.release(ticket, outcome)
+            raise AssertionError("unreachable: the last send returns or raises")
+        finally:
+            unregister()
+
+    def _send(self, client: anthropic.Anthropic, params: dict[str, Any], stream: bool, emit: Emit,
+              cancel: CancelToken, limiter: rate_limit.RateLimiter | None) -> Reply:
+        """One request; its reply's headers (success or error) go to ``limiter``."""
+        try:
+            if stream:
+                return _stream(client, params, emit, cancel, limiter)
+            raw = client.messages.with_raw_response.create(**params)
+            if limiter is not None:
+                limiter.observe(raw.headers, raw.status_code)
+            message = raw.parse()
+            return _reply(message, getattr(message, "_request_id", None) or raw.headers.get("request-id"))
         except ProviderError:
             raise
         except Exception as exc:
             if cancel.cancelled:
                 raise Cancelled() from None
+            if limiter is not None and isinstance(exc, anthropic.APIStatusError):
+                limiter.observe(exc.response.headers, exc.status_code)
             raise classify(exc) from None
-        finally:
-            unregister()
 
     def count_tokens(self, request: LLMRequest) -> int:
         """The API's own count of ``request``'s input tokens (``messages.count_tokens``: no model call,
@@ -143,6 +185,9 @@ class ClaudeProvider:
         missing = ProviderError("missing_result", "the batch ended without a result for this request",
                                 retryable=False)
         return [missing if outcome is None else outcome for outcome in outcomes]
+
+
+_CLIENTS: dict[tuple[str | None, float | None, str], anthropic.Anthropic] = {}
 
 
 def _poll(batches: Any, ids: list[str], on_status: Callable[[BatchStatus], None], cancel: CancelToken,
@@ -215,6 +260,9 @@ class _Sockets:
                 pass
 
 
+_SOCKETS = _Sockets()
+
+
 def _params(request: LLMRequest) -> dict[str, Any]:
     """The SDK call's keyword arguments: the request's API parameters, and its extra body."""
     params = request.api_params()
@@ -223,10 +271,23 @@ def _params(request: LLMRequest) -> dict[str, Any]:
     return params
 
 
-def _stream(client: anthropic.Anthropic, params: dict[str, Any], emit: Emit, cancel: CancelToken) -> Reply:
+def _outcome(error: ProviderError) -> str:
+    """What a failed call tells the rate limiter."""
+    if error.status == 429:
+        return rate_limit.RATE_LIMITED
+    if error.status == 529 or error.type == "overloaded_error":
+        return rate_limit.OVERLOADED
+    return rate_limit.OTHER
+
+
+def _stream(client: anthropic.Anthropic, params: dict[str, Any], emit: Emit, cancel: CancelToken,
+            limiter: rate_limit.RateLimiter | None = None) -> Reply:
     """Stream the call: every block delta goes to ``emit`` as it arrives (read from the raw
-    ``content_block_delta`` events, which name their block); the SDK assembles the final message."""
+    ``content_block_delta`` events, which name their block); the SDK assembles the final message.
+    The reply's headers go to ``limiter``."""
     with client.messages.stream(**params) as stream:
+        if limiter is not None:
+            limiter.observe(stream.response.headers, stream.response.status_code)
         try:
             for event in stream:
                 if event.type == "content_block_start":

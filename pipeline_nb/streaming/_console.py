@@ -25,7 +25,7 @@ import sys
 import time
 from typing import IO, TYPE_CHECKING
 
-from ._events import Chunk, Event, Response, RetryInfo
+from ._events import Chunk, Event, RateLimitInfo, Response, RetryInfo
 from .._render import tool_call_line
 from .._step_ids import derives_from
 from ._handlers import StreamHandler
@@ -318,6 +318,12 @@ class ConsoleHandler(StreamHandler):
             self._break()
         self._note(line)
         self._release()  # while it waits, the held steps go through
+
+    def on_rate_limit(self, info: RateLimitInfo) -> None:
+        """A pause of every call to the API: said as it starts, with its length and the concurrency."""
+        if info.waited == 0:
+            left = max(0.0, info.paused_until - time.time())
+            self._note(f"[rate limited: waiting {spoken_seconds(left)} s (concurrency {info.concurrency})]")
 
     def on_done(self, response: Response) -> None:
         step_id = response.step_id

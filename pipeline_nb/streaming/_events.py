@@ -14,7 +14,7 @@ get it as an event, handler objects get ``init(run)``), then per step ``step_sta
 ``delta`` (Chunk of the answer's text) and ``citation`` (CitationChunk)..., for a step
 with tools ``tool_call`` (ToolCallChunk, as a call's input streams) and ``tool_result``
 (ToolCall, when the tool returned) before the next call's events, ``retry``
-(RetryInfo), ``done`` (Response, with the reply's content blocks), ``step_end``
+(RetryInfo), ``rate_limit`` (RateLimitInfo, a pause of every call to the API), ``done`` (Response, with the reply's content blocks), ``step_end``
 (StepResult), and finally ``run_end`` (PipelineRun). A chunk names its block (``block``:
 the reply's content block it extends), and ``seq`` counts every piece of an attempt.
 """
@@ -107,6 +107,17 @@ class RetryInfo(NamedTuple):
     round: int = 1
 
 
+class RateLimitInfo(NamedTuple):
+    """The API's rate limit paused every call to it: ``paused_until`` (epoch seconds, for a
+    countdown), the limiter's ``concurrency`` now, and ``waited``: 0 as the pause starts, its
+    seconds once it ended (one event of each per pause, from the first call that waited)."""
+
+    step_id: str
+    paused_until: float
+    concurrency: int
+    waited: float
+
+
 class Event(NamedTuple):
     """One streaming event: a kind and its payload."""
 
@@ -123,6 +134,8 @@ TOOL_CALL = "tool_call"
 TOOL_RESULT = "tool_result"
 """A tool returned (data: results.ToolCall, with its output, error and duration)."""
 RETRY = "retry"
+RATE_LIMIT = "rate_limit"
+"""The rate limiter paused every call to the API (data: RateLimitInfo)."""
 DONE = "done"
 PROGRESS = "progress"
 """A for_each step finished an item; its ``note`` says how far it is (data: StepResult)."""

@@ -105,6 +105,7 @@ from typing import Optional, Union
 from ._fake_batches import BatchBook
 from ._fake_content import Attachment
 from ._fake_http import Connections, Handler, Server
+from ._fake_rate import RateGate
 from ._fake_scripts import CiteArg, Matcher, RecordedRequest, Reply, make_cites, make_fault
 from ._fake_state import FakeState
 from ._fake_tools import ServerToolArg, ToolCallArg, make_server_calls, make_tool_calls
@@ -256,6 +257,24 @@ class FakeAnthropic:
                        error_type=error_type, message=message, stall_seconds=stall_seconds)
         with self._state.lock:
             self._state.faults.append(f)
+
+    def rate_limit(self, requests_per_second: Optional[float] = 20, tokens_per_minute: Optional[float] = None) -> None:
+        """Meter ``/v1/messages`` requests as the real API does (``None``: unlimited again).
+
+        A token bucket per limit: ``requests_per_second`` (a second's worth may come at once) and,
+        when given, ``tokens_per_minute`` of input tokens. Every reply carries the real
+        ``anthropic-ratelimit-{requests,input-tokens}-{limit,remaining,reset}`` headers; a request
+        over a limit gets a 429 ``rate_limit_error`` with ``retry-after`` (whole seconds) and is
+        not answered further (no fault or reply is used up). ``rate_log`` lists what was metered.
+        """
+        with self._state.lock:
+            self._state.rate = RateGate(requests_per_second, tokens_per_minute) if requests_per_second else None
+
+    @property
+    def rate_log(self) -> list[tuple[float, int]]:
+        """``(time.monotonic(), status)`` of each metered request (200 or 429), in arrival order."""
+        gate = self._state.rate
+        return list(gate.log) if gate is not None else []
 
     def batch_polls(self, n: int) -> None:
         """Message Batches created from now on stay ``in_progress`` for ``n`` retrieves (default 1).

@@ -20,7 +20,7 @@ from typing import Any, Optional, Union
 from ._fake_batches import BatchBook
 from ._fake_content import last_user_text
 from ._fake_blocks import sse
-from ._fake_reply import Plan
+from ._fake_reply import Plan, input_tokens
 from ._fake_scripts import BATCHES_PATH, COUNT_TOKENS_PATH, Fault, RecordedRequest, error_body, redact
 from ._fake_state import FakeState
 
@@ -68,6 +68,7 @@ class Connections:
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False  # stop() joins handler threads itself, with a deadline
+    request_queue_size = 1024  # hundreds of clients connect at once (the default 5 drops SYNs: 1 s retries)
     state: FakeState
     batches: BatchBook
     connections: Connections
@@ -146,6 +147,12 @@ class Handler(BaseHTTPRequestHandler):
         problem = state.problem(req)
         if problem is not None:
             return self._error(400, rid, None, problem)
+        limits: Optional[dict[str, str]] = None
+        if state.rate is not None:
+            status, limits = state.rate.admit(input_tokens(req))
+            if status == 429:
+                return self._json(429, rid, json.loads(error_body(429, "rate_limit_error", "Number of requests has "
+                                                                  "exceeded your rate limit", rid)), limits)
         state.enter()
         self._counted = True
         try:
@@ -158,9 +165,9 @@ class Handler(BaseHTTPRequestHandler):
                 assert fault is not None and fault.status is not None
                 self._error(fault.status, rid, fault.error_type, fault.message, fault.retry_after)
             elif req.stream:
-                self._stream(plan, fault, rid, stopping)
+                self._stream(plan, fault, rid, stopping, limits)
             else:
-                self._message(plan, rid, stopping)
+                self._message(plan, rid, stopping, limits)
         except OSError:  # client went away, or stop() closed the socket
             self.close_connection = True
         finally:
@@ -218,18 +225,22 @@ class Handler(BaseHTTPRequestHandler):
         extra = {"retry-after": str(retry_after)} if retry_after is not None else None
         self._json(status, rid, error_body(status, etype, message, rid), extra)
 
-    def _message(self, plan: Plan, rid: str, stopping: threading.Event) -> None:
+    def _message(self, plan: Plan, rid: str, stopping: threading.Event,
+                 limits: Optional[dict[str, str]] = None) -> None:
         if plan.delay and stopping.wait(plan.delay * plan.deltas):
             self.close_connection = True
             return
-        self._json(200, rid, plan.message())
+        self._json(200, rid, plan.message(), limits)
 
-    def _stream(self, plan: Plan, fault: Optional[Fault], rid: str, stopping: threading.Event) -> None:
+    def _stream(self, plan: Plan, fault: Optional[Fault], rid: str, stopping: threading.Event,
+                limits: Optional[dict[str, str]] = None) -> None:
         chunked = fault is None or fault.kind != "close"
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream; charset=utf-8")
         self.send_header("Cache-Control", "no-cache")
         self.send_header("request-id", rid)
+        for name, value in (limits or {}).items():
+            self.send_header(name, value)
         self.send_header("Transfer-Encoding" if chunked else "Connection", "chunked" if chunked else "close")
         self.end_headers()
         write = self.wfile.write

@@ -12,6 +12,7 @@ import threading
 from typing import Optional, Union
 
 from ._fake_cache import PromptCache
+from ._fake_rate import RateGate
 from ._fake_checks import count_tokens_problem, request_problem
 from ._fake_reply import NO_DIAGNOSTICS, Plan, input_tokens, plan_reply
 from ._fake_scripts import Fault, RecordedRequest, Reply, pick
@@ -34,6 +35,8 @@ class FakeState:
         self.cache = PromptCache()
         self.active = 0
         self.max_active = 0
+        self.rate: Optional[RateGate] = None
+        """The rate limits ``rate_limit()`` set; None: unlimited."""
         self._ids = {"req_fake_": itertools.count(1), "msg_fake_": itertools.count(1)}
 
     def clear(self) -> None:

@@ -34,8 +34,15 @@ RETRIED = [
 ]
 
 
+@pytest.fixture
+def without_rate_limiter(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The retry path itself: with the rate limiter on, a 429 waits for the limiter instead of
+    costing an attempt (tests/scale/test_rate_limits.py)."""
+    monkeypatch.setenv("PIPELINE_NB_RATE_LIMITER", "off")
+
 @pytest.mark.parametrize(("kind", "options", "reason", "partial"), RETRIED, ids=[r[0] for r in RETRIED])
-def test_a_fault_is_retried_and_only_the_final_attempt_text_is_kept(fake_anthropic, kind, options, reason, partial):
+def test_a_fault_is_retried_and_only_the_final_attempt_text_is_kept(fake_anthropic, kind, options, reason, partial,
+                                                                    without_rate_limiter):
     fake_anthropic.reply(REPLY)
     fake_anthropic.fault(kind, times=2, **options)
     buf = BufferHandler()
@@ -55,7 +62,7 @@ def test_a_fault_is_retried_and_only_the_final_attempt_text_is_kept(fake_anthrop
 
 
 @pytest.mark.parametrize("kind", ["rate_limit", "overloaded_http", "server_error"])
-def test_http_faults_are_retried_without_streaming_too(fake_anthropic, kind):
+def test_http_faults_are_retried_without_streaming_too(fake_anthropic, kind, without_rate_limiter):
     fake_anthropic.reply(REPLY)
     fake_anthropic.fault(kind, retry_after=0)
     run = pipeline_nb.run(pipeline({**STEP, "stream": False}))
@@ -74,7 +81,7 @@ def test_an_unreachable_api_is_retried_then_fails(fake_anthropic, monkeypatch):
     assert [e.data.reason for e in buf.events if e.kind == RETRY] == ["connection_error"] * 2
 
 
-def test_retry_after_is_honoured_up_to_the_cap(fake_anthropic):
+def test_retry_after_is_honoured_up_to_the_cap(fake_anthropic, without_rate_limiter):
     fake_anthropic.reply(REPLY)
     fake_anthropic.fault("rate_limit", retry_after=30)
     in_an_hour = email.utils.formatdate(time.time() + 3600, usegmt=True)
