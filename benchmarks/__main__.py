@@ -1,6 +1,6 @@
 """``python -m benchmarks [NAME ...] [--repeat N] [--quick]``: run the benchmarks, print the figures.
 
-NAME is any of traffic, overhead, fanout, streams, startup, memory, cassette (default: all, in that order).
+NAME is any of traffic, overhead, fanout, streams, ratelimit, startup, memory, cassette (default: all, in that order).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import time
 
 from ._report import table
 
-NAMES = ("traffic", "overhead", "fanout", "streams", "startup", "memory", "cassette")
+NAMES = ("traffic", "overhead", "fanout", "streams", "ratelimit", "startup", "memory", "cassette")
 
 
 def main(argv: list[str] | None = None) -> int:
