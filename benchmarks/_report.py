@@ -25,7 +25,7 @@ class Figure:
         return "aim met" if self.ratio <= self.aim else "target met"
 
     def cells(self) -> list[str]:
-        fmt = (lambda v: f"{v:.0f} ms") if self.unit == "ms" else (lambda v: f"{v:.2f}×")
+        fmt = {"ms": lambda v: f"{v:.0f} ms", "KB": lambda v: f"{v:.2f} KB"}.get(self.unit, lambda v: f"{v:.2f}×")
         return [self.name, self.measured, self.baseline, fmt(self.ratio), f"≤ {fmt(self.target)}",
                 fmt(self.aim), self.verdict]
 

@@ -60,6 +60,30 @@ def measure(case: str, base_url: str) -> dict[str, int]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+_ITEMS = r'''
+import json, sys, tracemalloc
+import pipeline_nb
+n = int(sys.argv[1])
+spec = {"steps": [{"id": "fan", "for_each": "{{ range(%d) | list }}" % n, "max_parallel": 8, "prompt": "item {{ item }}",
+                   "mock_response": "ok", "mock_delay": 0}]}
+pipeline_nb.run({"steps": [{**spec["steps"][0], "for_each": [1, 2]}]})  # lazy imports, caches
+tracemalloc.start()
+run = pipeline_nb.run(spec)
+current, peak = tracemalloc.get_traced_memory()
+assert run.ok and len(run.steps["fan"].items) == n
+print(json.dumps({"peak": peak, "kept": current}))
+'''
+
+
+def per_item(items: int) -> dict[str, int]:
+    """Peak and kept memory of a for_each of ``items`` on the mock provider (journal on), in a fresh process."""
+    import os
+
+    out = subprocess.run([sys.executable, "-c", _ITEMS, str(items)], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                         capture_output=True, text=True, check=True, timeout=900)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def run(repeat: int = 5, quick: bool = False) -> list[Figure]:
     size = SIZE // 10 if quick else SIZE
     print(f"memory: peak traced memory streaming a {size / 1e6:g} MB reply in {DELTA}-character deltas", flush=True)
@@ -72,7 +96,15 @@ def run(repeat: int = 5, quick: bool = False) -> list[Figure]:
                   f"{r['kept'] / 1e6:.2f} MB still held after", flush=True)
     worst = max(("run", "view"), key=lambda c: results[c]["peak"])
     r, b = results[worst], results["bare"]
+    items = 2_000 if quick else 100_000
+    fan = per_item(items)
+    print(f"  a for_each of {items:,} items (mock, journal on): peak {fan['peak'] / items:,.0f} B an item, "
+          f"{fan['kept'] / items:,.0f} B an item kept after", flush=True)
     return [Figure(
+        f"memory, for_each of {items:,} items (peak bytes an item)", f"{fan['peak'] / items:,.0f} B",
+        f"kept after the run: {fan['kept'] / items:,.0f} B an item", fan["peak"] / items / 1000, 2.0, 2.0,
+        unit="KB", note="the run's results, the journal's rows and the view's events included; nothing dropped",
+    ), Figure(
         f"memory, {size / 1e6:g} MB reply (peak ÷ text)",
         f"{r['peak'] / 1e6:.1f} MB ({CASES[worst]})", f"bare SDK {b['peak'] / 1e6:.1f} MB = {b['peak'] / b['size']:.1f}×",
         r["peak"] / r["size"], 4.0, 3.0,

@@ -6,11 +6,12 @@ engine's main thread drains. Failures are collected as values on the StepResult.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections import ChainMap
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from .streaming._events import (DONE, PROGRESS, RATE_LIMIT, STEP_END, STEP_START
                                 RateLimitInfo, Response, RetryInfo, ToolCallChunk)
 from ._rate_limit import Pause, rate_scope
 from ._templates import STEPS, RenderInterrupted, TemplateProblem
+from ._values import truthy
 from ._invoke import invoker
 from ._tool_loop import converse
 from ._toolbox import ToolBox, toolbox
@@ -123,7 +125,7 @@ class Executor:
                     self._for_each(step, result)
                 else:
                     self._body(step, result, self.context)
-                if result.status == "ok" and step.output_to_file is not None and not _per_item(step):
+                if result.status == "ok" and step.output_to_file is not None and not step.output_per_item:
                     path = write_output(step.output_to_file.render(self.context), result.output)
                     result.note = f"saved to {path.name}"
         finally:
@@ -293,14 +295,25 @@ class Executor:
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"pipeline_nb:{step.id}") as pool:
                 waves = [range(first), range(first, len(items))] if first else [range(len(items))]
                 for wave in waves:
-                    result_of = {pool.submit(self._item, step, results[i], items[i], i, len(items)): results[i]
-                                 for i in wave}
-                    for future in as_completed(result_of):
-                        future.result()
-                        done += 1
-                        failed += result_of[future].status == "error"  # interrupted items did not fail
-                        result.note = f"{done} of {len(items)}" + (f", {failed} failed" if failed else "")
-                        self.emit(Event(PROGRESS, replace(result)))  # a snapshot: the note moves on
+                    # at most two items per worker are submitted at a time: 100,000 items are not
+                    # 100,000 futures waiting in the pool's queue
+                    waiting, running = iter(wave), {}
+
+                    def submit(count: int) -> None:
+                        for index in itertools.islice(waiting, count):
+                            running[pool.submit(self._item, step, results[index], items[index], index,
+                                                len(items))] = index
+
+                    submit(2 * workers)
+                    while running:
+                        finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                        for future in finished:
+                            future.result()
+                            done += 1
+                            failed += results[running.pop(future)].status == "error"  # interrupted items did not fail
+                            result.note = f"{done} of {len(items)}" + (f", {failed} failed" if failed else "")
+                            self.emit(Event(PROGRESS, replace(result)))  # a snapshot: the note moves on
+                            submit(1)
         result.output = [r.output for r in results]
         result.text = "\n\n".join(r.text for r in results if r.text)
         result.usage = sum((r.usage for r in results), Usage())
@@ -359,23 +372,10 @@ class Executor:
         scope = self._item_scope(step, item, index, count)
         with step_outcome(step, result, self._cancelled):
             self._body(step, result, scope)
-            if result.status == "ok" and step.output_to_file is not None and _per_item(step):
+            if result.status == "ok" and step.output_to_file is not None and step.output_per_item:
                 path = write_output(step.output_to_file.render(scope), result.output)
                 result.note = f"saved to {path.name}"
         result.duration = time.monotonic() - started
-
-
-def truthy(value: Any) -> bool:
-    """``when``'s test: rendered text such as "false", "no", "0" or "" is false."""
-    if isinstance(value, str):
-        return value.strip().lower() not in ("", "false", "no", "0", "none", "off")
-    return bool(value)
-
-
-def _per_item(step: StepSpec) -> bool:
-    """A for_each step whose ``output_to_file`` names the item: one file per item."""
-    target = step.output_to_file
-    return step.for_each is not None and target is not None and bool({step.loop_var, "loop"} & target.names)
 
 
 def _prefixed(emit: EmitEvent, prefix: str) -> EmitEvent:

@@ -102,7 +102,7 @@ class JournalRecorder:
     def __init__(self, path: Path | None, spec: PipelineSpec, origin: str | None = None) -> None:
         self.path, self.spec, self.origin = path, spec, origin
         self.warnings: list[str] = []
-        self.replies: dict[str, dict[str, Any]] = {}
+        self.replies: dict[str, Reply] = {}
         """The run's successful replies by request key (what a resume of it reuses)."""
         self._rows: queue.SimpleQueue[tuple[str, Sequence[Any]] | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
@@ -125,9 +125,9 @@ class JournalRecorder:
 
     def handle_event(self, event: Event) -> None:
         kind = event.kind
-        if kind == STEP_END:
-            for row in step_rows(self._run.id, event.data, self._position(event.data.id)):
-                self._put(_STEP_INSERT, row)
+        if kind == STEP_END:  # its rows are made by the writer: a for_each's 100,000 wait as one job
+            step, run_id, position = event.data, self._run.id, self._position(event.data.id)
+            self._put(_STEP_INSERT, lambda: step_rows(run_id, step, position))
         elif kind == RUN_END:
             run = event.data
             run.warnings += [w for w in self.warnings if w not in run.warnings]  # before the summaries print
@@ -161,7 +161,7 @@ class JournalRecorder:
              reused_from: str | None = None) -> None:
         key = request_key(request)
         if reply is not None:
-            self.replies[key] = reply.to_api()
+            self.replies[key] = reply
         sent = {"provider": request.provider, **request.api_params()}
         if request.extra_body:
             sent["extra_body"] = dict(request.extra_body)
@@ -183,7 +183,7 @@ class JournalRecorder:
 
     # -- the writer thread --
 
-    def _put(self, sql: str, row: Sequence[Any]) -> None:
+    def _put(self, sql: str, row: Sequence[Any] | Callable[[], Iterator[Sequence[Any]]]) -> None:
         if self.path is not None and not self._failed.is_set():
             self._rows.put((sql, row))
 
@@ -198,7 +198,11 @@ class JournalRecorder:
                 try:
                     with _transaction(db):
                         for sql, row in batch:  # JSON made here, a row at a time: one copy of a long reply
-                            db.execute(sql, [_json(v.value) if type(v) is Json else v for v in row])
+                            if callable(row):  # rows made only now, one at a time
+                                db.executemany(sql, ([_json(v.value) if type(v) is Json else v for v in r]
+                                                     for r in row()))
+                            else:
+                                db.execute(sql, [_json(v.value) if type(v) is Json else v for v in row])
                 except (sqlite3.Error, OSError) as exc:
                     self._give_up(exc)
                     return

@@ -101,7 +101,7 @@ class ToolCall:
     """What happened to the output on its way back (truncated, sent as an image, ...)."""
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class StepResult:
     """The result of one step. ``text`` is the final attempt's text only."""
 

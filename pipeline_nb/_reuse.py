@@ -38,8 +38,10 @@ class ReusingProvider:
     def _earlier(self, request: LLMRequest) -> Reply | None:
         if self.fresh and owner_of(CALLING_STEP.get() or "") in self.fresh:
             return None
-        entry = self.replies.get(request_key(request))
-        return None if entry is None else replace(Reply.from_api(entry), reused_from=self.run_id)
+        entry = self.replies.get(request_key(request))  # a Reply (from memory) or its dict (from the journal)
+        if entry is None:
+            return None
+        return replace(entry if isinstance(entry, Reply) else Reply.from_api(entry), reused_from=self.run_id)
 
     def complete(self, request: LLMRequest, emit: Emit, cancel: CancelToken) -> Reply:
         reply = self._earlier(request)

@@ -104,6 +104,12 @@ class StepSpec:
         found += [(key, t) for key, value in values if value for t in value.templates]
         return found
 
+    @property
+    def output_per_item(self) -> bool:
+        """A for_each step whose ``output_to_file`` names the item: one file per item."""
+        target = self.output_to_file
+        return self.for_each is not None and target is not None and bool({self.loop_var, "loop"} & target.names)
+
     def step_refs(self) -> list[str]:
         """Ids of the steps this step reads (``steps.<id>`` and ``continue:``)."""
         refs = [ref for _, t in self.templates() for ref in t.step_refs]

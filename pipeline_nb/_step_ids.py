@@ -17,12 +17,15 @@ class StepId(str):
     """A derived step id: ``parent`` is the id it derives from, ``owner`` the run's step it belongs to."""
 
     parent: str
-    owner: str
 
     def __new__(cls, text: str, parent: str) -> StepId:
         made = super().__new__(cls, text)
-        made.parent, made.owner = parent, owner_of(parent)
+        made.parent = parent
         return made
+
+    @property
+    def owner(self) -> str:
+        return owner_of(self.parent)
 
     def __reduce__(self) -> tuple[type[str], tuple[str]]:  # pickled, it is the text
         return str, (str(self),)

@@ -104,3 +104,10 @@ def _compile_text(raw: str) -> tuple[Template, Callable[[Mapping[str, Any]], Any
         return value
 
     return template, native
+
+
+def truthy(value: Any) -> bool:
+    """``when``'s test: rendered text such as "false", "no", "0" or "" is false."""
+    if isinstance(value, str):
+        return value.strip().lower() not in ("", "false", "no", "0", "none", "off")
+    return bool(value)

@@ -28,15 +28,29 @@ from ..streaming._handlers import StreamHandler
 from ._tool_rows import ToolRows
 from ._widget import RETIRED, LiveView
 
+FAST_RATE = 2_000
+"""Characters a second beyond which text flows faster than anyone reads (Claude streams
+about 250 to 1,000): from there the view waits longer between messages, so they are fewer
+and larger, up to ``FAST_WAIT`` at 1.5 times this rate."""
+FAST_WAIT = 2.0
+"""Seconds: the longest wait between messages while text flows fast."""
+FAST_CHARS = 16_384
+"""Characters: a message of fast text goes once it carries this many (its ~0.6 KB envelope is
+then under 4% of it), whatever the wait."""
+
+
 class WidgetHandler(StreamHandler):
     """Streams a run into a LiveView, at most one message per ``interval``.
 
     Every message costs about half a kilobyte of envelope whatever it carries, so text
     alone waits until ``min_chars`` are gathered, though never longer than ``max_wait``
-    seconds after the last send (the kernel's own stdout batching is 0.2 s); a step's
-    first text, a row that changed and a retry go as soon as the budget allows, and the
-    final state always goes at run end. ``parents`` maps a parallel step's children to
-    it (``spec.all_steps()`` knows them), so their rows are shown under it; without it,
+    seconds after the last send (the kernel's own stdout batching is 0.2 s). When text
+    flows faster than ``fast_rate`` characters a second (measured over the text waiting
+    since the last send), both grow with the rate: the wait up to ``fast_wait`` (reached
+    at 1.5 times ``fast_rate``), the size up to ``fast_chars``; slower text keeps the 0.2 s
+    cadence. A step's first text, a row that changed and a retry go as soon as the budget
+    allows, and the final state always goes at run end. ``parents`` maps a parallel step's
+    children to it (``spec.all_steps()`` knows them), so their rows are shown under it; without it,
     a step that starts while a parallel step runs is taken as its child.
     ``view_class`` is the widget made for each run (a LiveView subclass may observe sends).
     """
@@ -44,11 +58,15 @@ class WidgetHandler(StreamHandler):
     view_class: type[LiveView] = LiveView
 
     def __init__(self, interval: float = 0.05, *, min_chars: int = 1024, max_wait: float = 0.2,
+                 fast_rate: float = FAST_RATE, fast_wait: float = FAST_WAIT, fast_chars: int = FAST_CHARS,
                  parents: Mapping[str, str] | None = None) -> None:
         super().__init__()
         self.interval = interval
         self.min_chars = min_chars
         self.max_wait = max(interval, max_wait)
+        self.fast_rate = fast_rate
+        self.fast_wait = max(self.max_wait, fast_wait)
+        self.fast_chars = max(min_chars, fast_chars)
         self.parents = dict(parents or {})
         self.view: LiveView | None = None
         self.sends = 0
@@ -71,6 +89,7 @@ class WidgetHandler(StreamHandler):
         self._calls = ToolRows()
         self._finished: list[str] = []
         self._rows_changed = False
+        self._urgent = False  # an urgent update waits only for the budget
         self._last_send = -math.inf
         self._started: dict[str, float] = {}
         self._running: set[str] = set()
@@ -122,15 +141,30 @@ class WidgetHandler(StreamHandler):
     # -- the budget: one message per interval --
 
     def _tick(self, *, urgent: bool = False) -> None:
-        """Send now if the budget allows and something is worth a message."""
+        """Send now if the budget allows and something is worth a message (an urgent one as soon
+        as the budget allows: a step's first text must not wait for the fast text's patience)."""
+        if urgent:
+            self._urgent = True
         waited = time.monotonic() - self._last_send
         if waited < self.interval:
             return
         self._notice_items()
         calls = self._calls
-        if (urgent or self._rows_changed or self._resets or calls.rewinds or self._pending_chars >= self.min_chars
-                or (waited >= self.max_wait and (self._pending or self._thinking or self._finished or calls.pending))):
+        chars = self._pending_chars
+        wait, size = self._patience(chars / waited) if chars else (self.max_wait, self.min_chars)
+        if (self._urgent or self._rows_changed or self._resets or calls.rewinds or chars >= size
+                or (waited >= wait and (self._pending or self._thinking or self._finished or calls.pending))):
             self.send()
+
+    def _patience(self, rate: float) -> tuple[float, int]:
+        """``(wait, size)`` for text arriving at ``rate`` characters a second: ``max_wait`` and
+        ``min_chars`` up to ``fast_rate``; past it the wait grows linearly to ``fast_wait`` at
+        1.5 times that rate, and the size to what that wait gathers, at most ``fast_chars``."""
+        if rate <= self.fast_rate:
+            return self.max_wait, self.min_chars
+        ramp = min(1.0, 2.0 * (rate / self.fast_rate - 1.0))
+        wait = self.max_wait + ramp * (self.fast_wait - self.max_wait)
+        return wait, min(self.fast_chars, max(self.min_chars, int(rate * wait)))
 
     def flush(self) -> None:
         """The stream went quiet (the engine calls this every 50 ms of quiet): send what waits."""
@@ -164,7 +198,7 @@ class WidgetHandler(StreamHandler):
             messages += 1
         self.sends += messages
         self._pending, self._thinking, self._marks, self._pending_chars = {}, {}, {}, 0
-        self._resets, self._finished = [], []
+        self._resets, self._finished, self._urgent = [], [], False
         # two messages spend two intervals of the budget: the next send waits one more
         self._last_send = time.monotonic() + self.interval * (messages - 1)
 
@@ -337,7 +371,6 @@ class WidgetHandler(StreamHandler):
             return
         if self._handle is not None:
             self._handle.update(RETIRED, raw=True)
-        self.view.layout.close()  # its Layout is a widget (and a kernel comm) of its own
         self.view.close()
         self.view = None
 

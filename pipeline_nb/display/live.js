@@ -21,6 +21,10 @@
 // server tool, tagged span.pnb-tool-tag): its .pnb-tool-head holds .pnb-tool-name, the input
 // as it streams in .pnb-tool-args (a click shows it whole) and .pnb-tool-time; once it
 // returned, .pnb-tool-output holds the result (a details folded to a few lines when long).
+// The code is sent once per kernel (see _widget.py): VERSION (its hash) and CSS (live.css) are
+// prepended to this file; the module registers itself in the page under KEY and keeps its text
+// in localStorage, so a later view, whose _esm is only the stub (live_stub.js), finds it there.
+const KEY = "pipeline_nb.live." + VERSION;
 const ICON = { pending: "○", running: "◐", ok: "✓", error: "✗", skipped: "↷", interrupted: "■" };
 const FOLLOW_SLACK = 24; // px from the bottom that still counts as "at the bottom"
 const KEEP_PARTS = 20; // finished part panes kept in the page; the final rendering has them all
@@ -69,7 +73,31 @@ function icon(status) {
   return td;
 }
 
-function render({ model, el: root }) {
+// The CSS goes into the page once (views carry no _css): a later view's stub has none to send.
+function style() {
+  if (document.getElementById(KEY)) return;
+  const node = el("style");
+  node.id = KEY;
+  node.textContent = CSS;
+  document.head.append(node);
+}
+
+// Keep this code for a reloaded page or another tab: its stub then needs no kernel (which
+// answers no message while a cell runs). Older versions' copies go.
+function keep(source) {
+  try {
+    if (!source || !source.startsWith(`const VERSION="${VERSION}",CSS=`) || localStorage.getItem(KEY) === source) return;
+    for (const key of Object.keys(localStorage)) if (key.startsWith("pipeline_nb.live.")) localStorage.removeItem(key);
+    localStorage.setItem(KEY, source);
+  } catch (e) {
+    // no storage (private mode, quota): a stub then asks the kernel
+  }
+}
+
+// backlog: messages that came while a stub loaded this code, applied once the view is drawn.
+function render({ model, el: root }, backlog = []) {
+  style();
+  keep(model.get("_esm"));
   root.classList.add("pnb-live");
   const head = el("div", "pnb-head");
   const title = el("span", "pnb-title");
@@ -386,6 +414,7 @@ function render({ model, el: root }) {
   model.on("change:title", drawRows);
   model.on("msg:custom", onMessage);
   drawRows();
+  for (const msg of backlog) onMessage(msg);
   return () => {
     clearInterval(tick);
     model.off("change:rows", onRows);
@@ -394,4 +423,5 @@ function render({ model, el: root }) {
   };
 }
 
+globalThis[KEY] = { render, keep };
 export default { render };

@@ -307,3 +307,70 @@ def test_broken_yaml_shows_a_short_error(open_notebook):
     nb.screenshot("broken-yaml.png")
     nb.run_and_wait(3)
     assert nb.output(3).inner_text().strip() == "still alive"
+
+
+# -- the view's code crosses once per kernel: later views carry a stub (see display/_widget.py) --
+
+ASK_FOR_CODE = ("from pipeline_nb.display import LiveView\n"
+                "_asked = LiveView(title='asked', rows=[{'id': 'x', 'status': 'ok'}])\ndisplay(_asked)")
+
+
+def streams_live(nb, cell: int) -> list[int]:
+    """Run ``cell`` (a pipeline) and sample its live view: the lengths its step a's pane showed."""
+    nb.run(cell)
+    lengths: list[int] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        now = sample(nb, cell)
+        if now is None and lengths:
+            break  # retired
+        if now is not None:
+            assert_no_broken_widget(now["outputText"])
+            lengths.append(len(now["texts"].get("a", "")))
+        time.sleep(0.1)
+    nb.wait_done(cell)
+    assert final_rendering(nb, cell)["a"] == TIDES
+    return lengths
+
+
+def reload(nb) -> list[bytes]:
+    """Reload the page; what its new kernel websocket receives from then on, frame by frame."""
+    frames: list[bytes] = []
+    nb.page.on("websocket", lambda ws: ws.on(
+        "framereceived", lambda f: frames.append(f if isinstance(f, bytes) else f.encode())))
+    nb.page.reload()
+    nb.page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=60_000)
+    nb.wait_idle()
+    return frames
+
+
+def carry_code(frames: list[bytes]) -> int:
+    """How many frames hold the view's whole code (the stub has no ``drawRows``)."""
+    return sum(b"function drawRows(" in f for f in frames)
+
+
+def test_later_views_use_the_code_the_page_has_or_ask_the_kernel(open_notebook):
+    nb = open_notebook("code-once.ipynb", [SETUP, tides_pipeline(0.002, 0.002, "r1"),
+                                           tides_pipeline(0.02, 0.002, "r2"), ASK_FOR_CODE])
+    nb.run_and_wait(0)
+    nb.run_and_wait(1)  # the kernel's first view: it carries the code
+    # the second cell's view is a stub: it draws with the code the first registered in the page
+    lengths = streams_live(nb, 2)
+    assert len({n for n in lengths if n}) >= 3, f"the stub's view did not stream: {lengths}"
+    styles = nb.page.evaluate("[...document.querySelectorAll('style')].filter(s => "
+                              "s.textContent.includes('.pnb-live {')).length")
+    assert styles == 1, f"the view's CSS is in the page {styles} times"
+    # a reloaded page has no code in memory: the stub takes the copy the first page kept
+    frames = reload(nb)
+    lengths = streams_live(nb, 2)
+    assert len({n for n in lengths if n}) >= 3, f"after a reload the view did not stream: {lengths}"
+    assert frames and carry_code(frames) == 0, "the kernel sent the view's code again"
+    # nor that: the stub asks the kernel, which sends the code
+    nb.page.evaluate("localStorage.clear()")
+    frames = reload(nb)
+    nb.run_and_wait(3)
+    title = nb.output(3).locator(".pnb-live .pnb-title")
+    title.wait_for(timeout=20_000)
+    assert title.inner_text() == "asked"
+    assert nb.output(3).locator('.pnb-live .pnb-row[data-step="x"][data-status="ok"]').count() == 1
+    assert carry_code(frames) == 1  # the kernel's answer

@@ -154,7 +154,8 @@ def test_an_interrupt_closes_the_stream_and_stops_the_worker_at_once(fake_anthro
     assert len(fake_anthropic.requests) == 1
 
 
-def test_an_interrupt_during_the_backoff_wait_does_not_wait(fake_anthropic):
+def test_an_interrupt_during_the_backoff_wait_does_not_wait(fake_anthropic, monkeypatch):
+    monkeypatch.setenv("PIPELINE_NB_RATE_LIMITER", "off")  # the backoff itself (a pause: tests/scale)
     fake_anthropic.fault("rate_limit", retry_after=30)
     interrupt = InterruptOn(RETRY)
     with pytest.raises(RunInterrupted) as raised:

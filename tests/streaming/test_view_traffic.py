@@ -6,6 +6,7 @@ iopub messages of a 5,000-item for_each cell in a real kernel."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -248,13 +249,51 @@ def test_a_for_each_of_5000_items_in_a_kernel_sends_a_few_hundred_messages_at_mo
 
 
 def test_the_front_end_is_sent_without_its_comments_and_still_whole() -> None:
-    """The view's JS and CSS go to every view without comments or indentation; that is safe only
-    while no template literal or string spans lines, and every statement line is kept."""
-    from pipeline_nb.display._widget import LiveView, compact
+    """The view's JS (its CSS inside) goes without comments or indentation; that is safe only
+    while no template literal or string spans lines, and every statement line is kept. The
+    stub that later views carry is compacted the same way."""
+    from pipeline_nb.display._widget import CODE, STUB, VERSION, LiveView, compact
 
-    source = (Path(live.__file__).parent / "live.js").read_text(encoding="utf-8")
-    code = [line.strip() for line in source.splitlines() if line.strip() and not line.strip().startswith("//")]
-    assert all(line.count("`") % 2 == 0 for line in code), "a template literal spans lines: compact() would change it"
-    assert LiveView._esm == compact(source) and LiveView._esm.splitlines() == code
-    assert len(LiveView._esm) < 0.8 * len(source)
-    assert "/*" not in LiveView._css and "{" in LiveView._css
+    here = Path(live.__file__).parent
+    for name, sent in (("live.js", CODE), ("live_stub.js", STUB)):
+        source = (here / name).read_text(encoding="utf-8")
+        code = [line.strip() for line in source.splitlines() if line.strip() and not line.strip().startswith("//")]
+        assert all(line.count("`") % 2 == 0 for line in code), f"a template literal spans lines in {name}"
+        header, body = sent.split("\n", 1)
+        assert header.startswith(f'const VERSION="{VERSION}"') and body == compact(source)
+        assert body.splitlines() == code
+    js = (here / "live.js").read_text(encoding="utf-8")
+    assert LiveView._esm == CODE and len(CODE.split("\n", 1)[1]) < 0.8 * len(js) and len(STUB) < 1500
+    css = compact((here / "live.css").read_text(encoding="utf-8"))
+    assert "/*" not in css and json.dumps(css) in CODE.split("\n", 1)[0]
+
+
+# -- the message size follows the rate of the text --
+
+def stream(handler: WireHandler, clock: list[float], deltas: int, every: float, word: str = "word ") -> list[float]:
+    """One step streaming ``deltas`` words, one each ``every`` seconds; when each text message went."""
+    step = StepResult("a", type="llm", status="running")
+    run, view = start(handler, step)
+    handler.handle_event(Event(STEP_START, step))
+    for seq in range(1, deltas + 1):
+        clock[0] += every
+        handler.handle_event(Event(DELTA, Chunk("a", 1, seq, word)))
+    step.status, step.text = "ok", word * deltas
+    handler.handle_event(Event(STEP_END, step))
+    handler.handle_event(Event(RUN_END, run))
+    texts = [(at, m["content"]["text"]) for at, m in sent(view) if "text" in m.get("content", {})]
+    assert "".join(text for _, entries in texts for _, text, *_ in entries) == word * deltas  # whole, once
+    return [at for at, _ in texts]
+
+
+def test_fast_text_goes_in_fewer_larger_messages_and_slow_text_stays_live(clock: list[float]) -> None:
+    # 1 ms a delta of 5 characters, 5,000 characters a second (the traffic benchmark's pace): 20 s
+    start_at = clock[0]
+    fast = stream(WireHandler(), clock, 20_000, 0.001)
+    assert fast[0] - start_at <= INTERVAL + 0.002  # the first text still goes at once (the row took the budget)
+    assert len(fast) <= 20 / live.FAST_WAIT + 4, len(fast)  # was 100: one each 0.2 s
+    Wire.made.clear()
+    # 100 tokens a second (500 characters): as live as before, a message each 0.2 s
+    slow = stream(WireHandler(), clock, 500, 0.01)
+    gaps = [b - a for a, b in zip(slow, slow[1:])]
+    assert max(gaps) <= 0.2 + 0.01 + 1e-9 and len(slow) >= 20, gaps
