@@ -46,6 +46,8 @@ def run_facts(run: PipelineRun) -> list[str]:
         facts.append(f"{run.usage.total} tokens")
     if run.duration is not None:
         facts.append(seconds(run.duration))
+    if run.rate_limit_wait:
+        facts.append(f"rate-limited {run.rate_limit_wait:.0f}s")
     return facts
 
 

@@ -23,7 +23,7 @@ from IPython.display import DisplayHandle, display
 from .._step_ids import owner_of
 from .._render import citation_source
 from .._results import PipelineRun, StepResult, ToolCall
-from ..streaming._events import Chunk, CitationChunk, Response, RetryInfo, ToolCallChunk
+from ..streaming._events import Chunk, CitationChunk, RateLimitInfo, Response, RetryInfo, ToolCallChunk
 from ..streaming._handlers import StreamHandler
 from ._tool_rows import ToolRows
 from ._widget import RETIRED, LiveView
@@ -293,6 +293,13 @@ class WidgetHandler(StreamHandler):
         if self._citing and part in self._citing and self._citing[part][0] != block:
             self._place_marks(part)
         return _units(self._pending.get(part, ()))
+
+    def on_rate_limit(self, info: RateLimitInfo) -> None:
+        """A pause of every call (the API's rate limit): the view counts down to its end."""
+        if self.view is not None:
+            self.view.paused = ({"until": info.paused_until * 1000, "concurrency": info.concurrency}
+                                if not info.waited else {})
+            self.sends += 1
 
     def on_retry(self, info: RetryInfo) -> None:
         """The failed attempt's text, thinking, marks and calls go. In a tool loop the calls that

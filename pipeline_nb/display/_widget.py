@@ -76,6 +76,8 @@ class LiveView(anywidget.AnyWidget):
     """Whether a view of this kernel (this process) has carried the code; later views carry the stub."""
     title = traitlets.Unicode("").tag(sync=True)
     rows = traitlets.List(traitlets.Dict()).tag(sync=True)
+    paused = traitlets.Dict().tag(sync=True)
+    """While the API's rate limit pauses the run: ``{"until": epoch ms, "concurrency": n}``."""
 
     def __init__(self, **kwargs: Any) -> None:
         if LiveView.code_sent:

@@ -102,7 +102,8 @@ function render({ model, el: root }, backlog = []) {
   const head = el("div", "pnb-head");
   const title = el("span", "pnb-title");
   const status = el("span", "pnb-summary");
-  head.append(title, status);
+  const paused = el("span", "pnb-paused");
+  head.append(title, status, paused);
   const table = el("table", "pnb-rows");
   const panes = el("div", "pnb-panes");
   root.append(head, table, panes);
@@ -405,13 +406,21 @@ function render({ model, el: root }, backlog = []) {
     drawRows();
   }
 
+  function drawPause(now = Date.now()) {
+    const pause = model.get("paused") || {};
+    const left = Math.ceil(((pause.until || 0) - now) / 1000);
+    paused.textContent = left > 0 ? `rate limited · resumes in ${left} s (concurrency ${pause.concurrency})` : "";
+  }
+
   const tick = setInterval(() => {
     const now = Date.now();
     for (const { row, time } of cells.values()) if (row.status === "running") time.textContent = duration(row, now);
+    drawPause(now);
   }, 250);
 
   model.on("change:rows", onRows);
   model.on("change:title", drawRows);
+  model.on("change:paused", drawPause);
   model.on("msg:custom", onMessage);
   drawRows();
   for (const msg of backlog) onMessage(msg);
@@ -419,6 +428,7 @@ function render({ model, el: root }, backlog = []) {
     clearInterval(tick);
     model.off("change:rows", onRows);
     model.off("change:title", drawRows);
+    model.off("change:paused", drawPause);
     model.off("msg:custom", onMessage);
   };
 }
