@@ -20,15 +20,17 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import anthropic
 import httpx2
 
-from ..content import SERVER_RESULT_TYPES, Citation, Reply, Usage, block_from_api
+from ._raw_stream import read_reply
+from ..content import Reply, Usage, block_from_api
 from .._results import API_ERROR_TYPES
 from .. import _rate_limit as rate_limit
-from .._llm import CITATION, SERVER_RESULT, TEXT, THINKING, TOOL_INPUT, TOOL_USE, BatchOutcome, BatchStatus, Cancelled, CancelToken, Emit, LLMRequest, ProviderError
+from .._llm import BatchOutcome, BatchStatus, Cancelled, CancelToken, Emit, LLMRequest, ProviderError
 
 KEY_ENV = "ANTHROPIC_API_KEY"
 
@@ -282,51 +284,27 @@ def _outcome(error: ProviderError) -> str:
 
 def _stream(client: anthropic.Anthropic, params: dict[str, Any], emit: Emit, cancel: CancelToken,
             limiter: rate_limit.RateLimiter | None = None) -> Reply:
-    """Stream the call: every block delta goes to ``emit`` as it arrives (read from the raw
-    ``content_block_delta`` events, which name their block); the SDK assembles the final message.
-    The reply's headers go to ``limiter``."""
-    with client.messages.stream(**params) as stream:
+    """Stream the call, reading the API's raw events (``_raw_stream``): every block delta goes to
+    ``emit`` as it arrives. The reply's headers go to ``limiter``."""
+    with client.messages.create(stream=True, **params) as stream:
+        headers = stream.response.headers
         if limiter is not None:
-            limiter.observe(stream.response.headers, stream.response.status_code)
+            limiter.observe(headers, stream.response.status_code)
+        request_id = headers.get("request-id")
         try:
-            for event in stream:
-                if event.type == "content_block_start":
-                    _block_start(event.content_block, event.index, emit)
-                    continue
-                if event.type != "content_block_delta":
-                    continue
-                delta = event.delta
-                kind = delta.type
-                if kind == "text_delta":
-                    emit(delta.text, TEXT, event.index)
-                elif kind == "thinking_delta":
-                    emit(delta.thinking, THINKING, event.index)
-                elif kind == "citations_delta":
-                    emit(Citation.from_api(delta.citation), CITATION, event.index)
-                elif kind == "input_json_delta":
-                    emit(delta.partial_json, TOOL_INPUT, event.index)
-            message = stream.get_final_message()
+            reply, message = read_reply(stream, emit, request_id)
         except Exception as exc:
             if cancel.cancelled:
                 raise Cancelled() from None
-            raise classify(exc, stream.request_id) from None
+            raise classify(exc, request_id) from None
         if cancel.cancelled:  # a shut-down socket can also end a stream quietly
             raise Cancelled()
-        reply = _reply(message, stream.request_id)
     if reply.stop_reason is None:
         raise ProviderError(
             "incomplete_stream", "the stream ended before message_stop", retryable=True,
             request_id=reply.request_id,
         )
-    return reply
-
-
-def _block_start(block: Any, index: int, emit: Emit) -> None:
-    """A tool call starts (its input follows as ``input_json_delta``s), or a server tool's result arrives."""
-    if block.type in ("tool_use", "server_tool_use"):
-        emit(block_from_api({"type": block.type, "id": block.id, "name": block.name, "input": {}}), TOOL_USE, index)
-    elif block.type in SERVER_RESULT_TYPES:
-        emit(block_from_api(block), SERVER_RESULT, index)
+    return replace(reply, cache_miss_reason=_cache_miss(message))
 
 
 def _reply(message: Any, request_id: str | None) -> Reply:
