@@ -59,6 +59,9 @@ CREATE TABLE IF NOT EXISTS batches (
 """
 BUSY_TIMEOUT = 10.0
 """Seconds a writer waits for another process's transaction before giving up on a batch."""
+MAX_WAITING = 1000
+"""Rows waiting for the writer, at most: a step that outruns it waits for it (briefly: a row is
+written in well under a millisecond), so memory stays bounded however many items a step has."""
 CLOSE_WAIT = 10.0
 """Seconds the end of a run waits for the journal to catch up."""
 
@@ -104,7 +107,8 @@ class JournalRecorder:
         self.warnings: list[str] = []
         self.replies: dict[str, Reply] = {}
         """The run's successful replies by request key (what a resume of it reuses)."""
-        self._rows: queue.SimpleQueue[tuple[str, Sequence[Any]] | None] = queue.SimpleQueue()
+        # bounded: 100,000 items must not queue 100,000 rows while the writer catches up
+        self._rows: queue.Queue[tuple[str, Any] | None] = queue.Queue(maxsize=MAX_WAITING)
         self._writer: threading.Thread | None = None
         self._failed = threading.Event()
         self._run: PipelineRun | None = None
@@ -142,7 +146,11 @@ class JournalRecorder:
         """Wait (a bounded time) for every row to be written; problems become run warnings."""
         if self._writer is None:
             return
-        self._rows.put(None)
+        if self._writer.is_alive():  # a writer that gave up reads no more: nothing to tell it
+            try:
+                self._rows.put(None, timeout=CLOSE_WAIT)
+            except queue.Full:
+                pass
         self._writer.join(CLOSE_WAIT)
         if self._writer.is_alive():
             self._warn(f"the journal {self.path} was still being written {CLOSE_WAIT:g} s after the run ended")
@@ -162,16 +170,20 @@ class JournalRecorder:
         key = request_key(request)
         if reply is not None:
             self.replies[key] = reply
-        sent = {"provider": request.provider, **request.api_params()}
-        if request.extra_body:
-            sent["extra_body"] = dict(request.extra_body)
+        run_id, step_id, ended = self._run.id if self._run else None, CALLING_STEP.get(), time.time()
+
+        def row() -> list[tuple[Any, ...]]:  # made by the writer: the queue holds only references
+            sent = {"provider": request.provider, **request.api_params()}
+            if request.extra_body:
+                sent["extra_body"] = dict(request.extra_body)
+            return [(run_id, step_id, key, Json(sent), Json(reply.to_api()) if reply is not None else None,
+                     "ok" if error is None else "error", error.type if error else None,
+                     error.message if error else None,
+                     reply.request_id if reply else error.request_id if error else None, started, ended - started,
+                     reused_from)]
+
         self._put("INSERT INTO calls (run_id, step_id, request_key, request, reply, status, error_type, "
-                  "error_message, request_id, started, duration, reused_from) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                  (self._run.id if self._run else None, CALLING_STEP.get(), key, Json(sent),
-                   Json(reply.to_api()) if reply is not None else None, "ok" if error is None else "error",
-                   error.type if error else None, error.message if error else None,
-                   (reply.request_id if reply else error.request_id if error else None), started,
-                   time.time() - started, reused_from))
+                  "error_message, request_id, started, duration, reused_from) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", row)
 
     def batch(self, step_id: str | None, batch_ids: str, keys: list[str]) -> None:
         self._put("INSERT OR REPLACE INTO batches (run_id, step_id, batch_ids, request_keys, created) "
@@ -185,7 +197,7 @@ class JournalRecorder:
 
     def _put(self, sql: str, row: Sequence[Any] | Callable[[], Iterator[Sequence[Any]]]) -> None:
         if self.path is not None and not self._failed.is_set():
-            self._rows.put((sql, row))
+            self._rows.put((sql, row))  # blocks while MAX_WAITING rows wait (the writer is behind)
 
     def _write(self) -> None:
         try:
@@ -311,7 +323,7 @@ def _json(value: Any) -> str | None:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
-def _batches(rows: queue.SimpleQueue[Any]) -> Iterator[list[tuple[str, Sequence[Any]]]]:
+def _batches(rows: queue.Queue[Any]) -> Iterator[list[tuple[str, Sequence[Any]]]]:
     """What waits in the queue, a batch at a time (one transaction each), until the end marker."""
     while True:
         first = rows.get()

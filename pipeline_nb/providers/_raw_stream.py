@@ -11,7 +11,7 @@ diagnostics of ``message_start``.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from .._llm import CITATION, SERVER_RESULT, TEXT, THINKING, TOOL_INPUT, TOOL_USE, Emit
@@ -25,13 +25,13 @@ def read_reply(events: Iterable[Any], emit: Emit, request_id: str | None) -> tup
     """Emit every block delta as it arrives; return the assembled reply, and the message of
     ``message_start`` (its diagnostics) — None when the stream never started."""
     blocks: dict[int, dict[str, Any]] = {}
-    parts: dict[int, list[str]] = {}
+    parts: dict[int, _Pieces] = {}
     message: Any = None
     usage: dict[str, Any] = {}
     stop_reason = None
     for event in events:
         kind = event.type
-        if kind == "content_block_delta":  # the hot path: one per delta
+        if kind == "content_block_delta":  # the hot path: one per delta, one comparison to its kind
             delta, index = event.delta, event.index
             dtype = delta.type
             if dtype == "text_delta":
@@ -43,15 +43,12 @@ def read_reply(events: Iterable[Any], emit: Emit, request_id: str | None) -> tup
             elif dtype == "input_json_delta":
                 emit(delta.partial_json, TOOL_INPUT, index)
                 parts[index].append(delta.partial_json)
-            elif dtype == "citations_delta":
-                citation = Citation.from_api(delta.citation)
-                emit(citation, CITATION, index)
-                blocks[index].setdefault("citations", []).append(citation.to_api())
-            elif dtype == "signature_delta":
-                blocks[index]["signature"] = delta.signature
-        elif kind == "content_block_start":
+            else:
+                _other(delta, dtype, index, blocks, emit)
+            continue
+        if kind == "content_block_start":
             block = event.content_block.to_dict()
-            blocks[event.index], parts[event.index] = block, []
+            blocks[event.index], parts[event.index] = block, _Pieces()
             _announce(block, event.index, emit)
         elif kind == "content_block_stop":
             _finish(blocks[event.index], parts.pop(event.index, []))
@@ -69,6 +66,42 @@ def read_reply(events: Iterable[Any], emit: Emit, request_id: str | None) -> tup
     return reply, message
 
 
+def _other(delta: Any, dtype: str, index: int, blocks: dict[int, dict[str, Any]], emit: Emit) -> None:
+    """A citation for a text block, or a thinking block's signature."""
+    if dtype == "citations_delta":
+        citation = Citation.from_api(delta.citation)
+        emit(citation, CITATION, index)
+        blocks[index].setdefault("citations", []).append(citation.to_api())
+    elif dtype == "signature_delta":
+        blocks[index]["signature"] = delta.signature
+
+
+class _Pieces:
+    """A block's streamed pieces, joined every ``BLOCK`` appends: a list of small strings costs
+    about 60 bytes a delta, so a long reply would otherwise be held three times over."""
+
+    BLOCK = 256
+    __slots__ = ("joined", "tail")
+
+    def __init__(self) -> None:
+        self.joined: list[str] = []
+        self.tail: list[str] = []
+
+    def append(self, piece: str) -> None:
+        tail = self.tail
+        tail.append(piece)
+        if len(tail) >= self.BLOCK:
+            self.joined.append("".join(tail))
+            tail.clear()
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self.joined
+        yield from self.tail
+
+    def __bool__(self) -> bool:
+        return bool(self.joined or self.tail)
+
+
 def _announce(block: dict[str, Any], index: int, emit: Emit) -> None:
     """A tool call starts (its input follows as deltas), or a server tool's result arrives whole."""
     if block["type"] in ("tool_use", "server_tool_use"):
@@ -77,7 +110,7 @@ def _announce(block: dict[str, Any], index: int, emit: Emit) -> None:
         emit(block_from_api(block), SERVER_RESULT, index)
 
 
-def _finish(block: dict[str, Any], pieces: list[str]) -> None:
+def _finish(block: dict[str, Any], pieces: Iterable[str]) -> None:
     """Put a block's streamed pieces in place: its text or thinking, or its input, parsed."""
     kind = block["type"]
     if kind == "text":
