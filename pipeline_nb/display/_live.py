@@ -25,6 +25,7 @@ from .._render import citation_source
 from .._results import PipelineRun, StepResult, ToolCall
 from ..streaming._events import Chunk, CitationChunk, RateLimitInfo, Response, RetryInfo, ToolCallChunk
 from ..streaming._handlers import StreamHandler
+from ._pending import cut, marked, units
 from ._tool_rows import ToolRows
 from ._widget import RETIRED, LiveView
 
@@ -187,7 +188,7 @@ class WidgetHandler(StreamHandler):
         if streamed:
             thinking = [(step_id, "".join(parts), self._counts.get(step_id, 0))
                         for step_id, parts in self._thinking.items()]
-            text = [(step_id, "".join(parts), self._counts.get(step_id, 0)) + _marked(self._marks.get(step_id))
+            text = [(step_id, "".join(parts), self._counts.get(step_id, 0)) + marked(self._marks.get(step_id))
                     for step_id, parts in self._pending.items()]
             tools, rewinds = calls.take()
             parts = {*self._pending, *self._thinking, *self._resets, *self._finished,
@@ -255,7 +256,7 @@ class WidgetHandler(StreamHandler):
         """The cited block of ``step_id`` has ended: its marks go at the end of the text so far."""
         _, marks = self._citing.pop(step_id)
         pending = self._pending.setdefault(step_id, [])  # the entry carries the marks, text or not
-        offset = _units(pending)
+        offset = units(pending)
         self._marks.setdefault(step_id, []).extend([offset, *mark] for mark in marks)
 
     def _place_all_marks(self, step_id: str | None = None) -> None:
@@ -292,7 +293,7 @@ class WidgetHandler(StreamHandler):
         """Where a new call's row goes: after its step's text so far (and the marks of a cited block that ended)."""
         if self._citing and part in self._citing and self._citing[part][0] != block:
             self._place_marks(part)
-        return _units(self._pending.get(part, ()))
+        return units(self._pending.get(part, ()))
 
     def on_rate_limit(self, info: RateLimitInfo) -> None:
         """A pause of every call (the API's rate limit): the view counts down to its end."""
@@ -308,7 +309,7 @@ class WidgetHandler(StreamHandler):
         kept = self._calls.retry(step_id)  # None: no call of it returned, the pane is cleared
         pending, cited = kept if kept is not None else (None, 0)
         texts, thoughts, marks = pending or (0, 0, 0)  # pieces pending before the call (none once sent)
-        self._pending_chars -= _cut(self._pending, step_id, texts) + _cut(self._thinking, step_id, thoughts)
+        self._pending_chars -= cut(self._pending, step_id, texts) + cut(self._thinking, step_id, thoughts)
         if marks:
             del self._marks[step_id][marks:]
         else:
@@ -380,26 +381,3 @@ class WidgetHandler(StreamHandler):
             self._handle.update(RETIRED, raw=True)
         self.view.close()
         self.view = None
-
-
-def _units(pieces: Any) -> int:
-    """The length of the joined ``pieces`` in UTF-16 units, as JavaScript counts offsets."""
-    return len("".join(pieces).encode("utf-16-le")) // 2
-
-
-def _cut(store: dict[str, list[str]], step_id: str, keep: int) -> int:
-    """Keep the first ``keep`` pieces pending for ``step_id`` (none: no entry); the characters dropped."""
-    pieces = store.get(step_id)
-    if pieces is None:
-        return 0
-    dropped = sum(map(len, pieces[keep:]))
-    if keep:
-        del pieces[keep:]
-    else:
-        del store[step_id]
-    return dropped
-
-
-def _marked(marks: list[list[Any]] | None) -> tuple[Any, ...]:
-    """A text entry's optional last element: its citation marks, when it has any."""
-    return (marks,) if marks else ()
