@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._errors import PipelineSpecError
-from ._execute import BATCH_DISCOUNT
+from ._batch_step import BATCH_DISCOUNT
 from ._llm import (TEXT, THINKING, TOOL_INPUT, BatchOutcome, BatchProvider, BatchStatus, CancelToken, Emit,
                    LLMRequest, Provider, ProviderError)
 from ._llm_call import cost

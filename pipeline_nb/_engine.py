@@ -27,7 +27,9 @@ from ._interrupts import first_interrupt_only
 from ._journal import JournalRecorder, journal_path
 from ._journal_read import earlier_run
 from ._llm_call import ResolvedStep, fail, interrupted
-from ._plan import check_attachments, check_calls, check_step_attributes, check_thinking, check_tools, load_nested
+from ._matrix_spec import variants
+from ._plan import (check_attachments, check_calls, check_expectations, check_step_attributes, check_thinking,
+                    check_tools, load_nested)
 from ._llm import CancelToken, Provider, ProviderError, create_provider
 from ._results import PipelineRun, StepResult
 from ._run_options import RunOptions
@@ -119,9 +121,9 @@ class _Run:
                     step_handlers[step.stream_handler] = self._stream_handler(step)
                 own.append(step_handlers[step.stream_handler])
             self.routes[step.id] = _unique(self.handlers + own)
-            if step.type == "llm":
-                resolved = self.resolve(step)
-                check_thinking(step, resolved.max_tokens)
+            for variant in variants(step) if step.type == "llm" else ():  # each combination of a matrix
+                resolved = self.resolve(variant)
+                check_thinking(variant, resolved.max_tokens)
                 try:
                     resolved.provider.check(_probe(resolved))
                 except ProviderError as exc:  # e.g. no key: the run fails as its first such step, calling none
@@ -129,6 +131,7 @@ class _Run:
                         self.unready[step.id] = exc
         self.routes[None] = _unique(self.handlers + list(step_handlers.values()))
         check_calls(self.spec, self.options.namespace)
+        check_expectations(self.spec, self.options.namespace, lambda step: self.resolve(step).model)
         check_step_attributes(self.spec)
         self.nested = load_nested(self.spec, self.options.namespace)
         for spec in (self.spec, *self.nested.values()):
@@ -138,8 +141,10 @@ class _Run:
             for spec in self.nested.values():
                 self.budget.pricing.update({m: p for m, p in spec.pricing.items() if m not in self.spec.pricing})
             for step in self.spec.all_steps():
-                if step.type == "llm":
-                    require_price(self.budget.pricing, step, self.resolve(step).model)
+                for variant in variants(step) if step.type == "llm" else ():
+                    require_price(self.budget.pricing, variant, self.resolve(variant).model)
+                for judge in (e for e in step.expect if e.kind == "judge"):
+                    require_price(self.budget.pricing, step, judge.model or self.resolve(variants(step)[0]).model)
 
     def resolve(self, step: StepSpec) -> ResolvedStep:
         """The provider, model and stream flag of ``step`` under this run's options."""
@@ -221,7 +226,8 @@ class _Run:
         run = PipelineRun(
             name=self.spec.name,
             description=self.spec.description,
-            steps={s.id: StepResult(s.id, type=s.type, model=self.resolve(s).model if s.type == "llm" else None)
+            steps={s.id: StepResult(s.id, type=s.type, model=self.resolve(s).model if s.type == "llm" and not s.matrix
+                                    else None)
                    for s in self.spec.all_steps()},
             saved={s.save_as: s.id for s in self.spec.all_steps() if s.save_as},
         )

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ._estimate_report import Estimate, StepEstimate
-from ._execute import BATCH_DISCOUNT
+from ._batch_step import BATCH_DISCOUNT
 from ._values import truthy
 from ._llm import LLMRequest
 from ._llm_call import ResolvedStep, StepProblem, cost, render

@@ -20,28 +20,29 @@ from . import _llm_call as llm_call
 from ._yaml import SourceMap
 from ._context import Step, StepContext
 from ._files import write_output
-from ._llm import BatchProvider, BatchStatus, Cancelled, CancelToken, ProviderError
-from ._llm_call import EmitEvent, ResolvedStep, StepProblem, fail
+from ._llm import CancelToken
+from ._llm_call import EmitEvent, ResolvedStep, StepProblem
 from ._names import parameters, resolve_name
 from ._outcomes import items_note, run_status, settle
 from ._request import attachment_blocks, build_request, step_cache_ttl
 from ._outcomes import outcome as step_outcome
+from ._check_results import CheckResult
 from ._results import PipelineRun, StepResult, ToolCall, Usage
 from ._loader import load_spec
 from ._plan import inherit
 from ._spec import PipelineSpec, StepSpec, parse_spec
 from ._step_ids import item_id, nested_id
-from .streaming._events import (DONE, PROGRESS, RATE_LIMIT, STEP_END, STEP_START, Chunk, CitationChunk, Event,
+from .streaming._events import (PROGRESS, RATE_LIMIT, STEP_END, STEP_START, Chunk, CitationChunk, Event,
                                 RateLimitInfo, Response, RetryInfo, ToolCallChunk)
 from ._rate_limit import Pause, rate_scope
 from ._templates import STEPS, RenderInterrupted, TemplateProblem
 from ._values import truthy
 from ._invoke import invoker
+from ._batch_step import run_batch
+from ._evaluate import Evaluator
+from ._sweep import run_matrix, run_samples
 from ._tool_loop import converse
 from ._toolbox import ToolBox, toolbox
-
-BATCH_DISCOUNT = 0.5
-"""Message Batches cost half the price of interactive calls."""
 
 Resolve = Callable[[StepSpec], ResolvedStep]
 
@@ -76,6 +77,7 @@ class Executor:
         """Each llm step's tools, by step id."""
         self.received: dict[str, llm_call.Received] = {}
         """Text each running attempt has received so far, by result id."""
+        self.evaluator = Evaluator(resolve, self.namespace, spec.pricing, cancel, emit, self.received)
         self._lock = threading.Lock()
 
     def run_all(self) -> None:
@@ -121,16 +123,33 @@ class Executor:
                     result.status, result.note = "skipped", reason
                     for child in step.descendants():
                         self._skip(self.run.steps[child.id], f"skipped: step {step.id!r} was skipped")
+                elif step.matrix:
+                    run_matrix(self, step, result)
                 elif step.for_each is not None:
-                    self._for_each(step, result)
+                    self.for_each(step, result, self.context)
                 else:
-                    self._body(step, result, self.context)
+                    self.unit(step, result, self.context)
                 if result.status == "ok" and step.output_to_file is not None and not step.output_per_item:
                     path = write_output(step.output_to_file.render(self.context), result.output)
                     result.note = f"saved to {path.name}"
         finally:
             result.duration = time.monotonic() - started
             self.emit(Event(STEP_END, result))
+
+    def unit(self, step: StepSpec, result: StepResult, context: Mapping[str, Any]) -> None:
+        """One result's work, then its checks: the step's body, or its ``repeat`` samples."""
+        if step.repeat > 1:
+            run_samples(self, step, result, context)
+            return
+        started = time.monotonic()
+        self._body(step, result, context)
+        self.evaluator.evaluate(step, result, context, time.monotonic() - started)
+
+    def llm_unit(self, step: StepSpec, result: StepResult, context: Mapping[str, Any], sample: int) -> None:
+        """Sample ``sample`` of an llm step's call, then its checks."""
+        started = time.monotonic()
+        self._llm(step, result, context, sample=sample)
+        self.evaluator.evaluate(step, result, context, time.monotonic() - started)
 
     # -- bodies by step type; each leaves output and status on ``result`` --
 
@@ -139,8 +158,8 @@ class Executor:
                 "parallel": self._parallel, "pipeline": self._pipeline}[step.type]
         body(step, result, context)
 
-    def _llm(self, step: StepSpec, result: StepResult, context: Mapping[str, Any],
-             prompt: str | None = None, emit: EmitEvent | None = None, box: ToolBox | None = None) -> None:
+    def _llm(self, step: StepSpec, result: StepResult, context: Mapping[str, Any], prompt: str | None = None,
+             emit: EmitEvent | None = None, box: ToolBox | None = None, sample: int = 1) -> None:
         resolved = self.resolve(step)
         result.model = result.model or resolved.model
         history: tuple[dict[str, Any], ...] = ()
@@ -151,9 +170,11 @@ class Executor:
             history = (*earlier.messages, {"role": "assistant", "content": answer})
         text = prompt if prompt is not None else llm_call.render(step, "prompt", context)
         ttl = step_cache_ttl(step)
-        attachments = self._attachments(step, context)
+        attachments = self.attachments(step, context)
         request = build_request(resolved, text, context, history, attachments,
                                 previous_message_id=self._cached_replies.get(step.id) if ttl else None)
+        if sample > 1:  # a sample of a repeat: its own cassette entry and journal key, so a replay gives N replies
+            request = replace(request, options={**request.options, "sample": sample})
         token = CancelToken()
         unlink = self.cancel.on_cancel(token.cancel)
         timer = threading.Timer(step.timeout, token.cancel) if step.timeout else None
@@ -196,7 +217,7 @@ class Executor:
                 self._toolboxes[step.id] = toolbox(step, self.namespace, self.spec.base_dir)
             return self._toolboxes[step.id]
 
-    def _attachments(self, step: StepSpec, context: Mapping[str, Any]) -> tuple[dict[str, Any], ...]:
+    def attachments(self, step: StepSpec, context: Mapping[str, Any]) -> tuple[dict[str, Any], ...]:
         """The step's attachments as blocks; ones that use no name (plain paths) are read once per
         run, not once per for_each item or retry."""
         if step.attachments is None or step.attachments.names:
@@ -266,10 +287,11 @@ class Executor:
         result.text = last.text if last else ""
         settle(result, list(child.steps.values()), "step")
 
-    def _for_each(self, step: StepSpec, result: StepResult) -> None:
+    def for_each(self, step: StepSpec, result: StepResult, context: Mapping[str, Any]) -> None:
+        """Run the step once per item of its ``for_each`` list (evaluated in ``context``)."""
         assert step.for_each is not None
         try:
-            items = step.for_each.evaluate(self.context)
+            items = step.for_each.evaluate(context)
         except RenderInterrupted:
             raise
         except TemplateProblem as exc:
@@ -279,16 +301,18 @@ class Executor:
             hint = "; to loop over a mapping, use its .items() or .values()" if isinstance(items, Mapping) else ""
             raise StepProblem("invalid_for_each", f"for_each must give a list, got {got}{hint}", "for_each")
         items = list(items)
-        results = [StepResult(item_id(step.id, i), type=step.type, model=result.model, item=item, index=i,
+        results = [StepResult(item_id(result.id, i), type=step.type, model=result.model, item=item, index=i,
                               loop_var=step.loop_var)
                    for i, item in enumerate(items)]
         result.items = results
         done = failed = 0
         if items and step.batch:
-            self._batch(step, result, items, results)
+            run_batch(self, step, result, items, results, context)
         elif items:
             result.note = f"0 of {len(items)}"  # every view can show the count before the first item ends
-            self.emit(Event(PROGRESS, replace(result)))
+            report = result.id in self.run.steps  # a combination's items are counted by its step's combinations
+            if report:
+                self.emit(Event(PROGRESS, replace(result)))
             # with caching, the first item writes the cache alone, so that every later one can read it
             first = 1 if step.type == "llm" and step_cache_ttl(step) and len(items) > 1 else 0
             workers = min(step.max_parallel, len(items))
@@ -302,7 +326,7 @@ class Executor:
                     def submit(count: int) -> None:
                         for index in itertools.islice(waiting, count):
                             running[pool.submit(self._item, step, results[index], items[index], index,
-                                                len(items))] = index
+                                                len(items), context)] = index
 
                     submit(2 * workers)
                     while running:
@@ -312,7 +336,8 @@ class Executor:
                             done += 1
                             failed += results[running.pop(future)].status == "error"  # interrupted items did not fail
                             result.note = f"{done} of {len(items)}" + (f", {failed} failed" if failed else "")
-                            self.emit(Event(PROGRESS, replace(result)))  # a snapshot: the note moves on
+                            if report:
+                                self.emit(Event(PROGRESS, replace(result)))  # a snapshot: the note moves on
                             submit(1)
         result.output = [r.output for r in results]
         result.text = "\n\n".join(r.text for r in results if r.text)
@@ -323,55 +348,20 @@ class Executor:
         settle(result, results, "item")
         result.note = items_note(results, " in a batch" if step.batch else "")
 
-    def _batch(self, step: StepSpec, result: StepResult, items: list[Any], results: list[StepResult]) -> None:
-        """Send every item's request as Message Batches; progress goes out as the counts move."""
-        resolved = replace(self.resolve(step), stream=False)
-        requests = []
-        for index, (item_result, item) in enumerate(zip(results, items)):
-            scope = self._item_scope(step, item, index, len(items))
-            requests.append(build_request(resolved, llm_call.render(step, "prompt", scope), scope,
-                                          attachments=self._attachments(step, scope)))
-            item_result.status, item_result.model = "running", resolved.model
+    def item_scope(self, step: StepSpec, item: Any, index: int, count: int,
+                   context: Mapping[str, Any]) -> ChainMap[str, Any]:
+        """What a for_each item's templates see: the loop variable and ``loop``, over ``context``."""
+        return ChainMap({step.loop_var: item, "loop": {"index": index, "length": count}}, context)
 
-        def on_status(status: BatchStatus) -> None:
-            result.note = status.describe()
-            self.emit(Event(PROGRESS, replace(result)))
-
-        started = time.monotonic()
-        try:
-            if not isinstance(resolved.provider, BatchProvider):
-                raise ProviderError("batch_unsupported", f"provider {resolved.provider_name!r} cannot send batches; "
-                                    "use provider: claude (or mock), or remove batch: true", retryable=False)
-            outcomes = resolved.provider.batch(requests, on_status, self.cancel, step.batch_poll_interval)
-        except Cancelled:
-            for item_result in results:
-                llm_call.interrupted(item_result)
-            return
-        except ProviderError as exc:
-            outcomes = [exc] * len(requests)
-        for item_result, request, outcome in zip(results, requests, outcomes):
-            item_result.attempts, item_result.duration = 1, time.monotonic() - started
-            if isinstance(outcome, ProviderError):
-                fail(item_result, outcome.type, outcome.message, outcome.request_id)
-                continue
-            llm_call.succeed(item_result, outcome, 1, request)
-            item_result.cost = llm_call.cost(outcome.usage, item_result.model, self.spec.pricing, BATCH_DISCOUNT)
-            self.emit(Event(DONE, Response(item_result.id, 1, outcome.text, outcome.usage, outcome.stop_reason,
-                                           outcome.model, outcome.request_id, item_result.output,
-                                           outcome.content)))
-
-    def _item_scope(self, step: StepSpec, item: Any, index: int, count: int) -> ChainMap[str, Any]:
-        """What a for_each item's templates see: the loop variable and ``loop``, over the run's names."""
-        return ChainMap({step.loop_var: item, "loop": {"index": index, "length": count}}, self.context)
-
-    def _item(self, step: StepSpec, result: StepResult, item: Any, index: int, count: int) -> None:
+    def _item(self, step: StepSpec, result: StepResult, item: Any, index: int, count: int,
+              context: Mapping[str, Any]) -> None:
         if self.cancel.cancelled:
             return
         started = time.monotonic()
         result.status = "running"
-        scope = self._item_scope(step, item, index, count)
+        scope = self.item_scope(step, item, index, count, context)
         with step_outcome(step, result, self._cancelled):
-            self._body(step, result, scope)
+            self.unit(step, result, scope)
             if result.status == "ok" and step.output_to_file is not None and step.output_per_item:
                 path = write_output(step.output_to_file.render(scope), result.output)
                 result.note = f"saved to {path.name}"
@@ -384,7 +374,7 @@ def _prefixed(emit: EmitEvent, prefix: str) -> EmitEvent:
         data = event.data
         if isinstance(data, (Chunk, CitationChunk, Response, RetryInfo, ToolCallChunk, RateLimitInfo)):
             emit(Event(event.kind, data._replace(step_id=nested_id(prefix, data.step_id))))
-        elif isinstance(data, ToolCall):
+        elif isinstance(data, (ToolCall, CheckResult)):
             emit(Event(event.kind, replace(data, step_id=nested_id(prefix, data.step_id))))
 
     return rename

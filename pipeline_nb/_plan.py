@@ -17,6 +17,7 @@ from ._attachments import static_problem
 from ._context import Step
 from ._errors import PipelineSpecError
 from ._loader import load_spec
+from ._matrix_spec import variants
 from ._names import resolve_name
 from ._results import StepResult
 from ._spec import PipelineSpec, StepSpec
@@ -41,6 +42,34 @@ def check_tools(spec: PipelineSpec, namespace: Mapping[str, Any]) -> None:
             toolbox(step, namespace, spec.base_dir)
         elif step.inline is not None:
             check_tools(replace(step.inline, base_dir=spec.base_dir), namespace)
+
+
+def check_expectations(spec: PipelineSpec, namespace: Mapping[str, Any],
+                       model_of: Callable[[StepSpec], str]) -> None:
+    """Raise PipelineSpecError for an expectation that cannot work: a ``python`` check whose function
+    cannot be found, a ``cost`` limit on a model without a price (in every combination of a matrix)."""
+    for step in spec.all_steps():
+        for expectation in step.expect:
+            if expectation.kind == "python":
+                try:
+                    resolve_name(expectation.value.raw, namespace)
+                except LookupError as exc:
+                    raise PipelineSpecError(
+                        f"expect {expectation.name!r}: {expectation.value.raw!r} cannot be found: {exc}",
+                        location=expectation.location, step_id=step.id,
+                        hint="define the function in the kernel before this cell, or name it as module:function",
+                    ) from None
+            elif expectation.kind == "cost" and step.type == "llm":
+                for variant in variants(step):
+                    model = model_of(variant)
+                    if model not in spec.pricing:
+                        raise PipelineSpecError(
+                            f"expect {expectation.name!r}: model {model!r} has no price, so its cost is unknown",
+                            location=expectation.location, step_id=step.id,
+                            hint=f"add pricing: {{{model}: {{input: 3.0, output: 15.0}}}} to defaults "
+                                 "(USD per million tokens)")
+        if step.inline is not None:
+            check_expectations(step.inline, namespace, model_of)
 
 
 def _check_call(step: StepSpec, namespace: Mapping[str, Any]) -> None:

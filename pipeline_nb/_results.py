@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ._check_results import CheckList, CheckResult
 from .content import Block, Citation, Usage, citations_of, thinking_of
 
 __all__ = ["ErrorInfo", "PipelineRun", "StepResult", "ToolCall", "Usage"]
@@ -135,6 +136,17 @@ class StepResult:
     """The reply's content blocks (thinking, text with citations, ...); ``text`` is their text."""
     tool_calls: list[ToolCall] = field(default_factory=list, repr=False)
     """Every tool call of the step's tool loop, in the order they were asked for."""
+    own_checks: list[CheckResult] = field(default_factory=list, repr=False)
+    """The expectations checked on this result itself (``checks`` adds its items', samples' and
+    combinations')."""
+    samples: list[StepResult] | None = field(default=None, repr=False)
+    """Each sample of a step with ``repeat: N``, in order (``answer#1`` ... ``answer#N``)."""
+    sample: int | None = None
+    """For one sample of a ``repeat`` step: its 1-based number."""
+    variants: list[StepResult] | None = field(default=None, repr=False)
+    """Each combination of a ``matrix`` step, in order (``answer@1`` ...)."""
+    matrix: dict[str, Any] | None = field(default=None, repr=False)
+    """For one combination of a ``matrix`` step: its values, by matrix key."""
 
     @property
     def thinking(self) -> str:
@@ -149,6 +161,22 @@ class StepResult:
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    @property
+    def checks(self) -> CheckList:
+        """Every expectation checked on this step: its own, then its combinations', items' and
+        samples', then those of the pipeline it ran."""
+        found = CheckList(self.own_checks)
+        for part in (*(self.variants or ()), *(self.items or ()), *(self.samples or ())):
+            found += part.checks
+        if self.child is not None:
+            found += self.child.checks
+        return found
+
+    @property
+    def label(self) -> str:
+        """A combination's values as ``model=claude-haiku-5-5 · style=terse`` ('' for other results)."""
+        return variant_label(self.matrix) if self.matrix else ""
 
     def to_records(self) -> list[dict[str, Any]]:
         """One plain dict per item of a for_each step (one for any other step): the loop value and
@@ -217,13 +245,25 @@ class PipelineRun:
 
     @property
     def usage(self) -> Usage:
-        return sum((s.usage for s in self.steps.values()), Usage())
+        """Tokens of every step, and of the judges that checked them."""
+        return sum((s.usage for s in self.steps.values()), Usage()) + sum(
+            (c.usage for s in self.steps.values() for c in _checks_here(s)), Usage())
 
     @property
     def cost(self) -> float | None:
-        """USD for the priced steps, or None when nothing is priced."""
+        """USD for the priced steps and judges, or None when nothing is priced."""
         costs = [s.cost for s in self.steps.values() if s.cost is not None]
+        costs += [c.cost for s in self.steps.values() for c in _checks_here(s) if c.cost is not None]
         return sum(costs) if costs else None
+
+    @property
+    def checks(self) -> CheckList:
+        """Every expectation checked in the run, step by step (``.pass_rate``, ``.failed``; its
+        ``str()`` is the verdict table)."""
+        found = CheckList()
+        for step in self.steps.values():
+            found += step.checks
+        return found
 
     @property
     def ok(self) -> bool:
@@ -259,10 +299,25 @@ class PipelineRun:
         return f"PipelineRun(name={self.name!r}, status={self.status!r}, steps: {summary})"
 
 
+def _checks_here(step: StepResult) -> list[CheckResult]:
+    """The step's checks outside the pipeline it ran (that run's cost is already the step's)."""
+    return [c for part in (step, *(step.variants or ()), *(step.items or ()), *(step.samples or ()))
+            for c in (part.own_checks if part is step else _checks_here(part))]
+
+
+def variant_label(values: dict[str, Any]) -> str:
+    """A matrix combination as ``model=claude-haiku-5-5 · style=terse`` (long values cut short)."""
+    def short(value: Any) -> str:
+        text = " ".join(str(value).split())
+        return text if len(text) <= 40 else text[:39] + "…"
+
+    return " · ".join(f"{key}={short(value)}" for key, value in values.items())
+
+
 def tool_calls_of(step: StepResult) -> list[ToolCall]:
     """The step's tool calls, then its items' and its nested pipeline's, in order."""
     calls = list(step.tool_calls)
-    for item in step.items or ():
+    for item in (*(step.variants or ()), *(step.items or ()), *(step.samples or ())):
         calls += tool_calls_of(item)
     if step.child is not None:
         calls += step.child.tool_calls

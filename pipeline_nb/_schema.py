@@ -32,7 +32,13 @@ def _validator() -> jsonschema.protocols.Validator:
 
 
 def step_keys() -> frozenset[str]:
-    return frozenset(schema()["$defs"]["stepKeys"]["properties"]) | {"id"}
+    """Every key a step may have (``defaults`` takes them all but ``id`` and the step-only ones)."""
+    return frozenset(schema()["$defs"]["stepKeys"]["properties"]) | frozenset(schema()["$defs"]["step"]["properties"])
+
+
+def check_keys() -> frozenset[str]:
+    """Every key of an ``expect:`` entry."""
+    return frozenset(schema()["$defs"]["check"]["properties"])
 
 
 def check_schema(data: Mapping[str, Any], smap: SourceMap) -> None:
@@ -129,7 +135,10 @@ def _allowed_keys(path: tuple[Any, ...]) -> frozenset[str]:
     if not path:
         return frozenset(schema()["properties"])
     if path == ("defaults",):
-        return (step_keys() - {"id"}) | {"pricing", "cassette", "cassette_mode"}
+        return frozenset(schema()["$defs"]["stepKeys"]["properties"]) | {"pricing", "cassette", "cassette_mode",
+                                                                         "journal", "max_cost"}
+    if len(path) >= 2 and path[-2] == "expect":
+        return check_keys()
     return step_keys()
 
 

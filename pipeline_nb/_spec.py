@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._expect_spec import Expectation
 from ._schema import _describe, check_schema
 from ._yaml import SourceMap
 from ._errors import Location, PipelineSpecError
-from ._templates import STEPS, Template
+from ._templates import STEPS, Template, compile_template
 from ._values import Value
 
 TEMPLATE_KEYS = ("prompt", "system")
@@ -87,6 +88,16 @@ class StepSpec:
     """``pipeline:`` parsed (checked with line:col when the parent is parsed)."""
     inputs: Value | None = None
     output_to_file: Template | None = None
+    expect: tuple[Expectation, ...] = ()
+    """``expect:``, the checks of the step's output (of each item, sample and combination)."""
+    on_fail: str = "warn"
+    """``on_fail:``: a failed check warns (the step succeeds) or is an ``error`` (the step fails)."""
+    repeat: int = 1
+    """``repeat:``: how many samples of an llm step to take."""
+    matrix: Mapping[str, tuple[Any, ...]] | None = None
+    """``matrix:``: the values to combine, by key (None for a combination itself)."""
+    matrix_values: Mapping[str, Any] | None = field(default=None, compare=False)
+    """For one combination of a matrix step (see _matrix_spec.variants): its values."""
     key_locations: Mapping[str, Location] = field(default_factory=dict, repr=False, compare=False)
     block_locations: Mapping[str, Location] = field(default_factory=dict, repr=False, compare=False)
     """For keys written as block scalars (``|``, ``>``): where their text starts."""
@@ -101,7 +112,10 @@ class StepSpec:
         values = [("args", self.args), ("for_each", self.for_each), ("when", self.when), ("inputs", self.inputs),
                   ("attachments", self.attachments)]
         values += [("vars", v) for v in self.set_vars.values()]
+        values += [("expect", check.value) for check in self.expect]
         found += [(key, t) for key, value in values if value for t in value.templates]
+        for key in ("prompt", "system"):  # a matrix may set them, as templates
+            found += [("matrix", compile_template(v)) for v in (self.matrix or {}).get(key, ()) if isinstance(v, str)]
         return found
 
     @property
@@ -173,8 +187,9 @@ class PipelineSpec:
         defined = {STEPS, *self.vars}
         for step in self.all_steps():
             own = {step.loop_var, "loop"} if step.for_each is not None else set()
+            matrix = set(step.matrix or ())  # a combination's names: for_each runs once per combination
             for key, template in step.templates():
-                scope = defined if key in ("for_each", "when") else defined | own  # both run before the items
+                scope = (defined if key == "when" else defined | matrix) | (set() if key in ("for_each", "when") else own)
                 for name in sorted(template.names):
                     if name not in scope and name not in available:
                         known = [*scope, *(available if isinstance(available, Iterable) else ())]
@@ -183,6 +198,8 @@ class PipelineSpec:
                         hint += f"define it in the kernel, under vars:, or with --var {name}=VALUE"
                         if name in own:
                             hint = f"{key} is evaluated once, before the items: it cannot use {name}"
+                        elif name in matrix:
+                            hint = f"when is evaluated once, before the matrix's combinations: it cannot use {name}"
                         elif name == "loop":
                             hint = "loop (loop.index, loop.length) exists only in a for_each step"
                         raise PipelineSpecError(

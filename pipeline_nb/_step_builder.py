@@ -10,6 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import Location, PipelineSpecError
+from ._expect_spec import parse_expectations
+from ._matrix_spec import TEMPLATED, check_matrix
+from ._schema import step_keys
 from ._spec import TEMPLATE_KEYS, Path_, StepSpec, _at_line, parse_spec
 from ._structured import schema_problem
 from ._templates import STEPS, TemplateProblem, compile_template
@@ -27,7 +30,8 @@ _ONLY_FOR = {"prompt": ("llm",), "system": ("llm",), "output_schema": ("llm",), 
              "tools": ("llm",), "tool_choice": ("llm",), "max_tool_rounds": ("llm",), "tool_errors": ("llm",),
              "max_parallel_tools": ("llm",), "workdir": ("llm",),
              "call": ("python",), "args": ("python",), "vars": ("set",), "steps": ("parallel",),
-             "file": ("pipeline",), "pipeline": ("pipeline",), "inputs": ("pipeline",)}
+             "file": ("pipeline",), "pipeline": ("pipeline",), "inputs": ("pipeline",), "repeat": ("llm",),
+             "matrix": ("llm", "python", "pipeline")}
 """Keys that mean something only for these step types (checked where a step writes them)."""
 
 
@@ -71,8 +75,18 @@ class StepBuilder:
         fields: dict[str, Any] = {}
         if step_type == "pipeline" and "pipeline" in raw:  # checked now, with line:col
             fields["inline"] = parse_spec(raw["pipeline"], _sub_map(smap, path + ("pipeline",)), base_dir=self.base_dir)
+        if "expect" in raw:
+            fields["expect"] = parse_expectations(raw["expect"], smap, path + ("expect",), step_id)
+        if "matrix" in raw:
+            check_matrix(raw["matrix"], raw, smap, path + ("matrix",), step_id, step_keys())
+            fields["matrix"] = {key: tuple(values) for key, values in raw["matrix"].items()}
+        for key in TEMPLATED:
+            if "matrix" not in raw and isinstance(merged.get(key), str) and "{{" in merged[key]:
+                raise PipelineSpecError(f"{key} is a template, which only a matrix step may be", location=locations[key],
+                                        step_id=step_id, hint=f"write the {key} out, or vary it with matrix: "
+                                                              f"{{{key}: [...]}}")
         for key, value in merged.items():
-            if key in ("id", "type") or (key == "steps" and step_type != "parallel"):
+            if key in ("id", "type", "expect", "matrix") or (key == "steps" and step_type != "parallel"):
                 continue
             where = locations[key]
             try:
@@ -111,6 +125,12 @@ class StepBuilder:
             if key in raw and "for_each" not in raw and not (key == "max_parallel" and step_type == "parallel"):
                 raise PipelineSpecError(f"{key!r} needs for_each", location=locations[key], step_id=step_id,
                                         hint=f"add for_each: <list>, or remove {key}:")
+        if "on_fail" in raw and "expect" not in raw:
+            raise PipelineSpecError("'on_fail' needs expect", location=locations["on_fail"], step_id=step_id,
+                                    hint="add expect: [...] to the step, or remove on_fail:")
+        if raw.get("batch") and raw.get("repeat", 1) > 1:
+            raise PipelineSpecError("a batch step cannot repeat", location=locations["repeat"], step_id=step_id,
+                                    hint="remove batch: true to sample each item repeat: times, or remove repeat:")
         for key in ("tool_choice", "max_tool_rounds", "tool_errors", "max_parallel_tools", "workdir"):
             if key in raw and "tools" not in raw:
                 raise PipelineSpecError(f"{key!r} needs tools", location=locations[key], step_id=step_id,
@@ -124,21 +144,9 @@ class StepBuilder:
                                     hint="batches return whole replies; remove stream: true (or batch: true)")
 
     def _field(self, key: str, value: Any, path: Path_) -> Any:
-        if key == "system" and isinstance(value, Mapping):  # {text: ..., cache: true}: the text, and a mark
-            return compile_template(value["text"]), value.get("cache")
-        if key in TEMPLATE_KEYS or key == "output_to_file":
-            return compile_template(value)
-        if key in _EXPRESSIONS:
-            return compile_value(value, expression=True)
-        if key in ("args", "inputs", "attachments"):
-            return compile_value(value)
-        if key == "vars":
-            return {name: compile_value(item) for name, item in value.items()}
         if key == "steps":
             return tuple(self.build(child, path + ("steps", i)) for i, child in enumerate(value))
-        if key in ("stop_sequences", "retry_backoff", "tools"):
-            return tuple(value)
-        return value
+        return _converted(key, value)
 
     def check_refs(self, steps: tuple[StepSpec, ...]) -> None:
         """Every ``steps.<id>`` names an earlier step (a parallel step's children count after it)."""
@@ -185,6 +193,34 @@ class StepBuilder:
 
     def _parallel_parent(self, step_id: str) -> StepSpec | None:
         return next((s for s in self.order if any(c.id == step_id for c in s.children)), None)
+
+
+def _converted(key: str, value: Any) -> Any:
+    """A key's YAML value as its StepSpec field holds it (templates compiled, lists as tuples);
+    ``system`` as (template, cache mark) when written as a mapping."""
+    if key == "system" and isinstance(value, Mapping):  # {text: ..., cache: true}: the text, and a mark
+        return compile_template(value["text"]), value.get("cache")
+    if key in TEMPLATE_KEYS or key == "output_to_file":
+        return compile_template(value)
+    if key in _EXPRESSIONS:
+        return compile_value(value, expression=True)
+    if key in ("args", "inputs", "attachments"):
+        return compile_value(value)
+    if key == "vars":
+        return {name: compile_value(item) for name, item in value.items()}
+    if key in ("stop_sequences", "retry_backoff", "tools"):
+        return tuple(value)
+    return value
+
+
+def step_field(key: str, value: Any) -> tuple[str, Any]:
+    """The StepSpec field that step key ``key`` sets, and ``value`` converted for it; for ``system``,
+    the fields it sets (``system`` and ``system_cache``) as a dict."""
+    converted = _converted(key, value)
+    if key == "system":
+        text, cache = converted if isinstance(converted, tuple) else (converted, None)
+        return "system", {"system": text, "system_cache": cache}
+    return _RENAMED.get(key, key), converted
 
 
 def _sub_map(smap: SourceMap, prefix: Path_) -> SourceMap:

@@ -1,7 +1,8 @@
 """A step's id as a value: the text every event and result carries, and what it is made of.
 
-Items of a for_each (``fan[0]``), calls a python step makes (``shout.invoke1``) and steps of a
-nested pipeline (``p/child``) get derived ids. A derived id is still a ``str`` (the text above,
+Items of a for_each (``fan[0]``), samples of a ``repeat`` (``fan#2``), combinations of a
+``matrix`` (``fan@1``), calls a python step makes (``shout.invoke1``), judges' calls
+(``fan#2.judge1``) and steps of a nested pipeline (``p/child``) get derived ids. A derived id is still a ``str`` (the text above,
 so handlers, dict keys and JSON need nothing new), and also knows the id it derives from and the
 step of the run it belongs to: nothing parses the text back.
 
@@ -34,6 +35,21 @@ class StepId(str):
 def item_id(step_id: str, index: int) -> StepId:
     """The id of item ``index`` of for_each step ``step_id``: ``fan[0]``."""
     return StepId(f"{step_id}[{index}]", step_id)
+
+
+def sample_id(result_id: str, number: int) -> StepId:
+    """The id of sample ``number`` (1-based) of a ``repeat`` step's result: ``answer#2``."""
+    return StepId(f"{result_id}#{number}", result_id)
+
+
+def variant_id(step_id: str, number: int) -> StepId:
+    """The id of combination ``number`` (1-based) of a ``matrix`` step: ``answer@2``."""
+    return StepId(f"{step_id}@{number}", step_id)
+
+
+def judge_id(result_id: str, number: int) -> StepId:
+    """The id of the call that judges ``result_id`` for its ``number``-th judge check: ``answer#2.judge1``."""
+    return StepId(f"{result_id}.judge{number}", result_id)
 
 
 def call_id(step_id: str, number: int) -> StepId:

@@ -14,7 +14,7 @@ get it as an event, handler objects get ``init(run)``), then per step ``step_sta
 ``delta`` (Chunk of the answer's text) and ``citation`` (CitationChunk)..., for a step
 with tools ``tool_call`` (ToolCallChunk, as a call's input streams) and ``tool_result``
 (ToolCall, when the tool returned) before the next call's events, ``retry``
-(RetryInfo), ``rate_limit`` (RateLimitInfo, a pause of every call to the API), ``done`` (Response, with the reply's content blocks), ``step_end``
+(RetryInfo), ``rate_limit`` (RateLimitInfo, a pause of every call to the API), ``done`` (Response, with the reply's content blocks), ``check`` (CheckResult, one per expectation, as each resolves), ``step_end``
 (StepResult), and finally ``run_end`` (PipelineRun). A chunk names its block (``block``:
 the reply's content block it extends), and ``seq`` counts every piece of an attempt.
 """
@@ -137,6 +137,8 @@ RETRY = "retry"
 RATE_LIMIT = "rate_limit"
 """The rate limiter paused every call to the API (data: RateLimitInfo)."""
 DONE = "done"
+CHECK = "check"
+"""An expectation was checked on a result (data: CheckResult), after its reply and before its step ends."""
 PROGRESS = "progress"
 """A for_each step finished an item; its ``note`` says how far it is (data: StepResult)."""
 STEP_END = "step_end"
