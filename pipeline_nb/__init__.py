@@ -18,7 +18,9 @@ from typing import Any
 from ._api import invoke, raise_for_status, run
 from ._journal_read import JournalError, RunSummary, history, load_run, prune_journal
 from ._context import Step, StepContext
-from ._errors import PipelineError, PipelineSpecError, RunInterrupted, StepError
+from ._check_results import CheckList, CheckResult
+from ._compare import RunComparison, compare
+from ._errors import ChecksFailed, PipelineError, PipelineSpecError, RunInterrupted, StepError
 from ._tables import records_frame
 from ._results import ERROR_TYPES, ErrorInfo, PipelineRun, StepResult, ToolCall, Usage
 from ._step_ids import StepId
@@ -27,11 +29,15 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ERROR_TYPES",
+    "CheckList",
+    "CheckResult",
+    "ChecksFailed",
     "ErrorInfo",
     "JournalError",
     "PipelineError",
     "PipelineRun",
     "PipelineSpecError",
+    "RunComparison",
     "RunInterrupted",
     "RunSummary",
     "Step",
@@ -41,6 +47,7 @@ __all__ = [
     "StepResult",
     "ToolCall",
     "Usage",
+    "compare",
     "history",
     "invoke",
     "load_ipython_extension",

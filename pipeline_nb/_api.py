@@ -9,7 +9,7 @@ from typing import Any
 
 from ._engine import RunOptions, estimate_spec, execute
 from ._estimate_report import Estimate
-from ._errors import StepError
+from ._errors import ChecksFailed, StepError
 from ._results import PipelineRun
 from ._loader import load_spec
 from ._invoke import llm_step
@@ -37,6 +37,7 @@ def run(
     rerun: Sequence[str] = (),
     max_cost: float | None = None,
     estimate: bool = False,
+    check: bool = False,
 ) -> PipelineRun | Estimate:
     """Run a pipeline from YAML text, a path to a YAML file, or a dict.
 
@@ -49,7 +50,8 @@ def run(
     the journal's last run of this name) takes every reply whose request matches one of that run's
     instead of calling; ``rerun`` names steps that call anyway, with every step that reads them.
     ``max_cost`` (USD, over ``defaults.max_cost``) is the run's budget. With ``estimate`` nothing is
-    called: the result is an Estimate of every step's calls, input tokens and cost range.
+    called: the result is an Estimate of every step's calls, input tokens and cost range. With
+    ``check`` a failed expectation raises ChecksFailed (after any StepError), its ``.run`` kept.
     """
     spec = load_spec(source)
     options = RunOptions(
@@ -74,7 +76,19 @@ def run(
     _again(result, source, options, raise_on_error)
     if raise_on_error:
         raise_for_status(result)
+    if check:
+        raise_for_checks(result)
     return result
+
+
+def raise_for_checks(run: PipelineRun) -> None:
+    """Raise ChecksFailed naming the checks that did not all pass; do nothing when every one did."""
+    checks = run.checks
+    if checks.ok:
+        return
+    failing = [f"{r.step}{f' [{r.variant}]' if r.variant else ''}: {r.name} {r}" for r in checks.rates() if not r.ok]
+    shown = "; ".join(failing[:5]) + (f"; and {len(failing) - 5} more" if len(failing) > 5 else "")
+    raise ChecksFailed(f"{len(checks.failed)} of {len(checks)} checks failed: {shown}", run=run)
 
 
 def _again(result: PipelineRun, source: Any, options: RunOptions, raise_on_error: bool) -> None:

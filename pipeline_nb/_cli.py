@@ -1,5 +1,5 @@
 """The command line: ``pipeline-nb run FILE`` (or ``python -m pipeline_nb run FILE``), and the
-run journal's ``history`` and ``show`` (in ``_cli_journal``).
+run journal's ``history``, ``show`` and ``compare`` (in ``_cli_journal``).
 
 Streamed text goes to stdout, step headers, notes and the summary to stderr. Exit codes:
 0 every step ok, 1 a step failed, 2 a bad spec or bad arguments, 130 interrupted.
@@ -63,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "(repeatable; resumes the last run unless --resume RUN_ID names one)")
     run.add_argument("--estimate", action="store_true",
                      help="call no model: print each step's calls, input tokens (counted by the API) and cost range")
+    run.add_argument("--check", action="store_true",
+                     help="exit 1 when an expectation (expect:) fails, as when a step does")
     run.add_argument("--max-cost", type=float, metavar="USD",
                      help="the run's budget: a call that could pass it is not started (over defaults.max_cost)")
     run.set_defaults(parser=run, handle=run_command)
@@ -108,6 +110,9 @@ def run_command(args: argparse.Namespace) -> int:
         except PipelineError as exc:  # e.g. a JournalError: no run to resume
             return fail(str(exc))
     print(summarised.late(run) + run_line(run, spec, args.journal), file=sys.stderr)
+    if args.check and run.checks.failed:
+        print(f"{run.checks.summary()}: failing (--check)", file=sys.stderr)
+        return 1
     return 0 if run.ok else 1  # a failed step or handler fails the run
 
 

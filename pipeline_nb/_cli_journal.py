@@ -1,6 +1,6 @@
-"""The run journal on the command line: ``history`` (and ``history --prune --before DATE``) and
-``show RUN_ID``. A journal that cannot be read, a run it does not hold, or a bad date is one
-``error:`` line on stderr and exit code 2."""
+"""The run journal on the command line: ``history`` (and ``history --prune --before DATE``),
+``show RUN_ID`` and ``compare RUN_A RUN_B``. A journal that cannot be read, a run it does not
+hold, or a bad date is one ``error:`` line on stderr and exit code 2."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import datetime as dt
 import sys
 from typing import Any
 
+from ._compare import compare
 from ._journal_read import JournalError, history, load_run, prune_journal
 from ._render import run_text
 from ._results import PipelineRun
@@ -18,7 +19,7 @@ JOURNAL_HELP = "the run journal to read (default: $PIPELINE_NB_JOURNAL, then the
 
 
 def add_journal_commands(commands: Any) -> None:
-    """Add ``history`` and ``show`` to the CLI's subcommands."""
+    """Add ``history``, ``show`` and ``compare`` to the CLI's subcommands."""
     listing = commands.add_parser("history", help="list the journal's runs, newest first (or prune old ones)",
                                   description="List the runs in the run journal, newest first, one line each: "
                                               "id, name, status, steps, tokens, cost, duration, start.")
@@ -35,6 +36,14 @@ def add_journal_commands(commands: Any) -> None:
     show.add_argument("run_id", metavar="RUN_ID", help="the run's id, as `run` and `history` print it")
     show.add_argument("--journal", metavar="PATH", help=JOURNAL_HELP)
     show.set_defaults(handle=show_command)
+    side_by_side = commands.add_parser("compare", help="print two runs from the journal side by side",
+                                       description="Compare two journaled runs: their status, pass rate, cost and "
+                                                   "duration, then per step (per matrix combination) both statuses, "
+                                                   "checks, cost, latency, tokens and a diff of the text.")
+    side_by_side.add_argument("run_a", metavar="RUN_A", help="the first run's id (A, the one compared against)")
+    side_by_side.add_argument("run_b", metavar="RUN_B", help="the second run's id (B)")
+    side_by_side.add_argument("--journal", metavar="PATH", help=JOURNAL_HELP)
+    side_by_side.set_defaults(handle=compare_command)
 
 
 def fail(message: str) -> int:
@@ -89,6 +98,15 @@ def show_command(args: argparse.Namespace) -> int:
         return fail(str(exc))
     print(run_text(run))
     print(id_line(run))
+    return 0
+
+
+def compare_command(args: argparse.Namespace) -> int:
+    try:
+        comparison = compare(args.run_a, args.run_b, journal=args.journal)
+    except JournalError as exc:
+        return fail(str(exc))
+    print(comparison)
     return 0
 
 

@@ -2,7 +2,8 @@
 
     PipelineError                 a run did not finish cleanly; ``.run`` keeps every result
     ├── PipelineSpecError         bad YAML, schema, template or reference, found before any call
-    └── StepError                 one step failed (API error, template error, handler error)
+    ├── StepError                 one step failed (API error, template error, handler error)
+    └── ChecksFailed              every step ran, but an expectation failed (asked for with check=True / --check)
     RunInterrupted(KeyboardInterrupt)   the user interrupted a run; ``.run`` keeps partial text
 
 In IPython, ``_render_traceback_`` replaces the long traceback with the message,
@@ -67,6 +68,10 @@ class PipelineSpecError(PipelineError):
 
 class StepError(PipelineError):
     """A step that failed while running."""
+
+
+class ChecksFailed(PipelineError):
+    """Expectations failed in a run that was asked to check them (``run(check=True)``, ``--check``)."""
 
 
 class RunInterrupted(KeyboardInterrupt):

@@ -41,7 +41,8 @@ from ._plan import inherit
 from ._request import attachment_blocks, build_request, step_cache_ttl
 from ._results import Usage
 from ._spec import PipelineSpec, StepSpec, parse_spec
-from ._step_ids import nested_id
+from ._matrix_spec import variants
+from ._step_ids import nested_id, variant_id
 from ._token_count import EXACT_ITEMS, Count, Counted, RequestCounter, count_input_tokens
 from ._templates import STEPS, Template, TemplateProblem
 from ._toolbox import toolbox
@@ -128,7 +129,9 @@ class _Walk:
             self.worst[step.id] = 0
             return
         note = f"counted as if when {step.when.raw!r} holds" if when is None and step.when else ""
-        if step.type == "llm":
+        if step.type == "llm" and step.matrix:
+            self._matrix(step, note)
+        elif step.type == "llm":
             self._llm(step, note)
         elif step.type == "set":
             self._set(step)
@@ -208,9 +211,15 @@ class _Walk:
         if failed:
             partial = True
             notes.append(failed)
+        judges = sum(check.kind == "judge" for check in step.expect)
+        if judges:
+            partial = True
+            notes.append(f"{judges} judge call{'s' if judges > 1 else ''} a result: not counted")
+        if step.repeat > 1:
+            notes.append(f"{step.repeat} samples a call")
         counted, exact, counted_note = self.counter.tokens(resolved.provider, requests) if requests else (0, True, "")
-        calls = len(scopes)
-        input_tokens = counted + (extra + extra_history) * len(requests)
+        calls = len(scopes) * step.repeat
+        input_tokens = (counted + (extra + extra_history) * len(requests)) * step.repeat
         output = calls * resolved.max_tokens
         discount = BATCH_DISCOUNT if step.batch and step.for_each is not None else 1.0
         ttl = step_cache_ttl(step)
@@ -224,6 +233,18 @@ class _Walk:
                   bound=bool(extra or extra_history), partial=partial, note=_join(*notes, counted_note))
         self.worst[step.id] = output
         self.sent[step.id] = (requests[0], extra + extra_history) if requests and step.for_each is None else None
+
+    def _matrix(self, step: StepSpec, note: str) -> None:
+        """A row per combination (``answer@1``, ...), each counted with its keys and names."""
+        base, worst = self.context, 0
+        try:
+            for number, variant in enumerate(variants(step), 1):
+                self.context = ChainMap(dict(variant.matrix_values or {}), base)
+                self._llm(replace(variant, id=variant_id(step.id, number)), note)
+                worst += self.worst.pop(variant_id(step.id, number)) or 0
+        finally:
+            self.context = base
+        self.worst[step.id] = worst
 
     def _scopes(self, step: StepSpec) -> tuple[list[Mapping[str, Any]], bool, list[str]]:
         """The scope of each call: one, or one per for_each item (one placeholder item when only

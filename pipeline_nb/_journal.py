@@ -7,7 +7,8 @@ when it ends (its items and nested steps with it), a call's row when its reply a
 kernel that dies keeps everything that finished. The journal never fails a run: its first
 error becomes one warning on the run, saying what was not recorded, and nothing more is
 written for that run. Requests are recorded as sent (``LLMRequest.api_params``): no key,
-header or base_url is ever in them. The schema is in docs/journal.md.
+header or base_url is ever in them. The schema is in docs/journal.md; a journal of an older
+schema is brought up to this one when it is opened (``connect``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ._cassette import request_key
+from ._check_results import CheckResult
 from ._llm import CALLING_STEP, BatchProvider, BatchStatus, CancelToken, Emit, LLMRequest, Provider, ProviderError
 from ._results import PipelineRun, StepResult
 from ._spec import PipelineSpec
@@ -32,7 +34,7 @@ from .streaming._events import RUN_END, STEP_END, Event
 
 ENV = "PIPELINE_NB_JOURNAL"
 OFF = "off"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY, name TEXT NOT NULL, description TEXT, status TEXT NOT NULL,
@@ -47,7 +49,7 @@ CREATE TABLE IF NOT EXISTS steps (
     item TEXT, item_index INTEGER, loop_var TEXT, input_tokens INTEGER, output_tokens INTEGER, cache_write_tokens INTEGER,
     cache_read_tokens INTEGER, web_search_requests INTEGER, cost REAL, duration REAL, attempts INTEGER,
     model TEXT, stop_reason TEXT, error_type TEXT, error_message TEXT, request_id TEXT, note TEXT,
-    PRIMARY KEY (run_id, step_id));
+    checks TEXT, sample INTEGER, matrix TEXT, PRIMARY KEY (run_id, step_id));
 CREATE TABLE IF NOT EXISTS calls (
     id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
     step_id TEXT, request_key TEXT NOT NULL, request TEXT, reply TEXT, status TEXT NOT NULL,
@@ -57,6 +59,8 @@ CREATE TABLE IF NOT EXISTS batches (
     run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE, step_id TEXT, batch_ids TEXT NOT NULL,
     request_keys TEXT NOT NULL, created REAL, ended REAL, PRIMARY KEY (run_id, batch_ids));
 """
+ADDED_COLUMNS = {2: (("steps", "checks", "TEXT"), ("steps", "sample", "INTEGER"), ("steps", "matrix", "TEXT"))}
+"""The columns each schema version added to an older journal's tables (SCHEMA has them all)."""
 BUSY_TIMEOUT = 10.0
 """Seconds a writer waits for another process's transaction before giving up on a batch."""
 MAX_WAITING = 1000
@@ -93,8 +97,28 @@ def connect(path: Path) -> sqlite3.Connection:
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA foreign_keys=ON")
     if db.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
-        db.executescript(f"BEGIN; {SCHEMA} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
+        _bring_up_to_date(db)
     return db
+
+
+def _bring_up_to_date(db: sqlite3.Connection) -> None:
+    """Create the schema in a new journal, or add what a journal of an older version lacks
+    (``ALTER TABLE ... ADD COLUMN``: its rows stay as they are). Two processes may open an old
+    journal at once: the version is read again inside the write lock, so one of them migrates
+    it and the other finds it done."""
+    with _transaction(db):
+        found = db.execute("PRAGMA user_version").fetchone()[0]
+        if found >= SCHEMA_VERSION:
+            return
+        for statement in SCHEMA.split(";"):  # not executescript: it would commit the open transaction
+            if statement.strip():
+                db.execute(statement)
+        for version in range(found + 1, SCHEMA_VERSION + 1):
+            for table, column, kind in ADDED_COLUMNS.get(version, ()):
+                present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+                if column not in present:  # a new journal's tables were made with it
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+        db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
 
 class JournalRecorder:
@@ -285,11 +309,13 @@ class JournaledProvider:
 _STEP_INSERT = ("INSERT OR REPLACE INTO steps (run_id, step_id, parent, position, type, status, text, output, "
                 "content, tool_calls, item, item_index, loop_var, input_tokens, output_tokens, cache_write_tokens, "
                 "cache_read_tokens, web_search_requests, cost, duration, attempts, model, stop_reason, error_type, "
-                "error_message, request_id, note) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+                "error_message, request_id, note, checks, sample, matrix) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
 
 
 def step_rows(run_id: str, step: StepResult, position: int, parent: str | None = None) -> Iterator[tuple[Any, ...]]:
-    """The rows of ``step``: its own, then its items' and its nested pipeline's steps' (``parent`` set)."""
+    """The rows of ``step``: its own, then its combinations', items', samples' and its nested
+    pipeline's steps' (``parent`` set: the result they are part of)."""
     usage, error = step.usage, step.error
     plain = len(step.content) == 1 and step.content[0] == Text(step.text)  # the text says it all
     yield (run_id, step.id, parent, position, step.type, step.status, step.text, Json(step.output),
@@ -298,12 +324,22 @@ def step_rows(run_id: str, step: StepResult, position: int, parent: str | None =
            Json(step.item) if step.index is not None else None, step.index, step.loop_var, usage.input_tokens,
            usage.output_tokens, usage.cache_write_tokens, usage.cache_read_tokens, usage.web_search_requests,
            step.cost, step.duration, step.attempts, step.model, step.stop_reason, error.type if error else None,
-           error.message if error else None, error.request_id if error else None, step.note)
-    for number, item in enumerate(step.items or ()):
-        yield from step_rows(run_id, item, number, step.id)
+           error.message if error else None, error.request_id if error else None, step.note,
+           Json([check_record(check) for check in step.own_checks]) if step.own_checks else None, step.sample,
+           Json(step.matrix) if step.matrix is not None else None)
+    for parts in (step.variants, step.items, step.samples):
+        for number, part in enumerate(parts or ()):
+            yield from step_rows(run_id, part, number, step.id)
     if step.child is not None:
         for number, child in enumerate(step.child.steps.values()):
             yield from step_rows(run_id, replace(child, id=f"{step.id}/{child.id}"), number, step.id)
+
+
+def check_record(check: CheckResult) -> dict[str, Any]:
+    """A CheckResult as the ``checks`` column holds it (``_journal_read`` makes it again)."""
+    return {"step_id": str(check.step_id), "name": check.name, "kind": check.kind, "passed": check.passed,
+            "detail": check.detail, "step": check.step, "variant": check.variant, "usage": asdict(check.usage),
+            "cost": check.cost}
 
 
 class Json:

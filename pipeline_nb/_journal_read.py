@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from ._check_results import CheckResult
 from ._errors import PipelineError
 from ._journal import connect, decode, journal_path, rows_as_dicts
 from ._results import ErrorInfo, PipelineRun, StepResult, ToolCall
@@ -102,8 +103,8 @@ def history(name: str | None = None, limit: int = 20, status: str | None = None,
 
 
 def load_run(run_id: str, journal: str | Path | None = None) -> PipelineRun:
-    """The run ``run_id`` as it was: its steps (items and nested steps in place), texts, outputs,
-    thinking, citations, tool calls, usage, costs and errors."""
+    """The run ``run_id`` as it was: its steps (combinations, items, samples and nested steps in
+    place), texts, outputs, thinking, citations, tool calls, usage, costs, checks and errors."""
     with _reading(journal) as db:
         found = rows_as_dicts(db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)))
         if not found:
@@ -117,13 +118,16 @@ def load_run(run_id: str, journal: str | Path | None = None) -> PipelineRun:
                       reused_from=row["reused_from"])
     run._replies = replies
     results = {r["step_id"]: _step(r) for r in rows}
-    for r in rows:
+    for r in rows:  # by position: each part joins its parent's list in order
         step = results[r["step_id"]]
         if r["parent"] is None:
             run.steps[step.id] = step
+        elif r.get("sample") is not None:  # first: a part may carry its parent's index or values too
+            _part_of(results[r["parent"]], "samples").append(step)
         elif r["item_index"] is not None:
-            parent = results[r["parent"]]
-            parent.items = [*(parent.items or []), step]
+            _part_of(results[r["parent"]], "items").append(step)
+        elif r.get("matrix") is not None:
+            _part_of(results[r["parent"]], "variants").append(step)
         else:  # a nested pipeline's step, stored as parent/child
             parent = results[r["parent"]]
             if parent.child is None:
@@ -133,8 +137,15 @@ def load_run(run_id: str, journal: str | Path | None = None) -> PipelineRun:
     return run
 
 
+def _part_of(parent: StepResult, kind: str) -> list[StepResult]:
+    """The parent's list of ``kind`` (items, samples, variants), made on the first part."""
+    if getattr(parent, kind) is None:
+        setattr(parent, kind, [])
+    return getattr(parent, kind)
+
+
 def _step(row: dict[str, Any]) -> StepResult:
-    row = decode(row, "output", "content", "tool_calls", "item")
+    row = decode(row, "output", "content", "tool_calls", "item", "checks", "matrix")
     error = ErrorInfo(row["error_type"], row["error_message"] or "", row["request_id"]) if row["error_type"] else None
     usage = Usage(row["input_tokens"] or 0, row["output_tokens"] or 0, row["cache_write_tokens"] or 0,
                   row["cache_read_tokens"] or 0, row["web_search_requests"] or 0)
@@ -144,7 +155,19 @@ def _step(row: dict[str, Any]) -> StepResult:
                       cost=row["cost"], item=row.get("item"), index=row["item_index"], loop_var=row["loop_var"],
                       content=tuple(block_from_api(b) for b in row["content"]) if row.get("content") is not None
                       else (Text(row["text"]),) if row["text"] and row["type"] == "llm" else (),
-                      tool_calls=[ToolCall(**call) for call in row.get("tool_calls") or ()])
+                      tool_calls=[ToolCall(**call) for call in row.get("tool_calls") or ()],
+                      own_checks=[_check(check, row["step_id"]) for check in row.get("checks") or ()],
+                      sample=row.get("sample"), matrix=row.get("matrix"))
+
+
+def _check(saved: dict[str, Any], step_id: str) -> CheckResult:
+    """A CheckResult from the ``checks`` column (``_journal.check_record``)."""
+    return CheckResult(saved.get("step_id") or step_id, saved["name"], saved["kind"], saved["passed"],
+                       saved.get("detail") or "", saved.get("step") or "", saved.get("variant") or "",
+                       Usage(**{k: v for k, v in (saved.get("usage") or {}).items() if k in _USAGE}), saved.get("cost"))
+
+
+_USAGE = {f.name for f in fields(Usage)}
 
 
 def _replies(db: sqlite3.Connection, run_id: str) -> dict[str, Any]:

@@ -14,7 +14,9 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from IPython.display import display
 from traitlets import Integer, Unicode
 
-from ._api import parse_vars, raise_for_status
+from ._api import parse_vars, raise_for_checks, raise_for_status
+from ._check_results import CheckList, verdict_html, verdict_text
+from ._compare import compare
 from ._cassette import MODES
 from ._engine import estimate_spec, execute
 from ._run_options import DEFAULT_MAX_TOKENS, DEFAULT_MODEL, DEFAULT_PROVIDER, RunOptions
@@ -31,6 +33,8 @@ LAST_RUN = "_pipeline"
 NOTEBOOK_PATH_NAMES = ("__vsc_ipynb_file__", "__session__")
 """Where a kernel keeps its notebook's path: VS Code's name, then Jupyter's (JPY_SESSION_NAME)."""
 HISTORY_LIMIT = 20
+DISPLAYS = ("run", "checks", "none")
+"""What ``%%pipeline --display`` may show when the run ends."""
 
 
 @magics_class
@@ -67,6 +71,11 @@ class PipelineMagics(Magics):
                    "and bind the Estimate to NAME.")
     @argument("--max-cost", type=float, metavar="USD",
               help="The run's budget in USD: a call that could pass it is not started (over defaults.max_cost).")
+    @argument("--check", action="store_true",
+              help="Fail the cell when an expectation (expect:) fails, after binding the run.")
+    @argument("--display", choices=DISPLAYS, default="run",
+              help="What the cell shows when the run ends: run (every step, the default), checks (only the "
+                   "verdict table: stable when the verdicts are, for nbval against a live model) or none.")
     @cell_magic
     def pipeline(self, line: str, cell: str) -> None:
         """Run the YAML pipeline in the cell body, streaming into a live view.
@@ -116,12 +125,14 @@ class PipelineMagics(Magics):
                 run = self._execute(cell, args.name, spec, options)
             except RunInterrupted as exc:
                 self._interrupted(exc.run, args.name)
-            self._finish(run, args.name)
+            self._finish(run, args.name, args.display)
         raise_for_status(run)
+        if args.check:
+            raise_for_checks(run)
 
     @magic_arguments(name="pipeline")
-    @argument("command", choices=("history", "show", "rerun"), help="What to do (see above).")
-    @argument("words", nargs="*", metavar="ARG", help="show: RUN_ID; rerun: NAME STEP [STEP ...].")
+    @argument("command", choices=("history", "show", "rerun", "compare"), help="What to do (see above).")
+    @argument("words", nargs="*", metavar="ARG", help="show: RUN_ID; rerun: NAME STEP [STEP ...]; compare: A B.")
     @argument("--name", help="history: only runs of the pipeline with this name.")
     @argument("--status", help="history: only runs that ended with this status (ok, error, interrupted, ...).")
     @argument("--limit", type=int, default=HISTORY_LIMIT, metavar="N", help="history: at most N runs.")
@@ -136,7 +147,8 @@ class PipelineMagics(Magics):
         nothing; ``pipeline_nb.load_run(RUN_ID)`` returns it). ``%pipeline rerun NAME STEP
         [STEP ...]``: run the pipeline of the run bound to NAME again, calling STEP and the
         steps that read it and reusing that run's replies for the rest; the new run is bound
-        to NAME and ``_pipeline``.
+        to NAME and ``_pipeline``. ``%pipeline compare A B``: two runs side by side (each a
+        kernel name bound to a run, or a run id from the journal): text diffs, checks, cost, latency.
         """
         args = parse_argstring(self.pipeline_command, line)
         journal = args.journal or self.journal
@@ -148,6 +160,13 @@ class PipelineMagics(Magics):
             if len(args.words) != 1:
                 raise UsageError("%pipeline show takes one RUN_ID (%pipeline history lists them)")
             self._show(load_run(args.words[0], journal=journal))
+        elif args.command == "compare":
+            if len(args.words) != 2:
+                raise UsageError("%pipeline compare takes two runs: kernel names bound to runs, or run ids")
+            ns = self.shell.user_ns
+            a, b = (ns[w] if isinstance(ns.get(w), PipelineRun) else w for w in args.words)
+            comparison = compare(a, b, journal=journal)
+            display({"text/html": comparison._repr_html_(), "text/plain": str(comparison)}, raw=True)
         else:
             if len(args.words) < 2:
                 raise UsageError("%pipeline rerun takes NAME STEP [STEP ...]: the kernel name of a run, "
@@ -234,7 +253,7 @@ class PipelineMagics(Magics):
 
     # -- binding and showing --
 
-    def _finish(self, run: PipelineRun, name: str | None) -> None:
+    def _finish(self, run: PipelineRun, name: str | None, shown: str = "run") -> None:
         ns: dict[str, Any] = self.shell.user_ns
         ns[LAST_RUN] = run
         if name:
@@ -242,7 +261,9 @@ class PipelineMagics(Magics):
         for var, step_id in run.saved.items():
             if run.steps[step_id].status == "ok":
                 ns[var] = run.steps[step_id].output
-        if self._in_kernel:  # in a terminal the console has printed the texts and the summary
+        if shown == "checks":
+            self._show_checks(run.checks)
+        elif self._in_kernel and shown == "run":  # in a terminal the console has printed the texts and the summary
             self._show(run)
 
     def _show(self, run: PipelineRun) -> None:
@@ -252,6 +273,13 @@ class PipelineMagics(Magics):
             display({"text/html": run_html(run), "text/plain": run_text(run)}, raw=True)
         else:
             print(run_text(run))
+
+    def _show_checks(self, checks: CheckList) -> None:
+        """The verdict table alone: its bytes change only when a verdict does."""
+        if self._in_kernel:
+            display({"text/html": verdict_html(checks), "text/plain": verdict_text(checks)}, raw=True)
+        else:
+            print(verdict_text(checks))
 
     def _show_history(self, runs: History) -> None:
         if self._in_kernel:

@@ -122,7 +122,8 @@ class StepBuilder:
                                         location=locations[key], step_id=step_id,
                                         hint=f"{key}: is for {' and '.join(types)} steps")
         for key in ("as", "max_parallel", "batch"):
-            if key in raw and "for_each" not in raw and not (key == "max_parallel" and step_type == "parallel"):
+            spread = step_type == "parallel" or "repeat" in raw or "matrix" in raw  # its parts run concurrently too
+            if key in raw and "for_each" not in raw and not (key == "max_parallel" and spread):
                 raise PipelineSpecError(f"{key!r} needs for_each", location=locations[key], step_id=step_id,
                                         hint=f"add for_each: <list>, or remove {key}:")
         if "on_fail" in raw and "expect" not in raw:

@@ -46,6 +46,8 @@ KINDS = {"run": "str", "step": "str", "item_index": "int", "status": "str", "tex
 """The fixed columns' dtypes, whatever the rows hold (a column of None is still a float or a string)."""
 
 DEFAULT_LOOP_NAME = "item"
+SAMPLE = "sample"
+"""The column of a sample's number (1-based), in the rows of a ``repeat`` step."""
 LOOP_PREFIX = "loop."
 """Put before an ``as:`` name that is also a fixed column's (``as: text`` → ``loop.text``)."""
 
@@ -71,20 +73,44 @@ def run_records(run: PipelineRun) -> list[dict[str, Any]]:
         records.append({"run": run.name, "step": row.step, "item_index": row.item_index,
                         **{column: loop.get(column) for column in loop_columns},
                         **_body(row.result), "output": row.result.output, **_tail(row.result)})
-    return records
+    return _without_unchecked(records)
 
 
 def step_records(step: StepResult) -> list[dict[str, Any]]:
-    """One dict per item of a for_each step (one for any other step), mappings flattened."""
-    if step.items is not None:
-        rows = [Row(step.id, item, item.index, _own_loop(item)) for item in step.items]
+    """One dict per item of a for_each step, per sample of a repeat (one for any other step), mappings
+    flattened; a matrix step's is its comparison, one dict per combination (see comparison_records)."""
+    if step.variants is not None:
+        return comparison_records(step)
+    if step.items is not None:  # an empty list is no row
+        rows = [row for item in step.items for row in _result_rows(item, step.id, None, item.index, _own_loop(item))]
+    elif step.samples is not None:
+        rows = list(_result_rows(step, step.id, None, None, {}))
     else:
         label = getattr(step.id, "parent", step.id) if step.index is not None else step.id
         rows = [Row(label, step, step.index, _own_loop(step))]
     loops = _spread({_loop_column(name): value for name, value in row.loop.items()} for row in rows)
     outputs = _spread({"output": row.result.output} for row in rows)
-    return [{"step": str(row.step), "item_index": row.item_index, **loop, **_body(row.result), **output,
-             **_tail(row.result)} for row, loop, output in zip(rows, loops, outputs)]
+    return _without_unchecked([{"step": str(row.step), "item_index": row.item_index, **loop, **_body(row.result),
+                                **output, **_tail(row.result)} for row, loop, output in zip(rows, loops, outputs)])
+
+
+def comparison_records(step: StepResult) -> list[dict[str, Any]]:
+    """A matrix step's comparison: per combination its values, status, pass rate (overall and per
+    check, 0 to 1; None with no checks), calls, tokens, cost and latency (mean seconds a call)."""
+    records = []
+    for variant in step.variants or ():
+        leaves = [row.result for row in _result_rows(variant, step.id, None, None, {})]
+        durations = [leaf.duration for leaf in leaves if leaf.duration is not None]
+        checks = variant.checks
+        record = dict(variant.matrix or {})
+        record.update({"status": variant.status, "pass_rate": checks.pass_rate})
+        record.update({f"pass_rate: {name}": rate.rate for name, rate in checks.by_name().items()})
+        record.update({"calls": len(leaves), "input_tokens": variant.usage.input_tokens,
+                       "output_tokens": variant.usage.output_tokens, "cost": variant.cost,
+                       "latency": sum(durations) / len(durations) if durations else None,
+                       "error_type": variant.error.type if variant.error else None})
+        records.append(record)
+    return records
 
 
 def _run_rows(run: PipelineRun, prefix: str | None, item_index: int | None,
@@ -98,13 +124,19 @@ def _run_rows(run: PipelineRun, prefix: str | None, item_index: int | None,
 
 def _result_rows(result: StepResult, step: str, prefix: str | None, item_index: int | None,
                  loop: dict[str, Any]) -> Iterator[Row]:
-    if result.items:
+    if result.variants:  # a matrix: each combination's rows, its values as columns
+        for variant in result.variants:
+            yield from _result_rows(variant, step, prefix, item_index, {**loop, **(variant.matrix or {})})
+    elif result.items:
         for item in result.items:
             item_loop = {**loop, **_own_loop(item)}
             if item.child is not None:  # an item of a for_each pipeline step: its child's rows
                 yield from _run_rows(item.child, _qualified(prefix, item.id), item.index, item_loop)
             else:
-                yield Row(step, item, item.index, item_loop)
+                yield from _result_rows(item, step, prefix, item.index, item_loop)
+    elif result.samples:
+        for sample in result.samples:
+            yield Row(step, sample, item_index, {**loop, SAMPLE: sample.sample})
     elif result.child is not None:
         yield from _run_rows(result.child, step, item_index, loop)
     else:
@@ -138,7 +170,24 @@ def _tail(result: StepResult) -> dict[str, Any]:
             "cache_write_tokens": usage.cache_write_tokens, "cache_read_tokens": usage.cache_read_tokens,
             "cost": result.cost, "duration": result.duration, "model": result.model,
             "error_type": error.type if error else None, "error_message": error.message if error else None,
-            "tool_calls": len(tool_calls_of(result))}
+            "tool_calls": len(tool_calls_of(result)), **_checked(result)}
+
+
+CHECK_COLUMNS = ("checks_passed", "checks_total")
+"""Columns of a table whose rows had expectations (absent from the others' tables)."""
+
+
+def _checked(result: StepResult) -> dict[str, Any]:
+    """``checks_passed`` and ``checks_total`` of a result (None for one without expectations)."""
+    checks = result.checks
+    return dict(zip(CHECK_COLUMNS, (len(checks.passed), len(checks)) if checks else (None, None)))
+
+
+def _without_unchecked(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records without the check columns when no row had an expectation."""
+    if any(record.get("checks_total") is not None for record in records):
+        return records
+    return [{k: v for k, v in record.items() if k not in CHECK_COLUMNS} for record in records]
 
 
 def _spread(values: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:

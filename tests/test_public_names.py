@@ -16,12 +16,12 @@ PACKAGE = Path(pipeline_nb.__file__).parent
 
 def test_the_top_level_names_are_exactly_the_public_api():
     assert sorted(pipeline_nb.__all__) == [
-        "ERROR_TYPES", "ErrorInfo", "JournalError", "PipelineError", "PipelineRun", "PipelineSpecError",
-        "RunInterrupted", "RunSummary", "Step", "StepContext", "StepError", "StepId", "StepResult", "ToolCall", "Usage",
-        "history", "invoke", "load_ipython_extension", "load_run", "prune_journal", "raise_for_status", "records_frame", "run"]
+        "CheckList", "CheckResult", "ChecksFailed", "ERROR_TYPES", "ErrorInfo", "JournalError", "PipelineError", "PipelineRun", "PipelineSpecError",
+        "RunComparison", "RunInterrupted", "RunSummary", "Step", "StepContext", "StepError", "StepId", "StepResult",
+        "ToolCall", "Usage", "compare", "history", "invoke", "load_ipython_extension", "load_run", "prune_journal", "raise_for_status", "records_frame", "run"]
     assert all(hasattr(pipeline_nb, name) for name in pipeline_nb.__all__)
     assert sorted(pipeline_nb.streaming.__all__) == [
-        "BufferHandler", "CallbackHandler", "Chunk", "CitationChunk", "ConsoleHandler", "Event", "FileHandler",
+        "BufferHandler", "CallbackHandler", "CheckResult", "Chunk", "CitationChunk", "ConsoleHandler", "Event", "FileHandler",
         "Handler", "Response", "RetryInfo", "StreamHandler", "ToolCall", "ToolCallChunk"]
     assert all(hasattr(pipeline_nb.streaming, name) for name in pipeline_nb.streaming.__all__)
     assert all(hasattr(pipeline_nb.testing, name) for name in pipeline_nb.testing.__all__)
@@ -30,7 +30,7 @@ def test_the_top_level_names_are_exactly_the_public_api():
 PUBLIC_MODULES = {
     "pipeline_nb": None,  # pinned above
     "pipeline_nb.streaming": None,
-    "pipeline_nb.testing": ["FakeAnthropic", "RecordedRequest", "assert_run_ok", "assert_same_results",
+    "pipeline_nb.testing": ["FakeAnthropic", "RecordedRequest", "assert_checks_pass", "assert_run_ok", "assert_same_results",
                             "assert_step", "pdf_bytes"],
     "pipeline_nb.testing.plugin": None,  # the pytest entry point: fixtures, not names
     "pipeline_nb.display": ["LiveView", "WidgetHandler"],

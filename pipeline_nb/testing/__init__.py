@@ -17,8 +17,9 @@ The pytest plugin (``pipeline_nb.testing.plugin``, registered as an entry point)
 ``--pipeline-cassette-mode`` option.
 """
 
-from ._asserts import assert_run_ok, assert_same_results, assert_step
+from ._asserts import assert_checks_pass, assert_run_ok, assert_same_results, assert_step
 from ._documents import pdf_bytes
 from ._fake_anthropic import FakeAnthropic, RecordedRequest
 
-__all__ = ["FakeAnthropic", "RecordedRequest", "assert_run_ok", "assert_same_results", "assert_step", "pdf_bytes"]
+__all__ = ["FakeAnthropic", "RecordedRequest", "assert_checks_pass", "assert_run_ok", "assert_same_results",
+           "assert_step", "pdf_bytes"]

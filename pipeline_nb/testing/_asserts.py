@@ -57,6 +57,27 @@ def assert_step(
     return step
 
 
+def assert_checks_pass(result: PipelineRun | StepResult, *, min_pass_rate: float = 1.0,
+                       at_least: int = 1) -> None:
+    """Fail unless the expectations checked on ``result`` (a run, or one step) pass: every check of
+    every step and combination at a pass rate of at least ``min_pass_rate`` (1.0: all of them), and
+    at least ``at_least`` checks were made (a run that checked nothing does not pass by accident).
+    The message is the verdict table, then why each failed check failed."""
+    checks = result.checks
+    name = f"pipeline {result.name!r}" if isinstance(result, PipelineRun) else f"step {result.id!r}"
+    if len(checks) < at_least:
+        raise AssertionError(f"{name} checked {len(checks)} expectation(s), expected at least {at_least}: "
+                             "add expect: to its steps")
+    low = [rate for rate in checks.rates() if rate.rate < min_pass_rate]
+    if not low:
+        return
+    lines = [f"{name}: {len(low)} check(s) below a pass rate of {min_pass_rate:.0%}", str(checks), "failures:"]
+    lines += [f"  {check}" for check in checks.failed[:20]]
+    if len(checks.failed) > 20:
+        lines.append(f"  ... and {len(checks.failed) - 20} more")
+    raise AssertionError("\n".join(lines))
+
+
 def assert_same_results(expected: PipelineRun, actual: PipelineRun) -> None:
     """Fail unless both runs have the same steps with the same status, text and output."""
     if list(expected.steps) != list(actual.steps):

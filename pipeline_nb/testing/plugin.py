@@ -4,7 +4,10 @@
 - ``pipeline_cassette``: this test's cassette path, ``cassettes/<module>/<test>.jsonl``
   beside the test file;
 - ``run_pipeline``: runs a pipeline against that cassette, in ``replay`` mode unless
-  ``--pipeline-cassette-mode`` says otherwise, and returns the PipelineRun.
+  ``--pipeline-cassette-mode`` says otherwise, and returns the PipelineRun; its expectations'
+  summary (``checks: 7 of 8 passed``) becomes a ``pipeline_checks`` user property of the test.
+
+Assert on expectations with ``pipeline_nb.testing.assert_checks_pass(run)``.
 """
 
 from __future__ import annotations
@@ -67,6 +70,8 @@ def run_pipeline(request: pytest.FixtureRequest, pipeline_cassette: Path) -> Run
         options.setdefault("cassette_mode", mode)
         options.setdefault("raise_on_error", False)
         result = run(source, **options)
+        if result.checks:  # the verdicts go into the test's report (junit XML and --report-log show them)
+            request.node.user_properties.append(("pipeline_checks", result.checks.summary()))
         missed = [s.id for s in result.steps.values() if s.error and s.error.type == "cassette_miss"]
         if missed:
             pytest.fail(
