@@ -18,14 +18,14 @@ import argparse
 import contextlib
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import nbformat
 import yaml
 from nbclient import NotebookClient
 
-from pipeline_nb.testing import FakeAnthropic
+from pipeline_nb.testing import FakeAnthropic, RecordedRequest
 
 HERE = Path(__file__).resolve().parent
 
@@ -37,13 +37,21 @@ def fake_claude(replies_file: Path) -> Iterator[dict[str, str]]:
         if replies_file.exists():
             for reply in yaml.safe_load(replies_file.read_text(encoding="utf-8")) or []:
                 cite = reply.get("cite")  # a quote, or a list of quotes and [sentence, quote] pairs
-                fake.reply(reply.get("text", ""), when=reply["when"], chunks=reply.get("chunks"),
+                fake.reply(reply.get("text", ""), when=matcher(reply["when"], reply.get("model")),
+                           chunks=reply.get("chunks"),
                            tool_calls=reply.get("tool_calls"),
                            usage=tuple(reply["usage"]) if "usage" in reply else None,
                            thinking=reply.get("thinking"),
                            cite=[tuple(c) if isinstance(c, list) else c for c in cite] if isinstance(cite, list)
                            else cite)
         yield {"ANTHROPIC_BASE_URL": fake.base_url, "ANTHROPIC_API_KEY": "sk-ant-fake-for-recording"}
+
+
+def matcher(when: str, model: str | None) -> str | Callable[[RecordedRequest], bool]:
+    """``when`` (a substring of the prompt), and with ``model``, only for requests to that model."""
+    if model is None:
+        return when
+    return lambda request: when in request.prompt and request.body.get("model") == model
 
 
 def record(notebook: Path, env: dict[str, str]) -> None:

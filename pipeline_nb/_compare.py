@@ -129,6 +129,9 @@ class RunComparison:
             lines += ["", *_row_lines(row)]
         return "\n".join(lines)
 
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # IPython's text/plain: the text form
+        printer.text(str(self))
+
     def _repr_html_(self) -> str:
         return comparison_html(self)
 

@@ -74,7 +74,7 @@ def parse_expectations(raw: Sequence[Mapping[str, Any]], smap: SourceMap, path: 
                 location=smap.locate(here + ("name",)) if "name" in entry else where, step_id=step_id,
                 hint="give one of them its own name: (pass rates are counted by name)")
         names[name] = index
-        literal = kind in ("json_schema", "python", *LIMIT_KINDS)  # a JSON Schema's "{{" is not a template
+        literal = kind in ("python", *LIMIT_KINDS)
         found.append(Expectation(
             kind=kind, value=_literal(value) if literal else compile_value(value),
             name=name, location=value_at or where, ignore_case=bool(entry.get("ignore_case", False)),

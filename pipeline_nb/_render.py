@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from html import escape
 from typing import TYPE_CHECKING, Any
 
+from ._check_results import CheckList
 from ._results import tool_calls_of
+from ._text import compact_json, excerpt
 from .content import Citation, Text, text_of
 
 if TYPE_CHECKING:
@@ -123,25 +124,17 @@ def _step_problem(step: StepResult) -> str:
     return ""
 
 
-EXCERPT = 100
-"""Characters of a step's text that its line in :func:`run_text` shows."""
 
 
-def excerpt(text: str, limit: int = EXCERPT) -> str:
-    """The start of ``text`` on one line: whitespace runs become one space, cut at ``limit``."""
-    head = text[: limit * 8]  # a for_each's text may be megabytes; its start is enough
-    line = " ".join(head.split())
-    if len(line) <= limit and len(head) == len(text):
-        return line
-    return line[: limit - 1].rstrip() + "…"
-
-
-def _step_line(step: StepResult) -> str:
+def _step_line(step: StepResult, checks: CheckList) -> str:
     """``✓ a: ok · model · 12 → 40 tokens · in 0.52s — The start of its text…``"""
+    from ._render_checks import check_facts  # it imports this module
+
     facts = step_facts(step)
-    if step.note and step.status in ("ok", "error") and not step.note.startswith(("ok after", "retry ")):
+    noted = step.note and step.status in ("ok", "error") and not step.note.startswith(("ok after", "retry "))
+    if noted:
         facts.append(step.note)  # "10 items, 2 failed", "saved to out.json": facts of the result
-    facts += content_facts(step)
+    facts += content_facts(step) + check_facts(step, checks, step.note if noted else "")
     line = f"{ICONS[step.status]} {step.id}: {' · '.join(facts)}"
     shown = excerpt(step.text)
     return f"{line} — {shown}" if shown else line
@@ -151,22 +144,32 @@ def run_text(run: PipelineRun) -> str:
     """The run as plain text (a notebook's text/plain, what nbval compares): the run's line,
     then a line per step with the start of its text, and under it an error or a note that
     explains a step that did not finish; a step's line says how long it thought and how many
-    citations back it. Durations read ``in 1.23s``, which nbval masks."""
+    citations back it, its checks' pass rates below it, and the run's verdict table at the end.
+    Durations read ``in 1.23s``, which nbval masks."""
+    from ._render_checks import check_lines, verdict_lines  # it imports this module
+
     lines = [f"{run.name}: {' · '.join(run_facts(run))}"]
+    every = CheckList()
     for step in run.steps.values():
-        lines.append("  " + _step_line(step))
+        checks = step.checks  # gathered once: a for_each's are spread over its items
+        every += checks
+        lines.append("  " + _step_line(step, checks))
         if step.error:
             lines.append(f"      error: {step.error}")
         elif step.note and step.status in ("skipped", "interrupted", "pending"):
             lines.append(f"      {step.note}")
+        lines += check_lines(step, checks)  # pass rates, failures, a matrix's comparison
     lines += [f"  handler error: {e}" for e in run.handler_errors]
     lines += [f"  warning: {w}" for w in run.warnings]
-    return "\n".join(lines)
+    return "\n".join(lines + verdict_lines(every))  # the verdict table last
 
 
 def step_html(step: StepResult) -> str:
+    from ._render_checks import check_facts, checks_html  # it imports this module
+
     color = COLORS[step.status]
-    facts = escape(" · ".join(step_facts(step)))
+    checks = step.checks
+    facts = escape(" · ".join(step_facts(step) + check_facts(step, checks)))
     parts = [
         '<div class="pnb-step" style="margin:0.6em 0">',
         f'<div style="font-weight:600"><span style="color:{color}">{ICONS[step.status]}</span> '
@@ -193,7 +196,7 @@ def step_html(step: StepResult) -> str:
         parts += [f'<div class="pnb-source" data-n="{n}">[{n}] {escape(citation_source(c))}</div>'
                   for n, c in enumerate(step.citations, 1)]
         parts.append("</div>")
-    parts.append("</div>")
+    parts.append(checks_html(step, checks) + "</div>")
     return "".join(parts)
 
 
@@ -210,6 +213,8 @@ def _answer_html(step: StepResult) -> str:
 
 
 def run_html(run: PipelineRun) -> str:
+    from ._render_checks import run_checks_html  # it imports this module
+
     color = COLORS.get(run.status, "#777")
     parts = [
         '<div class="pnb-run">',
@@ -221,7 +226,7 @@ def run_html(run: PipelineRun) -> str:
     parts += [step_html(step) for step in run.steps.values()]
     parts += [f'<div style="color:#d93025">handler error: {escape(e)}</div>' for e in run.handler_errors]
     parts += [f'<div style="color:#e37400">warning: {escape(w)}</div>' for w in run.warnings]
-    parts.append("</div>")
+    parts.append(run_checks_html(run) + "</div>")
     return "".join(parts)
 
 
@@ -237,14 +242,6 @@ TOOL_OUTPUT_KEPT = 20_000
 """Characters of a tool's output the final rendering keeps, opened: a saved notebook stays small."""
 _CELL = "padding:1px 12px 1px 0;vertical-align:top;text-align:left;"
 _NOWRAP, _WRAP = "white-space:nowrap", "max-width:{}em;overflow-wrap:anywhere"
-
-
-def compact_json(value: Any) -> str:
-    """``value`` as JSON on one line; what JSON cannot say (an image, a date) as its ``str``."""
-    try:
-        return json.dumps(value, ensure_ascii=False, default=str)
-    except (TypeError, ValueError):  # a circular value, or a key that is not a string
-        return str(value)
 
 
 def tool_arguments(input: Any, limit: int = TOOL_ARGUMENTS_SHOWN) -> str:

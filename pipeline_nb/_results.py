@@ -170,8 +170,10 @@ class StepResult:
         """Every expectation checked on this step: its own, then its combinations', items' and
         samples', then those of the pipeline it ran."""
         found = CheckList(self.own_checks)
-        for part in (*(self.variants or ()), *(self.items or ()), *(self.samples or ())):
-            found += part.checks
+        for parts in (self.variants, self.items, self.samples):
+            for part in parts or ():
+                if part.own_checks or part.samples or part.items or part.child:  # no list built for the rest
+                    found += part.checks
         if self.child is not None:
             found += self.child.checks
         return found

@@ -19,7 +19,8 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 import pipeline_nb
 from pipeline_nb.content import Citation, Text, Thinking
-from pipeline_nb._render import EXCERPT, run_html, run_text, step_html
+from pipeline_nb._render import run_html, run_text, step_html
+from pipeline_nb._text import EXCERPT
 from pipeline_nb._results import PipelineRun, StepResult
 from pipeline_nb.testing import FakeAnthropic
 

@@ -61,6 +61,27 @@ def test_nbval_reports_the_cell_whose_recorded_reply_changed(tmp_path: Path) -> 
     assert "thrice-daily" in changed.stdout and "%%pipeline res" in changed.stdout
 
 
+def test_an_answer_that_stops_passing_fails_the_evaluation_notebook_in_its_verdict_cell_only(tmp_path: Path) -> None:
+    """The evaluation notebook compares verdicts, not text: Sonnet answering Sydney instead of
+    Canberra changes its verdict table (the right-city and judged checks) and nothing else nbval sees."""
+    copy_notebook("evaluation", tmp_path)
+    unchanged = nbval(tmp_path, "evaluation.ipynb")
+    assert unchanged.returncode == 0, unchanged.stdout[-3000:]
+
+    cassette = tmp_path / "cassettes" / "evaluation.jsonl"
+    entries = [json.loads(line) for line in cassette.read_text().splitlines()]
+    (edited,) = [e for e in entries if e["model"] == "claude-sonnet-5-5" and "capital of Australia" in e["prompt"]]
+    edited["reply"]["content"][0]["text"] = "Sydney."
+    cassette.write_text("".join(json.dumps(e) + "\n" for e in entries))
+
+    changed = nbval(tmp_path, "evaluation.ipynb")
+    assert changed.returncode == 1
+    results = cell_results(changed.stdout)
+    assert results.pop("Cell 2") == "FAILED"  # %%pipeline capitals --display checks: its verdict table
+    assert set(results.values()) == {"PASSED"}, results
+    assert "✗ 2/3" in changed.stdout
+
+
 def pipeline_cell(marker: str, saved_text: str) -> nbformat.NotebookNode:
     """A %%pipeline cell on the mock provider whose saved output is ``saved_text``."""
     source = f"%%pipeline --cassette-mode off\n{marker}\nsteps:\n  - {{id: a, provider: mock, prompt: hello}}\n"

@@ -5,8 +5,9 @@ Everything the view learns during a run shares one budget: at most one message p
 crosses the wire once), the citation marks that go after cited passages, the tool calls
 that began, grew or returned (each at its place in the text), the panes to clear after a
 retry, the parts (for_each items, ``ctx.invoke`` calls, nested steps) that finished, and
-the rows if they changed. A fan-out of 100,000 items thus costs a message
-per ``interval``, not one per item. When the run ends the final rows are synced as widget
+the rows if they changed (with their checks' running counts and a matrix step's comparison:
+``_check_chips.py``). A fan-out of 100,000 items thus costs a message per ``interval``, not
+one per item. When the run ends the final rows are synced as widget
 state, then the widget is closed and its output emptied, so a saved notebook shows only
 the final rendering displayed below it.
 """
@@ -20,11 +21,13 @@ from typing import Any
 
 from IPython.display import DisplayHandle, display
 
+from .._check_results import CheckResult
 from .._step_ids import owner_of
 from .._render import citation_source
 from .._results import PipelineRun, StepResult, ToolCall
 from ..streaming._events import Chunk, CitationChunk, RateLimitInfo, Response, RetryInfo, ToolCallChunk
 from ..streaming._handlers import StreamHandler
+from ._check_chips import CheckChips
 from ._pending import cut, marked, units
 from ._tool_rows import ToolRows
 from ._widget import RETIRED, LiveView
@@ -96,6 +99,7 @@ class WidgetHandler(StreamHandler):
         self._running: set[str] = set()
         self._item_totals: set[str] = set()  # for_each steps whose item count the rows show
         self._part_tokens: dict[str, int] = {}  # output tokens of a step's finished parts
+        self._chips = CheckChips()  # check counts and matrix comparisons, shown in the rows
         self._parent_of = dict(self.parents)
         self._open_parallel: list[str] = []  # running parallel steps, latest last
         self.sends = 0
@@ -122,6 +126,7 @@ class WidgetHandler(StreamHandler):
             row["started"] = self._started[step.id]
         if step.duration is not None:
             row["duration"] = round(step.duration, 2)
+        row.update(self._chips.fields(step.id))
         return row
 
     def _rows(self) -> list[dict[str, Any]]:
@@ -338,7 +343,14 @@ class WidgetHandler(StreamHandler):
         self._rows_changed = True
         self._tick()
 
+    def on_check(self, check: CheckResult) -> None:
+        """Counted on its step's chip; the rows carry it within the budget (not urgent)."""
+        self._chips.count(check, self._run.steps)
+        self._rows_changed = True
+        self._tick()
+
     def on_progress(self, step: StepResult) -> None:
+        self._chips.snapshot(step)  # a matrix step: its comparison, when the rows next go
         self._rows_changed = True
         self._tick()
 
@@ -350,6 +362,7 @@ class WidgetHandler(StreamHandler):
         if step.id in self._open_parallel:
             self._open_parallel.remove(step.id)
         self._adopt(step)  # a child skipped without starting
+        self._chips.snapshot(step)
         self._rows_changed = True
         self._tick()
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .._render import compact_json, tool_output_text
+from .._render import tool_output_text
+from .._text import compact_json
 
 if TYPE_CHECKING:
     from .._results import ToolCall

@@ -1,7 +1,7 @@
 """The live view's widget: its state (``rows``) and the one message ``push`` sends per update.
 
 The front end is ``live.js`` and ``live.css`` beside this file; ``_live.WidgetHandler`` feeds it.
-The code (about 19 KB, its CSS inside) goes once per kernel: the first view carries it, and
+The code (about 22 KB, its CSS inside) goes once per kernel: the first view carries it, and
 every later view only ``live_stub.js``, which finds the code the page already has, or asks
 this kernel for it (``{"code": VERSION}``, answered with the source). The kernel handles
 comm messages between cells, not while a ``%%pipeline`` cell runs, so in a page that has

@@ -10,7 +10,10 @@
 // (UTF-16 units) of that text; tools are what is new of each tool call (see _tool_rows.py):
 // a call that begins has an `at`, the offset of its step's text in this message where its
 // row goes (with no text of its step in the message, at the end of the pane); done names
-// parts (for_each items, ctx.invoke calls, nested steps) that finished. Rows come as state.
+// parts (for_each items, ctx.invoke calls, nested steps) that finished. Rows come as state;
+// a row may carry checks, [[name, passed, total]] (a chip each: span.pnb-chip[data-check], red
+// once one failed), and combos, a matrix step's comparison {heads, rows} (a tr.pnb-combos under
+// the row, holding table.pnb-compare with a tr.pnb-combo[data-status] per combination).
 // Rows and panes carry data-step / data-status, which the browser tests read; a row shown
 // under its parallel step also carries data-parent. A step's thinking is a
 // details.pnb-thinking[data-step] inside its pane (text in .pnb-thinking-text), open while
@@ -65,6 +68,43 @@ function summary(all) {
   else parts.push(`${done} of ${rows.length} done`);
   if (failed) parts.push(`${failed} failed`);
   return parts.join(" · ");
+}
+
+// A chip per check of a row, with its running count: ✓ contains "Paris" 5/5, ✗ … 2/3.
+function chips(checks) {
+  const td = el("td", "pnb-checks");
+  for (const [name, passed, total] of checks || []) {
+    const ok = passed === total;
+    const text = `${ok ? "✓" : "✗"} ${name} ${passed}/${total}`;
+    const chip = el("span", "pnb-chip pnb-chip-" + (ok ? "pass" : "fail"), text);
+    chip.dataset.check = name;
+    chip.title = name;
+    td.append(chip);
+  }
+  return td;
+}
+
+// A matrix step's comparison, under its row: a row per combination, filled in as they end.
+function combos(row) {
+  const { heads, rows } = row.combos;
+  const at = heads.indexOf("status");
+  const table = el("table", "pnb-compare");
+  const head = el("tr");
+  for (const h of heads) head.append(el("th", "", h));
+  table.append(head);
+  for (const cells of rows) {
+    const tr = el("tr", "pnb-combo pnb-" + cells[at]);
+    tr.dataset.status = cells[at];
+    cells.forEach((c, i) => tr.append(el("td", i === at ? "pnb-status" : "", c)));
+    table.append(tr);
+  }
+  const tr = el("tr", "pnb-combos");
+  tr.dataset.step = row.id;
+  const td = el("td");
+  td.colSpan = 8;
+  td.append(table);
+  tr.append(td);
+  return tr;
 }
 
 function icon(status) {
@@ -212,8 +252,10 @@ function render({ model, el: root }, backlog = []) {
         el("td", "pnb-model", row.model || ""),
         tok, time,
         el("td", "pnb-note", row.note || ""),
+        chips(row.checks),
       );
       table.append(tr);
+      if (row.combos) table.append(combos(row));
       cells.set(row.id, { row, tokens: tok, time });
     }
     title.textContent = model.get("title");

@@ -5,8 +5,8 @@ IPython), and for ``| tee`` of stdout, which gets each step's text and a newline
 answers only. Claude's thinking is not the answer, so it goes to stderr, each line
 prefixed ``┊`` (and dimmed on a terminal); the passages that back an answer are notes
 on stderr once its text ends (``[a: cites "…" (Tides, p. 3)]``), and so is each tool call
-once it returned (``[a: ⚙ search(query="tides") → 3 results · 0.12 s]``, a failed one
-marked ``✗``, and red on a terminal); a call's input is not shown as it streams.
+once it returned (``[a: ⚙ search(query="tides") → 3 results · 0.12 s]``, a failed one marked ``✗``,
+red on a terminal; not its input as it streams), and each failed check (``  ✗ a#2: contains "x": …``).
 
 - One step has the front and streams live; steps running beside it (parallel
   children, for_each items) are held and written whole, in turn, as the front frees.
@@ -32,6 +32,7 @@ from ._handlers import StreamHandler
 from ._terminal_text import cites_note, is_terminal, run_summary, spoken_seconds
 
 if TYPE_CHECKING:
+    from .._check_results import CheckResult
     from .._results import PipelineRun, StepResult, ToolCall
 
 THINKING_PREFIX = "┊ "
@@ -360,6 +361,10 @@ class ConsoleHandler(StreamHandler):
         elif self._held.get(step_id) and not self._held[step_id][-1].endswith("\n"):
             self._held[step_id].append("\n")  # held, its rounds' texts are apart as they would be live
         self._note(line)
+
+    def on_check(self, check: CheckResult) -> None:
+        if not check.passed:  # the passed ones are counted in the summary's verdict table
+            self._note(f"{RED}  {check}{UNRED}" if self._dim else f"  {check}")
 
     def on_progress(self, step: StepResult) -> None:
         now = time.monotonic()

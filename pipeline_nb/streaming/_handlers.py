@@ -22,15 +22,17 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
 
 from ..content import Citation
 from .._render import citation_source, tool_call_line
-from ._events import (CITATION, DELTA, DONE, PROGRESS, RETRY, RUN_END, RUN_START, STEP_END, STEP_START, THINKING,
-                     TOOL_CALL, TOOL_RESULT, Chunk, CitationChunk, Event, Response, RetryInfo, ToolCallChunk)
+from ._events import (CHECK, CITATION, DELTA, DONE, PROGRESS, RETRY, RUN_END, RUN_START, STEP_END, STEP_START,
+                      THINKING, TOOL_CALL, TOOL_RESULT, Chunk, CitationChunk, Event, Response, RetryInfo,
+                      ToolCallChunk)
 
 if TYPE_CHECKING:
+    from .._check_results import CheckResult
     from .._results import PipelineRun, StepResult, ToolCall
 
 
 _ON = {kind: f"on_{kind}" for kind in (RUN_START, STEP_START, THINKING, DELTA, CITATION, TOOL_CALL, TOOL_RESULT,
-                                       RETRY, DONE, PROGRESS, STEP_END, RUN_END)}
+                                       RETRY, DONE, CHECK, PROGRESS, STEP_END, RUN_END)}
 """Method names by event kind, so a dispatch formats no string."""
 
 
@@ -106,13 +108,14 @@ class StreamHandler:
     def on_tool_result(self, call: ToolCall) -> None: ...
     def on_retry(self, info: RetryInfo) -> None: ...
     def on_done(self, response: Response) -> None: ...
+    def on_check(self, check: CheckResult) -> None: ...
     def on_progress(self, step: StepResult) -> None: ...
     def on_step_end(self, step: StepResult) -> None: ...
     def on_run_end(self, run: PipelineRun) -> None: ...
 
 
 class BufferHandler(StreamHandler):
-    """Keeps each step's streamed text, thinking, citations, tool calls and final response in memory.
+    """Keeps each step's streamed text, thinking, citations, tool calls, final response and checks in memory.
 
     >>> buf = BufferHandler()
     >>> # pipeline_nb.run(spec, on_event=buf); buf.texts["a"], buf.thinking["a"], buf.tool_calls["a"]
@@ -129,13 +132,15 @@ class BufferHandler(StreamHandler):
         self.tool_calls: dict[str, list[ToolCall]] = {}
         """Each step's tool calls that returned, in the order they returned."""
         self.responses: dict[str, Response] = {}
+        self.checks: list[CheckResult] = []
+        """Every check, in the order they resolved."""
         self.events: list[Event] = []
         # step -> its parts, thoughts and citations before its last tool result (a retry keeps those)
         self._kept: dict[str, tuple[int, int, int]] = {}
 
     def init(self, run: PipelineRun) -> None:
         self.parts, self.thinking_parts, self.citations, self.responses, self.events = {}, {}, {}, {}, []
-        self.tool_inputs, self.tool_calls, self._kept = {}, {}, {}
+        self.tool_inputs, self.tool_calls, self._kept, self.checks = {}, {}, {}, []
         super().init(run)
 
     def handle_event(self, event: Event) -> None:
@@ -189,6 +194,9 @@ class BufferHandler(StreamHandler):
     def on_done(self, response: Response) -> None:
         self.responses[response.step_id] = response
 
+    def on_check(self, check: CheckResult) -> None:
+        self.checks.append(check)
+
 
 class CallbackHandler(StreamHandler):
     """Calls ``fn(event)`` for every event, once (duplicates are filtered)."""
@@ -211,7 +219,8 @@ class FileHandler(StreamHandler):
 
     ``format="text"`` writes the text with a header per step, a step's thinking under a
     ``[thinking]`` line before its ``[answer]``, a ``[tool]`` line per tool call once it
-    returned, and its cited passages under ``[sources]`` once it is done; ``format="jsonl"``
+    returned, its cited passages under ``[sources]`` once it is done, and a ``[check]`` line
+    per expectation checked (``[check] ✗ a#2: no apology: ...``); ``format="jsonl"``
     writes one JSON object per event (a citation as the API's dict; a tool_call's new piece
     of input JSON, or its input when it has no piece; a tool_result's whole call, with what
     JSON cannot hold as its ``str``). The default path is ``<run name>.stream.txt``. The file is opened and
@@ -344,6 +353,11 @@ class FileHandler(StreamHandler):
         self._line_open = False
         self._emit(DONE, text, step=step_id, attempt=response.attempt, text=response.text,
                    stop_reason=response.stop_reason, output_tokens=response.usage.output_tokens)
+
+    def on_check(self, check: CheckResult) -> None:
+        self._line_open = False  # after the reply's done, whose text ended its line
+        self._emit(CHECK, f"[check] {check}\n", step=check.step_id, check=check.name, type=check.kind,
+                   passed=check.passed, detail=check.detail, variant=check.variant, cost=check.cost)
 
     def on_step_end(self, step: StepResult) -> None:
         self._thinking.discard(step.id)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import IO, TYPE_CHECKING
 
 from ..content import Citation
-from .._render import ICONS, citation_place, citation_title, content_facts, excerpt, run_facts, step_facts
+from .._render import ICONS, citation_place, citation_title, content_facts, run_facts, step_facts
+from .._text import excerpt
 
 if TYPE_CHECKING:
     from .._results import PipelineRun
@@ -15,10 +16,14 @@ CITED_EXCERPT = 60
 
 
 def run_summary(run: PipelineRun) -> str:
-    """The run's status, tokens and time, then one line per step (its error below it)."""
+    """The run's status, tokens and time, then one line per step (its error below it), then the
+    verdict table when the run checked anything."""
+    from .._render_checks import check_facts, verdict_lines  # it imports _render, as this module does
+
     lines = [f"{run.name}: {' · '.join(run_facts(run))}"]
     for step in run.steps.values():
-        line = f"  {ICONS[step.status]} {step.id}: {' · '.join(step_facts(step) + content_facts(step))}"
+        facts = step_facts(step) + content_facts(step) + check_facts(step, step.checks)
+        line = f"  {ICONS[step.status]} {step.id}: {' · '.join(facts)}"
         if step.error:
             line += f"\n      {step.error}"
         elif step.note and (step.status != "ok" or step.note.startswith("reused from run")):
@@ -26,7 +31,7 @@ def run_summary(run: PipelineRun) -> str:
         lines.append(line)
     lines += [f"  handler error: {e}" for e in run.handler_errors]
     lines += [f"  warning: {w}" for w in run.warnings]
-    return "\n".join(lines)
+    return "\n".join(lines + verdict_lines(run.checks))
 
 
 def cites_note(step_id: str, citation: Citation) -> str:

@@ -1,4 +1,4 @@
-"""The live view's code (its JS with its CSS inside, about 19 KB) crosses once per kernel: the
+"""The live view's code (its JS with its CSS inside, about 22 KB) crosses once per kernel: the
 first view carries it, every later view a stub of under 1 KB that uses the code the page has,
 or asks the kernel for it with a custom message (a reloaded page, another tab). The views of a
 kernel share one Layout, which they never close. In-process checks, then a real kernel."""
