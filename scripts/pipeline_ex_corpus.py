@@ -1,0 +1,108 @@
+"""Run pipeline_ex's own workflow files through ``python -m pipeline_nb run`` against the loopback fakes.
+
+    python scripts/pipeline_ex_corpus.py PATH_TO_PIPELINE_EX [--timeout 60] [--only NAME ...]
+
+PATH_TO_PIPELINE_EX is a checkout of nshkrdotcom/pipeline_ex. Its YAML files (the top-level ones,
+examples/, workflows/, pipelines/ and test/fixtures/) each run in a fresh temporary directory (a copy
+of the checkout, so relative file parts resolve and outputs land nowhere else), with the Claude API
+(and the Gemini API, when pipeline_nb provides one) answered by the fakes in ``pipeline_nb.testing``.
+A file's declared inputs get a ``--var``. Prints one line per file (ran, refused with the features
+named, or failed as it ran) and the counts; exit 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from pipeline_nb.testing import FakeAnthropic
+
+FOLDERS = ("examples", "workflows", "pipelines", "test/fixtures")
+
+
+def corpus(root: Path) -> list[Path]:
+    """pipeline_ex's YAML workflow files: top-level, and under FOLDERS (any depth)."""
+    found = sorted(p for p in root.glob("*.y*ml") if p.is_file())
+    for folder in FOLDERS:
+        found += sorted(p for p in (root / folder).rglob("*.y*ml") if p.is_file())
+    return [p for p in found if not p.name.startswith(".")]
+
+
+def declared_inputs(path: Path) -> dict[str, str]:
+    """A value for each input the workflow declares (``workflow.inputs`` / ``input``), for ``--var``."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError):
+        return {}
+    workflow = data.get("workflow") if isinstance(data, dict) else None
+    if not isinstance(workflow, dict):
+        return {}
+    inputs = workflow.get("inputs") or workflow.get("input") or {}
+    names = list(inputs) if isinstance(inputs, (dict, list)) else []
+    return {str(n if isinstance(n, str) else n.get("name", "input")): "example" for n in names}
+
+
+def run_one(path: Path, root: Path, env: dict[str, str], timeout: float) -> tuple[str, str]:
+    """(outcome, detail) of running ``path``: ran, refused (a spec error) or failed."""
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp) / "pipeline_ex"
+        shutil.copytree(root, work, ignore=shutil.ignore_patterns(".git", "_build", "deps", "node_modules"))
+        target = work / path.relative_to(root)
+        command = [sys.executable, "-m", "pipeline_nb", "run", str(target), "--journal", "off"]
+        for name, value in declared_inputs(path).items():
+            command += ["--var", f"{name}={value}"]
+        try:
+            done = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return "failed", f"timed out after {timeout:g} s"
+    err = done.stderr.strip()
+    if done.returncode == 0:
+        return "ran", ""
+    if done.returncode == 2:
+        return "refused", err
+    lines = [line for line in err.splitlines() if "failed" in line or "error" in line.lower()]
+    return "failed", "\n".join(lines[-6:]) or err[-600:]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("root", type=Path, help="a checkout of nshkrdotcom/pipeline_ex")
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds a file may run (default 60)")
+    parser.add_argument("--only", nargs="*", default=(), help="only files whose path contains one of these")
+    parser.add_argument("--verbose", action="store_true", help="print every refusal's whole message")
+    args = parser.parse_args(argv)
+    root = args.root.resolve()
+    files = [p for p in corpus(root) if not args.only or any(o in str(p) for o in args.only)]
+    counts = {"ran": 0, "refused": 0, "failed": 0}
+    features: dict[str, int] = {}
+    with FakeAnthropic() as claude:
+        env = {**os.environ, "ANTHROPIC_BASE_URL": claude.base_url, "ANTHROPIC_API_KEY": "sk-ant-corpus",
+               "PIPELINE_NB_RATE_LIMITER": "off"}
+        for path in files:
+            outcome, detail = run_one(path, root, env, args.timeout)
+            counts[outcome] += 1
+            name = path.relative_to(root)
+            print(f"{outcome:8} {name}")
+            if detail and (args.verbose or outcome != "ran"):
+                shown = detail if args.verbose else "\n".join(detail.splitlines()[:12])
+                print("         " + shown.replace("\n", "\n         "))
+            for found in re.findall(r"(?:step type '(\w+)'|(\w+(?:\.\w+)?) is not supported|(\w+) steps are not supported)",
+                                    detail if outcome == "refused" else ""):
+                key = next(f for f in found if f)
+                features[key] = features.get(key, 0) + 1
+    print(f"\n{len(files)} files: {counts['ran']} ran, {counts['refused']} refused, {counts['failed']} failed")
+    if features:
+        print("refusals by feature: " + ", ".join(f"{k} {v}" for k, v in sorted(features.items(), key=lambda kv: -kv[1])))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
