@@ -197,7 +197,7 @@ def test_conditions_become_when_expressions(condition: Any, expected: str) -> No
 
 def test_every_untranslatable_thing_is_listed_with_line_and_column() -> None:
     text = workflow("""\
-        - {name: plan, type: gemini, prompt: hi}
+        - {name: plan, type: codebase_query, prompt: hi}
         - name: impl
           type: claude
           claude_options: {allowed_tools: [Write], cwd: ./w}
@@ -211,7 +211,7 @@ def test_every_untranslatable_thing_is_listed_with_line_and_column() -> None:
     found = [(p.location.line, p.location.col, p.step, p.message.split(":")[0]) for p in error.problems]
     assert found == [
         (3, 3, None, "workflow key 'environment' is not supported"),
-        (5, 26, "plan", "gemini steps are not supported"),
+        (5, 26, "plan", "step type 'codebase_query' is not supported"),
         (8, 24, "impl", "claude_options.allowed_tools is not supported"),
         (8, 48, "impl", "claude_options.cwd is not supported"),
         (10, 18, "impl", "prompt part type 'session_context' is not supported"),
@@ -222,7 +222,7 @@ def test_every_untranslatable_thing_is_listed_with_line_and_column() -> None:
         (13, 90, "check", "claude step key 'retry_config' is not supported"),
     ]
     assert str(error).startswith("wf.yaml:3:3: 10 parts of this pipeline_ex workflow cannot be translated:\n")
-    assert "  - wf.yaml:5:26: step 'plan': gemini steps are not supported" in str(error)
+    assert "  - wf.yaml:5:26: step 'plan': step type 'codebase_query' is not supported" in str(error)
     assert "hint: pipeline_nb translates claude, set_variable" in str(error)
 
 

@@ -1,0 +1,209 @@
+"""pipeline_ex's Claude step types, and the others that were first to translate: claude (with its
+``claude_options``), set_variable, for_loop, parallel_claude and claude_batch. A mixin of the
+compat translator (``compat._Translator``): one method per step type, named after it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ._compat_refs import Expressions, Path_, _Target, literal
+
+MODEL_ALIASES = {"sonnet": "claude-sonnet-5-5", "opus": "claude-opus-5-5", "haiku": "claude-haiku-5-5"}
+"""pipeline_ex's (Claude Code's) model aliases, as model ids."""
+LLM_KEYS = {"prompt", "claude_options", "output_schema"}
+OPTIONS_IGNORED = {"max_turns", "verbose", "output_format", "debug_mode", "telemetry_enabled",
+                   "cost_tracking", "print", "stream_handler", "stream_buffer_size"}
+_PER_ITEM = "per-item output files are not supported; put output_to_file on the {} step (it writes every reply)"
+
+
+class BasicSteps(Expressions):
+    """claude, set_variable, for_loop, parallel_claude and claude_batch."""
+
+    STEP_KEYS: dict[str, set[str]] = {
+        "claude": {"prompt", "claude_options", "output_schema"},
+        "set_variable": {"variables", "scope"},
+        "for_loop": {"iterator", "data_source", "steps", "parallel", "max_parallel", "break_on_error"},
+        "parallel_claude": {"parallel_tasks"},
+        "claude_batch": {"tasks", "prompt", "batch_config", "claude_options"},
+    }
+    """The keys of each step type this mixin translates (beside every step's name, type, condition
+    and output_to_file)."""
+
+    def llm(self, raw: Mapping[str, Any], at: Path_, new: Path_, out: dict[str, Any]) -> _Target:
+        """The keys of an llm step from a claude step, loop body or parallel task."""
+        self.put(out, new, "type", "llm", at + ("type",) if "type" in raw else at)
+        self.put(out, new, "provider", "claude", at + ("type",) if "type" in raw else at)
+        if "prompt" not in raw:
+            self.problem(at, "claude step needs a prompt:")
+        else:
+            prompt, where, block = self.prompt(raw["prompt"], at + ("prompt",))
+            self.put(out, new, "prompt", prompt, where, block)
+        self.claude_options(raw.get("claude_options", {}), at + ("claude_options",), new, out)
+        if "output_schema" in raw:
+            self.put(out, new, "output_schema", raw["output_schema"], at + ("output_schema",))
+        return _Target(out.get("id") or "", "json" if "output_schema" in raw else "text")
+
+    def claude(self, raw: Mapping[str, Any], at: Path_, new: Path_, out: dict[str, Any]) -> _Target:
+        return self.llm(raw, at, new, out)
+
+    def claude_options(self, options: Any, at: Path_, new: Path_, out: dict[str, Any]) -> None:
+        if not isinstance(options, Mapping):
+            self.problem(at, "claude_options must be a mapping")
+            return
+        merged = {**self.options, **{k: (v, at + (k,)) for k, v in options.items()}}
+        system = []
+        for key, (value, where) in merged.items():
+            if key == "model":
+                self.put(out, new, "model", MODEL_ALIASES.get(value, value), where)
+            elif key == "max_tokens":
+                self.put(out, new, "max_tokens", value, where)
+            elif key in ("system_prompt", "append_system_prompt") and isinstance(value, str):
+                system.append((key, self.text(value, where), where))
+            elif key == "timeout_ms" and isinstance(value, (int, float)) and value > 0:
+                self.put(out, new, "timeout", value / 1000, where)
+            elif key == "async_streaming" and isinstance(value, bool):
+                self.put(out, new, "stream", value, where)
+            elif key in OPTIONS_IGNORED or (key in ("allowed_tools", "disallowed_tools") and not value):
+                continue
+            else:
+                hint = ("pipeline_nb makes plain Messages API calls, without Claude Code's tools"
+                        if "tool" in key else "options that translate: model, max_tokens, system_prompt, "
+                        "append_system_prompt, timeout_ms, async_streaming")
+                self.problem(where, f"claude_options.{key} is not supported" + (
+                    f" with value {value!r}" if key in ("system_prompt", "timeout_ms") else ""), hint, key=True)
+        if system:
+            system.sort(key=lambda s: s[0] != "system_prompt")
+            self.put(out, new, "system", "\n\n".join(t for _, t, _ in system), system[0][2], system[0][2])
+
+    def set_variable(self, raw: Mapping[str, Any], at: Path_, new: Path_, out: dict[str, Any]) -> _Target:
+        self.put(out, new, "type", "set", at + ("type",))
+        if raw.get("scope", "global") != "global":
+            self.problem(at + ("scope",), f"scope {raw['scope']!r} is not supported", "only global scope translates")
+        variables = raw.get("variables")
+        if not isinstance(variables, Mapping) or not variables:
+            self.problem(at + ("variables",) if "variables" in raw else at, "set_variable needs a 'variables:' mapping")
+            return _Target(out["id"] or "", "set")
+        values = {}
+        for name, value in variables.items():
+            where = at + ("variables", name)
+            if not (isinstance(name, str) and name.isidentifier()):
+                self.problem(where, f"variable name {name!r} is not a valid name", "use letters, digits and _", key=True)
+                continue
+            values[name] = self.value(value, where)
+            self.origin[new + ("vars", name)] = where
+        self.put(out, new, "vars", values, at + ("variables",))
+        self.vars.update(values)
+        return _Target(out["id"] or "", "set")
+
+    def for_loop(self, raw: Mapping[str, Any], at: Path_, new: Path_, out: dict[str, Any]) -> _Target | None:
+        iterator = raw.get("iterator")
+        if not (isinstance(iterator, str) and iterator.isidentifier()) or iterator in ("loop", "steps"):
+            self.problem(at + ("iterator",) if "iterator" in raw else at, f"for_loop needs an iterator: name, "
+                         f"got {iterator!r}", "letters, digits and _, not 'loop' or 'steps'")
+            iterator = "item"
+        if "data_source" not in raw:
+            self.problem(at, "for_loop needs a data_source:")
+        else:
+            self.put(out, new, "for_each", self.data_source(raw["data_source"], at + ("data_source",)),
+                     at + ("data_source",))
+        self.put(out, new, "as", iterator, at + ("iterator",) if "iterator" in raw else at)
+        parallel = raw.get("parallel", False)
+        self.put(out, new, "max_parallel", raw.get("max_parallel", 5) if parallel else 1,
+                 at + ("max_parallel",) if parallel and "max_parallel" in raw else at + ("parallel",))
+        body = raw.get("steps")
+        types = [s.get("type") if isinstance(s, Mapping) else None for s in body] if isinstance(body, list) else []
+        if types != ["claude"]:
+            self.problem(at + ("steps",) if "steps" in raw else at, f"for_loop translates only a body of exactly one "
+                         f"claude step, this one has: {', '.join(map(str, types)) or 'none'}",
+                         "split it into for_loops of one claude step each")
+            return None
+        inner, inner_at = body[0], at + ("steps", 0)
+        self.check_keys(inner, inner_at, {"name", "type"} | LLM_KEYS, "for_loop body step", {
+            "output_to_file": _PER_ITEM.format("for_loop"),
+            "condition": "a condition per item is not supported; put condition: on the for_loop step"})
+        self.loop = iterator
+        try:
+            self.llm(inner, inner_at, new, out)
+        finally:
+            self.loop = None
+        return _Target(out["id"] or "", "each")
+
+    def parallel_claude(self, raw: Mapping[str, Any], at: Path_, new: Path_, out: dict[str, Any]) -> _Target | None:
+        self.put(out, new, "type", "parallel", at + ("type",))
+        tasks = raw.get("parallel_tasks")
+        if not isinstance(tasks, list) or not tasks:
+            self.problem(at + ("parallel_tasks",) if "parallel_tasks" in raw else at,
+                         "parallel_claude needs a non-empty 'parallel_tasks:' list")
+            return None
+        children, target = [], _Target(out["id"] or "", "parallel")
+        for index, task in enumerate(tasks):
+            task_at, child_new = at + ("parallel_tasks", index), new + ("steps", len(children))
+            if not isinstance(task, Mapping):
+                self.problem(task_at, "a parallel task must be a mapping with id: and prompt:")
+                continue
+            self.check_keys(task, task_at, {"id", "output_to_file"} | LLM_KEYS, "parallel task")
+            child: dict[str, Any] = {}
+            self.put(child, child_new, "id", self.ids.get(task.get("id"), ""), task_at + ("id",))
+            self.origin[child_new] = task_at
+            child_target = self.llm(task, task_at, child_new, child)
+            if "output_to_file" in task:
+                self.put(child, child_new, "output_to_file",
+                         self.output_path(task["output_to_file"], task_at + ("output_to_file",)),
+                         task_at + ("output_to_file",))
+            if isinstance(task.get("id"), str) and child["id"]:
+                target.children[task["id"]] = target.children[child["id"]] = child_target
+            children.append(child)
+        self.put(out, new, "steps", children, at + ("parallel_tasks",))
+        self.put(out, new, "max_parallel", min(max(len(children), 1), 256), at + ("parallel_tasks",))
+        return target
+
+    def claude_batch(self, raw: Mapping[str, Any], at: Path_, new: Path_, out: dict[str, Any]) -> _Target:
+        tasks, items = raw.get("tasks"), []
+        if tasks and "prompt" in raw:
+            self.problem(at + ("prompt",), "claude_batch with both prompt: and tasks: is not supported "
+                         "(pipeline_ex sends each task's prompt alone)", "move the shared text into each task's prompt",
+                         key=True)
+        if not tasks:
+            if "prompt" not in raw:
+                self.problem(at, "claude_batch needs 'tasks:' (or one prompt:)")
+            else:
+                items.append(self.prompt(raw["prompt"], at + ("prompt",))[0])
+        elif not isinstance(tasks, list):
+            self.problem(at + ("tasks",), "claude_batch tasks: must be a list")
+        else:
+            for index, task in enumerate(tasks):
+                task_at = at + ("tasks", index)
+                if not isinstance(task, Mapping):
+                    self.problem(task_at, "a batch task must be a mapping with prompt:")
+                    continue
+                self.check_keys(task, task_at, {"task_id", "prompt", "file"}, "claude_batch task",
+                                {"output_to_file": _PER_ITEM.format("claude_batch")})
+                parts = [literal(self.read(task["file"], None, task_at + ("file",)))] if "file" in task else []
+                if "prompt" in task:
+                    parts.append(self.prompt(task["prompt"], task_at + ("prompt",))[0])
+                elif parts:
+                    parts.append("Analyze this file")
+                else:
+                    self.problem(task_at, "a batch task needs prompt: or file:")
+                items.append("\n".join(parts))
+        config = raw.get("batch_config", {})
+        if not isinstance(config, Mapping):
+            self.problem(at + ("batch_config",), "batch_config must be a mapping")
+            config = {}
+        self.check_keys(config, at + ("batch_config",), {"max_parallel", "timeout_per_task", "consolidate_results"},
+                        "batch_config")
+        self.put(out, new, "type", "llm", at + ("type",))
+        self.put(out, new, "provider", "claude", at + ("type",))
+        self.put(out, new, "for_each", items, at + ("tasks",) if "tasks" in raw else at + ("prompt",))
+        self.put(out, new, "as", "task", at + ("type",))
+        self.put(out, new, "prompt", "{{ task }}", at + ("tasks",) if "tasks" in raw else at + ("prompt",))
+        self.put(out, new, "max_parallel", config.get("max_parallel", 3), at + ("batch_config", "max_parallel"))
+        self.claude_options(raw.get("claude_options", {}), at + ("claude_options",), new, out)
+        timeout = config.get("timeout_per_task")
+        if isinstance(timeout, (int, float)) and timeout > 0:
+            self.put(out, new, "timeout", timeout / 1000, at + ("batch_config", "timeout_per_task"))
+        elif timeout is not None:
+            self.problem(at + ("batch_config", "timeout_per_task"), "timeout_per_task must be milliseconds > 0")
+        return _Target(out["id"] or "", "each")
+
