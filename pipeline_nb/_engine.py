@@ -143,6 +143,8 @@ class _Run:
             for step in self.spec.all_steps():
                 for variant in variants(step) if step.type == "llm" else ():
                     require_price(self.budget.pricing, variant, self.resolve(variant).model)
+                    if variant.fallback_model:
+                        require_price(self.budget.pricing, variant, variant.fallback_model)
                 for judge in (e for e in step.expect if e.kind == "judge"):
                     require_price(self.budget.pricing, step, judge.model or self.resolve(variants(step)[0]).model)
 

@@ -20,7 +20,8 @@ from . import _llm_call as llm_call
 from ._yaml import SourceMap
 from ._context import Step, StepContext
 from ._files import write_output
-from ._llm import CancelToken
+from ._llm import CancelToken, LLMRequest
+from .content import Reply
 from ._llm_call import EmitEvent, ResolvedStep, StepProblem
 from ._names import parameters, resolve_name
 from ._outcomes import items_note, run_status, settle
@@ -39,6 +40,7 @@ from ._templates import STEPS, RenderInterrupted, TemplateProblem
 from ._values import truthy
 from ._invoke import invoker
 from ._batch_step import run_batch
+from ._fallback import with_fallback
 from ._evaluate import Evaluator
 from ._sweep import run_matrix, run_samples
 from ._tool_loop import converse
@@ -184,12 +186,12 @@ class Executor:
         box = box or self._toolbox(step)
         try:
             with rate_scope(step.max_parallel, self._on_pause(result.id, emit or self.emit)):
-                if box is None:
-                    reply = llm_call.call(resolved, request, result, token, self.cancel, emit or self.emit,
-                                          self.received)
-                else:
-                    reply = converse(resolved, request, box, result, token, self.cancel, emit or self.emit,
-                                     self.received)
+                def send(how: ResolvedStep, what: LLMRequest) -> Reply | None:
+                    if box is None:
+                        return llm_call.call(how, what, result, token, self.cancel, emit or self.emit, self.received)
+                    return converse(how, what, box, result, token, self.cancel, emit or self.emit, self.received)
+
+                reply = with_fallback(send, resolved, request, result, self.cancel)
         finally:
             if timer:
                 timer.cancel()

@@ -35,6 +35,8 @@ class StepSpec:
     system: Template | None = None
     provider: str | None = None
     model: str | None = None
+    fallback_model: str | None = None
+    """``fallback_model:``: the model a call that failed for its model's service is tried once more with."""
     max_tokens: int | None = None
     stop_sequences: tuple[str, ...] = ()
     stream: bool | None = None

@@ -28,7 +28,7 @@ _ONLY_FOR = {"prompt": ("llm",), "system": ("llm",), "output_schema": ("llm",), 
              "batch": ("llm",), "batch_poll_interval": ("llm",), "thinking": ("llm",), "effort": ("llm",),
              "cache": ("llm",), "attachments": ("llm",), "params": ("llm",), "extra_body": ("llm",),
              "tools": ("llm",), "tool_choice": ("llm",), "max_tool_rounds": ("llm",), "tool_errors": ("llm",),
-             "max_parallel_tools": ("llm",), "workdir": ("llm",),
+             "max_parallel_tools": ("llm",), "workdir": ("llm",), "fallback_model": ("llm",),
              "call": ("python",), "args": ("python",), "vars": ("set",), "steps": ("parallel",),
              "file": ("pipeline",), "pipeline": ("pipeline",), "inputs": ("pipeline",), "repeat": ("llm",),
              "matrix": ("llm", "python", "pipeline")}
