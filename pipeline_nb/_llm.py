@@ -190,11 +190,18 @@ class BatchProvider(Protocol):
         ...
 
 
+ENTRY_POINT_GROUP = "pipeline_nb.providers"
+"""The entry point group through which an installed package adds providers: each entry point's
+name is a ``provider:`` name, its value the ``"module:attr"`` of a factory (docs/providers.md)."""
+
 _PROVIDERS: dict[str, str | Callable[[], Provider]] = {
     "claude": "pipeline_nb.providers._claude:ClaudeProvider",
     "anthropic": "pipeline_nb.providers._claude:ClaudeProvider",
     "mock": "pipeline_nb.providers._mock:MockProvider",
+    "gemini": "pipeline_nb.providers._gemini:GeminiProvider",
 }
+"""The providers this package ships (also declared as entry points) and those registered at run
+time; a name not here is looked up among the entry points when it is first used."""
 
 
 def register_provider(name: str, factory: str | Callable[[], Provider]) -> None:
@@ -203,16 +210,52 @@ def register_provider(name: str, factory: str | Callable[[], Provider]) -> None:
 
 
 def provider_names() -> list[str]:
-    return sorted(_PROVIDERS)
+    """Every provider name a step may use: built in, registered, or from an installed entry point."""
+    return sorted(set(_PROVIDERS) | {entry.name for entry in _entry_points()})
 
 
 def create_provider(name: str) -> Provider:
-    """A new provider instance for ``name``; KeyError if unknown."""
-    factory = _PROVIDERS[name]
+    """A new provider instance for ``name``; KeyError if unknown. A name not registered is looked
+    up among the ``pipeline_nb.providers`` entry points (only then, so ``import pipeline_nb``
+    reads no package metadata); one that fails to load gives a provider whose ``check`` says why."""
+    factory = _PROVIDERS.get(name)
+    if factory is None:
+        entry = next((e for e in _entry_points() if e.name == name), None)
+        if entry is None:
+            raise KeyError(name)
+        try:
+            factory = entry.load()
+        except Exception as exc:  # a broken plugin fails its steps with the reason, not the run with a traceback
+            return _BrokenProvider(name, f"{entry.value} ({type(exc).__name__}: {exc})")
+        _PROVIDERS[name] = factory
     if isinstance(factory, str):
         module, _, attr = factory.partition(":")
         factory = getattr(importlib.import_module(module), attr)
     return factory()
+
+
+def _entry_points() -> tuple[Any, ...]:
+    from importlib.metadata import entry_points
+
+    try:
+        return tuple(entry_points(group=ENTRY_POINT_GROUP))
+    except Exception:  # broken metadata of some installed package must not break the built-in providers
+        return ()
+
+
+class _BrokenProvider:
+    """Stands for an entry-point provider that could not be loaded: every check fails, naming why."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name, self._reason = name, reason
+
+    def check(self, request: LLMRequest) -> None:
+        raise ProviderError("provider_unavailable", f"provider {self.name!r} could not be loaded from its "
+                            f"entry point {self._reason}; reinstall the package that provides it", retryable=False)
+
+    def complete(self, request: LLMRequest, emit: Emit, cancel: CancelToken) -> Reply:
+        self.check(request)
+        raise AssertionError("unreachable: check raises")
 
 
 @runtime_checkable

@@ -184,7 +184,7 @@ class RateLimiter:
                   if _number(headers.get(f"anthropic-ratelimit-{bucket}-remaining")) == 0
                   and (reset := _reset(headers.get(f"anthropic-ratelimit-{bucket}-reset"), now)) is not None]
         if status == 429:
-            after = _retry_after(headers)
+            after = retry_after(headers)
             until = now + after if after is not None else max(resets, default=now + DEFAULT_PAUSE)
         elif resets:
             until = min(max(resets), now + MAX_HEADER_PAUSE)
@@ -245,7 +245,7 @@ def _reset(value: str | None, now: float) -> float | None:
     return now + max(0.0, when - time.time())
 
 
-def _retry_after(headers: Mapping[str, str]) -> float | None:
+def retry_after(headers: Mapping[str, str]) -> float | None:
     """``retry-after-ms``, or ``retry-after`` in seconds or as an HTTP date."""
     for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
         value = headers.get(name)

@@ -32,7 +32,9 @@ API_ERROR_TYPES = {
 
 ERROR_TYPES = {
     **API_ERROR_TYPES,
-    "missing_api_key": "no ANTHROPIC_API_KEY for a call that must go out",
+    "missing_api_key": "no API key (ANTHROPIC_API_KEY, GEMINI_API_KEY) for a call that must go out",
+    "missing_package": "the provider's SDK is not installed (the error names the extra to install)",
+    "provider_unavailable": "a provider registered by an entry point failed to load",
     "connection_error": "the API could not be reached",
     "connection_lost": "the stream broke off mid-reply",
     "incomplete_stream": "the stream ended before its message_stop",

@@ -30,7 +30,7 @@ def test_the_top_level_names_are_exactly_the_public_api():
 PUBLIC_MODULES = {
     "pipeline_nb": None,  # pinned above
     "pipeline_nb.streaming": None,
-    "pipeline_nb.testing": ["FakeAnthropic", "RecordedRequest", "assert_checks_pass", "assert_run_ok", "assert_same_results",
+    "pipeline_nb.testing": ["FakeAnthropic", "FakeGemini", "RecordedRequest", "assert_checks_pass", "assert_run_ok", "assert_same_results",
                             "assert_step", "pdf_bytes"],
     "pipeline_nb.testing.plugin": None,  # the pytest entry point: fixtures, not names
     "pipeline_nb.display": ["LiveView", "WidgetHandler"],

@@ -1,5 +1,6 @@
-"""LLM providers: ``claude`` (the anthropic SDK) and ``mock`` (offline, deterministic), and what a
-provider of your own implements (see docs/python-api.md)."""
+"""LLM providers: ``claude`` (the anthropic SDK), ``gemini`` (the google-genai SDK, an extra) and
+``mock`` (offline, deterministic), and what a provider of your own implements. Others come from
+installed packages through the ``pipeline_nb.providers`` entry point group (see docs/providers.md)."""
 
 from .._llm import (BatchProvider, CancelToken, LLMRequest, Provider, ProviderError, provider_names,
                     register_provider)

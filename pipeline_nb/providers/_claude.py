@@ -9,16 +9,11 @@ read (closing a stream from another thread does not).
 
 from __future__ import annotations
 
-import email.utils
 import hashlib
 import inspect
 import json
 import os
 import re
-import socket
-import threading
-import time
-import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -30,6 +25,8 @@ from ._raw_stream import read_reply
 from ..content import Reply, Usage, block_from_api
 from .._results import API_ERROR_TYPES
 from .. import _rate_limit as rate_limit
+from ._http import Sockets
+from .._rate_limit import retry_after
 from .._llm import BatchOutcome, BatchStatus, Cancelled, CancelToken, Emit, LLMRequest, ProviderError
 
 KEY_ENV = "ANTHROPIC_API_KEY"
@@ -233,36 +230,7 @@ def _batch_outcome(result: Any, batch_id: str) -> BatchOutcome:
     return ProviderError("canceled", f"batch {batch_id} was canceled before this request ran", retryable=False)
 
 
-class _Sockets:
-    """The sockets a provider's clients opened, recorded through httpcore's ``trace`` extension."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._open: weakref.WeakSet[socket.socket] = weakref.WeakSet()
-
-    def trace_request(self, request: httpx2.Request) -> None:
-        """An httpx event hook: ask the transport to report the connections it makes for ``request``."""
-        request.extensions["trace"] = self._trace
-
-    def _trace(self, event: str, info: dict[str, Any]) -> None:
-        if event.endswith(("connect_tcp.complete", "start_tls.complete")):
-            sock = info["return_value"].get_extra_info("socket")
-            if sock is not None:
-                with self._lock:
-                    self._open.add(sock)
-
-    def shutdown(self) -> None:
-        """Shut every recorded socket down, so a blocked read returns at once (any thread)."""
-        with self._lock:
-            sockets = list(self._open)
-        for sock in sockets:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:  # already closed, or detached by TLS
-                pass
-
-
-_SOCKETS = _Sockets()
+_SOCKETS = Sockets()
 
 
 def _params(request: LLMRequest) -> dict[str, Any]:
@@ -340,7 +308,7 @@ def classify(exc: Exception, request_id: str | None = None) -> ProviderError:
             f"{message} (HTTP {status}){f'; {fix}' if fix else ''}",
             retryable=status in _RETRYABLE_STATUS,
             request_id=exc.request_id,
-            retry_after=_retry_after(exc.response.headers),
+            retry_after=retry_after(exc.response.headers),
             status=status,
         )
     if isinstance(exc, anthropic.APITimeoutError):
@@ -380,21 +348,3 @@ def _rejected_key(message: str) -> str | None:
     if key is None:
         return f"the API rejected the parameter {path!r}: check params: (or extra_body:) on the step"
     return f"the API rejected the step's {key}: check it"
-
-
-def _retry_after(headers: Any) -> float | None:
-    """Seconds the server asks us to wait: ``retry-after-ms``, or ``retry-after`` in seconds or as an HTTP date."""
-    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        value = headers.get(name)
-        if not value:
-            continue
-        try:
-            return max(0.0, float(value) * scale)
-        except ValueError:
-            pass
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            continue
-        return max(0.0, when.timestamp() - time.time())
-    return None

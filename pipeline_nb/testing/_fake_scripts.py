@@ -46,7 +46,7 @@ _DEFAULT_MESSAGES = {
     500: "Internal server error",
     529: "Overloaded",
 }
-_SECRET_HEADERS = frozenset({"authorization", "x-api-key", "proxy-authorization"})
+_SECRET_HEADERS = frozenset({"authorization", "x-api-key", "x-goog-api-key", "proxy-authorization"})
 
 
 @dataclass

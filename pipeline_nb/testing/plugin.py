@@ -1,6 +1,7 @@
 """pytest plugin (entry point ``pytest11``): fixtures for testing pipelines offline.
 
 - ``fake_anthropic``: a running FakeAnthropic, with the SDK pointed at it;
+- ``fake_gemini``: a running FakeGemini, with ``provider: gemini`` pointed at it;
 - ``pipeline_cassette``: this test's cassette path, ``cassettes/<module>/<test>.jsonl``
   beside the test file;
 - ``run_pipeline``: runs a pipeline against that cassette, in ``replay`` mode unless
@@ -23,6 +24,7 @@ from .._api import run
 from .._cassette import MODES
 from .._results import PipelineRun
 from ._fake_anthropic import FakeAnthropic
+from ._fake_gemini import FakeGemini
 
 RunPipeline = Callable[..., PipelineRun]
 
@@ -44,6 +46,18 @@ def fake_anthropic(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAnthropic]:
     with FakeAnthropic() as fake:
         monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.base_url)
         monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-fake-key")
+        yield fake
+
+
+@pytest.fixture
+def fake_gemini(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGemini]:
+    """A running FakeGemini; GEMINI_BASE_URL and a test key point ``provider: gemini`` at it
+    (GOOGLE_API_KEY and GOOGLE_GEMINI_BASE_URL are cleared, so the machine's own cannot win)."""
+    with FakeGemini() as fake:
+        monkeypatch.setenv("GEMINI_BASE_URL", fake.base_url)
+        monkeypatch.setenv("GEMINI_API_KEY", "gemini-test-fake-key")
+        monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
+        monkeypatch.delenv("GOOGLE_GEMINI_BASE_URL", raising=False)
         yield fake
 
 
