@@ -1,11 +1,240 @@
-"""pipeline_ex's data and control steps: data_transform, file_ops, while_loop, nested pipelines, test_echo. A mixin of the compat translator: one method per step type, named after it."""
+"""pipeline_ex's data and control steps: data_transform, file_ops, nested pipelines, test_echo.
+A mixin of the compat translator: one method per step type, named after it.
+
+- ``test_echo`` and ``file_ops`` become python steps calling ``pipeline_nb._compat_calls``.
+- ``data_transform`` becomes a ``set`` step whose value is one sandboxed Jinja expression
+  (``selectattr``, ``sort``, ``groupby``, ``sum``, ...) over its ``input_source``.
+- ``pipeline`` becomes a ``pipeline`` step: ``pipeline_file`` is its ``file:`` (a pipeline_ex
+  file is translated when it loads), an inline ``pipeline:`` is translated here.
+"""
 
 from __future__ import annotations
 
-from ._compat_refs import Expressions
+import json
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ._compat_calls import FILE_OPERATIONS
+from ._compat_refs import Expressions, Path_, _Target, segments
+
+_CALLS = "pipeline_nb._compat_calls"
+_TESTS = {"==": "equalto", "!=": "ne", ">=": "ge", "<=": "le", ">": "gt", "<": "lt"}
+_CONDITION = re.compile(r"\s*([\w.-]+)\s*(==|!=|>=|<=|>|<)\s*(.+?)\s*")
+_AGGREGATES = {
+    "sum": "{v} | select('number') | sum",
+    "average": "(({v} | select('number') | sum) / ({v} | select('number') | list | length))"
+               " if ({v} | select('number') | list) else 0",
+    "count": "{v} | list | length",
+    "max": "({v} | select('number') | max) if ({v} | select('number') | list) else 0",
+    "min": "({v} | select('number') | min) if ({v} | select('number') | list) else 0",
+    "first": "{v} | first",
+    "last": "{v} | last",
+    "unique": "{v} | unique(case_sensitive=true) | list",
+}
+"""pipeline_ex's aggregate functions (non-numbers skipped where pipeline_ex skips them; 0 for none)."""
+_NESTED_CONFIG_IGNORED = {"max_depth", "max_total_steps", "memory_limit_mb", "timeout_seconds", "workspace_enabled",
+                          "cleanup_on_error"}
 
 
 class FlowSteps(Expressions):
     """Step types that translate here, by the keys each may have."""
 
-    STEP_KEYS: dict[str, set[str]] = {}
+    STEP_KEYS: dict[str, set[str]] = {
+        "test_echo": {"value", "fail", "error_message"},
+        "file_ops": {"operation", "source", "destination", "path", "files", "pattern", "format", "processor",
+                     "replacement"},
+        "data_transform": {"input_source", "operations", "output_field", "output_format", "lazy"},
+        "pipeline": {"pipeline_file", "pipeline", "inputs", "config"},
+    }
+    """The keys of each step type this mixin translates (beside every step's name, type, condition
+    and output_to_file)."""
+
+    def typed(self, value: Any, at: Path_) -> Any:
+        """A templated value: a string that is one ``{{ reference }}`` keeps the value's type, as
+        pipeline_ex's type-preserving interpolation does; other strings are text."""
+        if isinstance(value, str) and (whole := re.fullmatch(r"\s*\{\{([^{}]+)\}\}\s*", value)):
+            expr = self.reference(whole[1].strip(), at, text=False)
+            return f"{{{{ {expr} }}}}" if expr else ""
+        if isinstance(value, list):
+            return [self.typed(v, at + (i,)) for i, v in enumerate(value)]
+        if isinstance(value, Mapping):
+            return {k: self.typed(v, at + (k,)) for k, v in value.items()}
+        return self.value(value, at)
+
+    def call(self, out: dict[str, Any], new: Path_, at: Path_, function: str, args: dict[str, Any]) -> _Target:
+        self.put(out, new, "type", "python", at + ("type",))
+        self.put(out, new, "call", f"{_CALLS}:{function}", at + ("type",))
+        self.put(out, new, "args", args, at)
+        self.origin.update({new + ("args", key): at + (key,) for key in args})
+        return _Target(out["id"] or "", "value")
+
+    def test_echo(self, raw: Mapping[str, Any], at: Path_, new: Path_, out: dict[str, Any]) -> _Target:
+        args = {k: self.typed(raw[k], at + (k,)) for k in ("value", "fail", "error_message") if k in raw}
+        return self.call(out, new, at, "echo", args)
+
+    def file_ops(self, raw: Mapping[str, Any], at: Path_, new: Path_, out: dict[str, Any]) -> _Target:
+        if raw.get("operation") not in FILE_OPERATIONS:
+            self.problem(at + ("operation",) if "operation" in raw else at,
+                         f"file_ops operation {raw.get('operation')!r} is not supported",
+                         f"operations: {', '.join(FILE_OPERATIONS)}")
+        args = {k: self.typed(v, at + (k,)) for k, v in raw.items() if k in FlowSteps.STEP_KEYS["file_ops"]}
+        return self.call(out, new, at, "file_ops", args)
+
+    # -- data_transform --
+
+    def data_transform(self, raw: Mapping[str, Any], at: Path_, new: Path_, out: dict[str, Any]) -> _Target:
+        self.put(out, new, "type", "set", at + ("type",))
+        field = raw.get("output_field", raw.get("name"))
+        if not (isinstance(field, str) and field.isidentifier()):
+            self.problem(at + ("output_field",) if "output_field" in raw else at,
+                         f"output_field {field!r} must be a name (letters, digits and _)")
+            field = "result"
+        expr = self.input_source(raw.get("input_source"), at + ("input_source",) if "input_source" in raw else at)
+        operations = raw.get("operations") or []
+        if not isinstance(operations, list):
+            self.problem(at + ("operations",), "operations must be a list")
+            operations = []
+        for index, op in enumerate(operations):
+            expr = self.operation(expr, op, at + ("operations", index))
+        fmt = raw.get("output_format")
+        if fmt == "json":
+            expr = f"({expr}) | tojson"
+        elif fmt == "string":
+            expr = f"({expr}) | string"
+        elif fmt == "count":
+            expr = f"(({expr}) | length) if ({expr}) is sequence and ({expr}) is not string else 1"
+        elif fmt is not None:
+            self.problem(at + ("output_format",), f"output_format {fmt!r} is not supported", "json, string or count")
+        self.put(out, new, "vars", {field: f"{{{{ {expr} }}}}"}, at + ("operations",) if operations else at)
+        self.origin[new + ("vars", field)] = at + ("operations",) if operations else at
+        return _Target(out["id"] or "", "set")
+
+    def input_source(self, source: Any, at: Path_) -> str:
+        """pipeline_ex's ``input_source``: ``previous_response:step[:field]``, ``context:name`` or a
+        variable or step name, as an expression."""
+        if not isinstance(source, str) or not source.strip():
+            self.problem(at, "data_transform needs an input_source: (previous_response:step, or a variable name)")
+            return "none"
+        source = source.strip()
+        if source.startswith("context:"):
+            source = source[len("context:"):]
+        return self.reference(source, at, text=False) or "none"
+
+    def operation(self, expr: str, op: Any, at: Path_) -> str:
+        if not isinstance(op, Mapping):
+            self.problem(at, "an operation must be a mapping with operation:")
+            return expr
+        kind, field = op.get("operation"), op.get("field")
+        attr = json.dumps(field) if isinstance(field, str) and segments(field) else None
+        if field is not None and attr is None:
+            self.problem(at + ("field",), f"field {field!r} must be a dotted field name")
+            return expr
+        if kind == "filter":
+            return self.filter_expr(expr, field, op.get("condition"), at)
+        if kind == "sort" and attr:
+            reverse = "true" if op.get("order") == "desc" else "false"
+            return f"({expr}) | sort(attribute={attr}, reverse={reverse}, case_sensitive=true)"
+        if kind == "aggregate" and op.get("function", "sum") in _AGGREGATES:
+            values = f"(({expr}) | map(attribute={attr}, default=none) | reject('none') | list)" if attr else f"({expr})"
+            return "(" + _AGGREGATES[op.get("function", "sum")].format(v=values) + ")"
+        if kind == "group_by" and attr:
+            return f"dict(({expr}) | groupby({attr}))"
+        hints = {"map": "map and join need python: write a python step (call: ...) over this step's input",
+                 "join": "map and join need python: write a python step (call: ...) over this step's input",
+                 "aggregate": f"functions: {', '.join(_AGGREGATES)}"}
+        self.problem(at + ("operation",) if "operation" in op else at,
+                     f"data_transform operation {kind!r}" + (" without field:" if kind in ("sort", "group_by") else "")
+                     + " is not supported", hints.get(str(kind), "operations that translate: filter, sort, aggregate, "
+                                                                 "group_by"))
+        return expr
+
+    def filter_expr(self, expr: str, field: str | None, condition: Any, at: Path_) -> str:
+        """pipeline_ex's filter: ``left <op> literal`` on each item's field ``left`` (``value``: the
+        operation's field), or a bare field for truthiness."""
+        where = at + ("condition",)
+        if not isinstance(condition, str):
+            self.problem(where if condition is not None else at, "filter needs a condition: such as \"status == 'done'\"")
+            return expr
+        match = _CONDITION.fullmatch(condition)
+        left = match[1] if match else condition.strip()
+        attr = field if left == "value" else left
+        if attr is None or not segments(attr):
+            if left == "value" and match:
+                return f"({expr}) | select({json.dumps(_TESTS[match[2]])}, {_literal(match[3])}) | list"
+            self.problem(where, f"filter condition {condition!r} is not supported",
+                         "write field == 'value' (==, !=, >, >=, <, <=) or a bare field name")
+            return expr
+        if not match:
+            return f"({expr}) | selectattr({json.dumps(attr)}) | list"
+        return f"({expr}) | selectattr({json.dumps(attr)}, {json.dumps(_TESTS[match[2]])}, {_literal(match[3])}) | list"
+
+    # -- nested pipelines --
+
+    def pipeline(self, raw: Mapping[str, Any], at: Path_, new: Path_, out: dict[str, Any]) -> _Target:
+        self.put(out, new, "type", "pipeline", at + ("type",))
+        if ("pipeline_file" in raw) == ("pipeline" in raw):
+            self.problem(at, "pipeline step needs exactly one of pipeline_file: and pipeline:")
+        elif "pipeline_file" in raw:
+            self.put(out, new, "file", self.nested_file(raw["pipeline_file"], at + ("pipeline_file",)),
+                     at + ("pipeline_file",))
+        else:
+            self.put(out, new, "pipeline", self.inline(raw["pipeline"], at + ("pipeline",), new + ("pipeline",)),
+                     at + ("pipeline",))
+        if "inputs" in raw:
+            if isinstance(raw["inputs"], Mapping):
+                self.put(out, new, "inputs", self.typed(raw["inputs"], at + ("inputs",)), at + ("inputs",))
+                for key in raw["inputs"]:
+                    self.origin[new + ("inputs", key)] = at + ("inputs", key)
+            else:
+                self.problem(at + ("inputs",), "inputs must be a mapping of names to values")
+        config = raw.get("config", {})
+        if not isinstance(config, Mapping):
+            self.problem(at + ("config",), "config must be a mapping")
+        else:
+            if config.get("inherit_context"):
+                self.problem(at + ("config", "inherit_context"), "config.inherit_context is not supported",
+                             "a nested pipeline sees only its inputs: pass what it needs in inputs:")
+            self.check_keys({k: v for k, v in config.items() if k != "inherit_context"}, at + ("config",),
+                            set(), "config", ignored=_NESTED_CONFIG_IGNORED)
+        return _Target(out["id"] or "", "value")
+
+    def nested_file(self, path: Any, at: Path_) -> str:
+        """``pipeline_file``, relative to this file's folder; else to the working directory, as pipeline_ex reads it."""
+        if not isinstance(path, str) or not path or "{{" in path:
+            self.problem(at, f"pipeline_file must be a plain path, got {path!r}")
+            return ""
+        if self.base_dir is not None and not (self.base_dir / path).exists() and (Path.cwd() / path).exists():
+            return str((Path.cwd() / path).resolve())
+        return path
+
+    def inline(self, inline: Any, at: Path_, new: Path_) -> dict[str, Any]:
+        """An inline pipeline (``{name, steps}`` or ``{workflow: ...}``), translated by a translator of its own
+        (its steps have their own names), its source paths kept."""
+        if isinstance(inline, Mapping) and "workflow" in inline:
+            inline, at = inline["workflow"], at + ("workflow",)
+        if not isinstance(inline, Mapping):
+            self.problem(at, "an inline pipeline must be a mapping with steps:")
+            return {"steps": []}
+        child = type(self)(self.smap, self.base_dir)
+        child.workflow_keys(inline, at, {"name", "description", "defaults", "steps", "variables", "input", "inputs"})
+        spec = child.body(inline, at)  # type: ignore[attr-defined]
+        self.problems += child.problems
+        self.ignored += child.ignored
+        self.notes.update({k: v for k, v in child.notes.items() if k not in self.notes})
+        self.origin.update({new + path: orig for path, orig in child.origin.items()})
+        self.blocks.update({new + path: orig for path, orig in child.blocks.items()})
+        return spec
+
+
+def _literal(token: str) -> str:
+    """A condition's right side as pipeline_ex parses it: quoted text, a number, true/false/null, else text."""
+    token = token.strip()
+    if len(token) >= 2 and token[0] == token[-1] and token[0] in "'\"":
+        return json.dumps(token[1:-1], ensure_ascii=False)
+    if re.fullmatch(r"\d+(\.\d+)?", token) or token in ("true", "false"):
+        return token
+    if token in ("null", "nil"):
+        return "none"
+    return json.dumps(token, ensure_ascii=False)

@@ -15,7 +15,7 @@ from ._yaml import SourceMap
 from ._errors import Location
 
 Path_ = tuple[Any, ...]
-_BUILTINS = {"workflow", "step", "timestamp", "date", "execution_id", "environment", "env", "config"}
+_BUILTINS = {"workflow", "step", "execution_id", "environment", "env", "config"}
 _IGNORED = {"role", "preset"}
 """Step keys that only configure Claude Code (presets, roles): dropped."""
 
@@ -36,6 +36,10 @@ def segments(path: str) -> list[str] | None:
 def subscript(fields: list[str]) -> str:
     """``["a", "0"]`` as ``["a"][0]`` (subscripts, so ``items`` is a key, not dict.items)."""
     return "".join(f"[{f}]" if f.isdigit() else f"[{json.dumps(f)}]" for f in fields)
+
+
+class CompatNote(UserWarning):
+    """Something of a pipeline_ex workflow that the translation read and ignored, and why."""
 
 
 class Problem(NamedTuple):
@@ -83,8 +87,19 @@ class Expressions:
         self.current: str | None = None
         self.output_dir = "outputs"
         self.options: dict[str, tuple[Any, Path_]] = {}
+        self.ignored: list[tuple[str, Path_]] = []
+        """Runtime settings read and ignored, with where they are (one note lists them)."""
+        self.notes: dict[str, str] = {}
+        """What else was read and ignored, and why: one note per subject."""
+        self.workflow_name = ""
 
     # -- reporting and source locations --
+
+    def note(self, at: Path_, subject: str, why: str) -> None:
+        """Note, once per ``subject``, that ``subject`` (at ``at``) is read and ignored: ``why``."""
+        if subject not in self.notes:
+            where = self.smap.locate(at)
+            self.notes[subject] = f"pipeline_ex's {subject} is ignored: {why} (at {where or self.smap.source})"
 
     def problem(self, at: Path_, message: str, hint: str | None = None, *, key: bool = False) -> None:
         self.problems.append(Problem(self.smap.locate(at, key=key), self.current, message, hint))
@@ -117,7 +132,11 @@ class Expressions:
                 self.check_keys(part, part_at, {"type", "path", "encoding"}, "file prompt part")
                 pieces.append(literal(self.read(part.get("path"), part.get("encoding"), part_at + ("path",))))
             elif kind == "previous_response":
-                self.check_keys(part, part_at, {"type", "step", "extract"}, "previous_response prompt part")
+                self.check_keys(part, part_at, {"type", "step", "extract", "extract_with"},
+                                "previous_response prompt part")
+                if "extract_with" in part:  # pipeline_ex's content extractor gives the text unchanged
+                    self.note(part_at + ("extract_with",), "previous_response extract_with:",
+                              "pipeline_ex's content extractor returns the reply's text as it is, as this does")
                 pieces.append(self.previous(part, part_at))
             else:
                 self.problem(part_at + ("type",) if isinstance(part, Mapping) and "type" in part else part_at,
@@ -183,6 +202,10 @@ class Expressions:
                              f"its tasks: {', '.join(target.tasks())}")
                 return None
             return self.step_expr(child, fields[0], fields[1:], at, text)
+        if target.kind == "value":  # a python step's return value (test_echo, file_ops) or a pipeline's outputs
+            fields = fields[1:] if fields[:1] == ["result"] else fields
+            expr = f"{base}.output{subscript(fields)}"
+            return f"({expr} if {expr} is string else {expr} | tojson)" if text else expr
         if target.kind in ("text", "each") and (not fields or fields in (["text"], ["content"], ["result"])):
             return f"{base}.text"
         if target.kind == "text" or (target.kind == "each" and not fields[0].isdigit()):
@@ -212,6 +235,18 @@ class Expressions:
 
     def reference(self, source: str, at: Path_, text: bool) -> str | None:
         """A pipeline_ex reference (``state.x``, ``loop.item.f``, ``steps.a.f``, ``a.f``) as Jinja."""
+        if source.startswith("previous_response:"):  # previous_response:step[:field.path]
+            name, _, path = source[len("previous_response:"):].partition(":")
+            fields = segments(path) if path else []
+            if fields is None or segments(name) is None:
+                self.problem(at, f"{{{{{source}}}}} is not supported", "write previous_response:step:field.path")
+                return None
+            head, *rest = segments(name) or [name]
+            return self.step_ref(head, rest + fields, at, text)
+        if (builtin := self.builtin(source)) is not None:
+            return builtin
+        if call := re.fullmatch(r"(multiply|add|subtract|divide|max|min|round)\s*\((.*)\)", source):
+            return self.function(call[1], [a.strip() for a in call[2].split(",")], at)
         parts = segments(source)
         if parts is None:
             self.problem(at, f"expression {{{{{source}}}}} is not supported: only variable, loop and step "
@@ -220,7 +255,7 @@ class Expressions:
         head, rest = parts[0], parts[1:]
         if head == "loop":
             return self.loop_ref(rest, at)
-        if head in ("state", "variables") and rest:
+        if head in ("state", "variables", "inputs", "global_vars") and rest:  # inputs: a nested pipeline's
             head, rest = rest[0], rest[1:]
         elif head == "steps" and rest:
             return self.step_ref(rest[0], rest[1:], at, text)
@@ -233,6 +268,32 @@ class Expressions:
             self.problem(at, f"{head!r} in {{{{{source}}}}} is not a step or a valid variable name")
             return None
         return head + subscript(rest)
+
+    def builtin(self, source: str) -> str | None:
+        """pipeline_ex's documented built-ins: ``timestamp``, ``date``, ``workflow.name``, ``step.name``."""
+        if source == "timestamp":
+            return 'now().strftime("%Y%m%d_%H%M%S")'
+        if source == "date":
+            return 'now().strftime("%Y-%m-%d")'
+        if source == "workflow.name":
+            return json.dumps(self.workflow_name, ensure_ascii=False)
+        if source == "step.name" and self.current:
+            return json.dumps(self.current, ensure_ascii=False)
+        return None
+
+    def function(self, name: str, args: list[str], at: Path_) -> str | None:
+        """pipeline_ex's arithmetic functions (lib/pipeline/context/nested.ex) on references and numbers."""
+        values = [a if re.fullmatch(r"-?\d+(\.\d+)?", a) else self.reference(a, at, text=False) for a in args]
+        if any(v is None for v in values) or len(values) != {"max": len(values) or 1, "min": len(values) or 1,
+                                                             "round": 1}.get(name, 2):
+            return None
+        # pipeline_ex reads numbers out of strings (a --var is text): integers stay integers
+        values = [f"(({v} | int) if ({v} | string).lstrip('-').isdigit() else ({v} | float))" for v in values]
+        a, b = values[0], values[-1]
+        return {"multiply": f"({a} * {b})", "add": f"({a} + {b})", "subtract": f"({a} - {b})",
+                "divide": f"(({a} / {b}) if {b} != 0 else 0)", "round": f"({a} | round | int)",
+                "max": f"([{', '.join(map(str, values))}] | max)",
+                "min": f"([{', '.join(map(str, values))}] | min)"}[name]
 
     def step_ref(self, name: str, fields: list[str], at: Path_, text: bool) -> str | None:
         target = self.target(name, at)
@@ -257,7 +318,7 @@ class Expressions:
             return self.value(value, at)
         source = value.strip() if isinstance(value, str) else ""
         source = re.sub(r"^\{\{(.*)\}\}$", r"\1", source, flags=re.DOTALL).strip()
-        if not source or source.startswith("previous_response"):
+        if not source:
             self.problem(at, f"data_source {value!r} is not supported", "name a step field, a variable, or write a list")
             return []
         expr = self.reference(source, at, text=False)

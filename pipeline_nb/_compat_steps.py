@@ -7,17 +7,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ._compat_refs import Expressions, Path_, _Target, literal
+from ._compat_agent import ClaudeOptions
+from ._compat_refs import Path_, _Target, literal
 
-MODEL_ALIASES = {"sonnet": "claude-sonnet-5-5", "opus": "claude-opus-5-5", "haiku": "claude-haiku-5-5"}
-"""pipeline_ex's (Claude Code's) model aliases, as model ids."""
 LLM_KEYS = {"prompt", "claude_options", "output_schema"}
-OPTIONS_IGNORED = {"max_turns", "verbose", "output_format", "debug_mode", "telemetry_enabled",
-                   "cost_tracking", "print", "stream_handler", "stream_buffer_size"}
 _PER_ITEM = "per-item output files are not supported; put output_to_file on the {} step (it writes every reply)"
 
 
-class BasicSteps(Expressions):
+class BasicSteps(ClaudeOptions):
     """claude, set_variable, for_loop, parallel_claude and claude_batch."""
 
     STEP_KEYS: dict[str, set[str]] = {
@@ -25,7 +22,7 @@ class BasicSteps(Expressions):
         "set_variable": {"variables", "scope"},
         "for_loop": {"iterator", "data_source", "steps", "parallel", "max_parallel", "break_on_error"},
         "parallel_claude": {"parallel_tasks"},
-        "claude_batch": {"tasks", "prompt", "batch_config", "claude_options"},
+        "claude_batch": {"tasks", "prompt", "batch_config", "claude_options", "preset"},
     }
     """The keys of each step type this mixin translates (beside every step's name, type, condition
     and output_to_file)."""
@@ -45,36 +42,10 @@ class BasicSteps(Expressions):
         return _Target(out.get("id") or "", "json" if "output_schema" in raw else "text")
 
     def claude(self, raw: Mapping[str, Any], at: Path_, new: Path_, out: dict[str, Any]) -> _Target:
+        if "preset" in raw:
+            self.note(at + ("preset",), "preset: on a claude step", "pipeline_ex's claude step does not read it "
+                      "(claude_smart, claude_batch and the other enhanced steps do)")
         return self.llm(raw, at, new, out)
-
-    def claude_options(self, options: Any, at: Path_, new: Path_, out: dict[str, Any]) -> None:
-        if not isinstance(options, Mapping):
-            self.problem(at, "claude_options must be a mapping")
-            return
-        merged = {**self.options, **{k: (v, at + (k,)) for k, v in options.items()}}
-        system = []
-        for key, (value, where) in merged.items():
-            if key == "model":
-                self.put(out, new, "model", MODEL_ALIASES.get(value, value), where)
-            elif key == "max_tokens":
-                self.put(out, new, "max_tokens", value, where)
-            elif key in ("system_prompt", "append_system_prompt") and isinstance(value, str):
-                system.append((key, self.text(value, where), where))
-            elif key == "timeout_ms" and isinstance(value, (int, float)) and value > 0:
-                self.put(out, new, "timeout", value / 1000, where)
-            elif key == "async_streaming" and isinstance(value, bool):
-                self.put(out, new, "stream", value, where)
-            elif key in OPTIONS_IGNORED or (key in ("allowed_tools", "disallowed_tools") and not value):
-                continue
-            else:
-                hint = ("pipeline_nb makes plain Messages API calls, without Claude Code's tools"
-                        if "tool" in key else "options that translate: model, max_tokens, system_prompt, "
-                        "append_system_prompt, timeout_ms, async_streaming")
-                self.problem(where, f"claude_options.{key} is not supported" + (
-                    f" with value {value!r}" if key in ("system_prompt", "timeout_ms") else ""), hint, key=True)
-        if system:
-            system.sort(key=lambda s: s[0] != "system_prompt")
-            self.put(out, new, "system", "\n\n".join(t for _, t, _ in system), system[0][2], system[0][2])
 
     def set_variable(self, raw: Mapping[str, Any], at: Path_, new: Path_, out: dict[str, Any]) -> _Target:
         self.put(out, new, "type", "set", at + ("type",))
@@ -161,9 +132,8 @@ class BasicSteps(Expressions):
     def claude_batch(self, raw: Mapping[str, Any], at: Path_, new: Path_, out: dict[str, Any]) -> _Target:
         tasks, items = raw.get("tasks"), []
         if tasks and "prompt" in raw:
-            self.problem(at + ("prompt",), "claude_batch with both prompt: and tasks: is not supported "
-                         "(pipeline_ex sends each task's prompt alone)", "move the shared text into each task's prompt",
-                         key=True)
+            self.note(at + ("prompt",), "claude_batch prompt: beside tasks:",
+                      "pipeline_ex sends each task's own prompt and never this one")
         if not tasks:
             if "prompt" not in raw:
                 self.problem(at, "claude_batch needs 'tasks:' (or one prompt:)")
@@ -177,8 +147,11 @@ class BasicSteps(Expressions):
                 if not isinstance(task, Mapping):
                     self.problem(task_at, "a batch task must be a mapping with prompt:")
                     continue
-                self.check_keys(task, task_at, {"task_id", "prompt", "file"}, "claude_batch task",
+                self.check_keys(task, task_at, {"task_id", "prompt", "file", "claude_options"}, "claude_batch task",
                                 {"output_to_file": _PER_ITEM.format("claude_batch")})
+                if "claude_options" in task:
+                    self.note(task_at + ("claude_options",), "claude_options of a claude_batch task",
+                              "pipeline_ex gives every task the step's options; put them on the step")
                 parts = [literal(self.read(task["file"], None, task_at + ("file",)))] if "file" in task else []
                 if "prompt" in task:
                     parts.append(self.prompt(task["prompt"], task_at + ("prompt",))[0])
@@ -199,7 +172,8 @@ class BasicSteps(Expressions):
         self.put(out, new, "as", "task", at + ("type",))
         self.put(out, new, "prompt", "{{ task }}", at + ("tasks",) if "tasks" in raw else at + ("prompt",))
         self.put(out, new, "max_parallel", config.get("max_parallel", 3), at + ("batch_config", "max_parallel"))
-        self.claude_options(raw.get("claude_options", {}), at + ("claude_options",), new, out)
+        self.claude_options(raw.get("claude_options", {}), at + ("claude_options",), new, out,
+                            preset=self.preset_of(raw, at, "development"))
         timeout = config.get("timeout_per_task")
         if isinstance(timeout, (int, float)) and timeout > 0:
             self.put(out, new, "timeout", timeout / 1000, at + ("batch_config", "timeout_per_task"))

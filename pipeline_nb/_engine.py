@@ -234,6 +234,7 @@ class _Run:
             saved={s.save_as: s.id for s in self.spec.all_steps() if s.save_as},
         )
         run.reused_from = self.earlier.run_id if self.earlier else None
+        run.warnings += [note for spec in (self.spec, *self.nested.values()) for note in spec.notes]
         run.budget = self.budget
         self.run = run
         self.initialised = list(self.routes[None])

@@ -41,9 +41,10 @@ def load_spec(
     else:
         text = str(source)
         data, smap = load_yaml(text, source=source_name or "<pipeline>", line_offset=line_offset)
-    if isinstance(data, Mapping) and "workflow" in data:  # a pipeline_ex file: translate it first
-        from .compat import translate
+    from .compat import is_workflow, translate
 
-        data, smap = translate(data, smap, base_dir)
+    notes: list[str] = []
+    if is_workflow(data):  # a pipeline_ex file: translate it first
+        data, smap = translate(data, smap, base_dir, notes=notes)
     spec = parse_spec(data, smap, name=name, default_name=default_name, base_dir=base_dir)
-    return replace(spec, text=text) if text is not None else spec
+    return replace(spec, text=text, notes=tuple(notes)) if text is not None or notes else spec

@@ -106,5 +106,9 @@ def check_is_pipeline(data: Any, smap: SourceMap) -> None:
     misspelt = [key for key in data if isinstance(key, str) and difflib.get_close_matches(key, _PIPELINE_KEYS, n=1)]
     if misspelt and all(key in schema()["properties"] or key in misspelt for key in data):
         return
+    if "input" in data and "expected_output" in data:  # pipeline_ex's examples/meta: a generator's input
+        raise PipelineSpecError("this file is not a pipeline: it is a pipeline_ex example of a pipeline generator's "
+                                "input (input:) and the output expected (expected_output:)", location=where,
+                                hint="run the generator pipeline itself, giving each input with --var NAME=VALUE")
     raise PipelineSpecError(f"pipeline is missing 'steps': this file is {_describe(data, quote=False)} "
                             "and no 'steps'", location=where, hint=f"if it is meant as a pipeline, {start}")

@@ -59,7 +59,7 @@ class Sandbox(SandboxedEnvironment):
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        self.globals.update(range=limits.bounded_range, lipsum=_lipsum)
+        self.globals.update(range=limits.bounded_range, lipsum=_lipsum, now=_now)
         self.filters.update(_BOUNDED_FILTERS)
         self._global_ids = frozenset(id(value) for value in self.globals.values())
 
@@ -251,6 +251,11 @@ def _wordwrap(environment: Any, s: str, width: int = 79, break_long_words: bool 
     if isinstance(wrapstring, str) and isinstance(s, str) and isinstance(width, int) and width > 0:
         limits.check_size("wordwrap()", len(s) + (len(s) // width + s.count("\n") + 1) * len(wrapstring))
     return filters.do_wordwrap(environment, s, width, break_long_words, wrapstring, break_on_hyphens)
+
+
+def _now(utc: bool = False) -> datetime.datetime:
+    """``now()``: the current local time (``now(utc=true)``: UTC), a datetime (``.strftime``, ``.isoformat``)."""
+    return datetime.datetime.now(datetime.timezone.utc) if utc else datetime.datetime.now()
 
 
 def _lipsum(n: int = 5, html: bool = True, min: int = 20, max: int = 100) -> str:  # noqa: A002  Jinja's names

@@ -169,6 +169,8 @@ class PipelineSpec:
     """``defaults.journal``: where this pipeline's runs are journaled (``off``: nowhere)."""
     max_cost: float | None = None
     """``defaults.max_cost``: the run's budget in USD."""
+    notes: tuple[str, ...] = field(default=(), compare=False)
+    """What loading it read and ignored (a pipeline_ex file's runtime settings): its runs' warnings."""
     text: str | None = field(default=None, compare=False, repr=False)
     """The YAML it was loaded from (None for a dict), kept by the run journal."""
 

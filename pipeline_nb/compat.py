@@ -10,48 +10,89 @@ from __future__ import annotations
 
 import posixpath
 import re
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ._compat_claude import ClaudeFamily
 from ._compat_flow import FlowSteps
-from ._compat_refs import Path_, Problem, _Target
+from ._compat_refs import CompatNote, Path_, Problem, _Target
 from ._compat_steps import BasicSteps
 from ._yaml import SourceMap
 from ._errors import PipelineSpecError
 
-__all__ = ["Problem", "is_workflow", "translate"]
+__all__ = ["CompatNote", "Problem", "is_workflow", "translate"]
 
 _STEP_KEYS = {**BasicSteps.STEP_KEYS, **ClaudeFamily.STEP_KEYS, **FlowSteps.STEP_KEYS}
 """The keys of every step type that translates, by type."""
 SUPPORTED_TYPES = tuple(_STEP_KEYS)
 
-_WORKFLOW_KEYS = {"name", "description", "defaults", "steps", "variables"}
-_WORKFLOW_IGNORED = {"version", "workspace_dir", "checkpoint_enabled", "checkpoint_dir", "gemini_functions"}
-_DEFAULTS_KEYS = {"output_dir", "claude_options"}
-_DEFAULTS_IGNORED = {"gemini_model", "gemini_token_budget", "claude_output_format", "claude_preset"}
+_WORKFLOW_KEYS = {"name", "description", "defaults", "steps", "variables", "input", "inputs"}
+RUNTIME_KEYS = {"version", "workspace_dir", "checkpoint_enabled", "checkpoint_dir", "gemini_functions", "environment",
+                "setting_sources", "enable_context_management", "memory_config", "hooks", "metadata", "author", "tags"}
+"""Workflow keys that only configure pipeline_ex's runtime (checkpoints, workspace, logging, Claude Code's
+settings and hooks): read and ignored, with one note naming them."""
+REFUSED_KEYS = {
+    "mcp_servers": "pipeline_nb makes plain Messages API calls: give the step tools: (python functions) instead",
+    "agents": "pipeline_nb has no Claude Code subagents: write each agent's work as its own step",
+    "enable_skills": "pipeline_nb has no Claude Code skills: put the skill's instructions in the prompt or system",
+}
+"""Workflow keys whose meaning pipeline_nb cannot honour: refused by name."""
+_ROOT_STEPS_KEYS = {"name", "description", "steps", "pipeline"}
+_DEFAULTS_KEYS = {"output_dir", "claude_options", "claude_preset", "gemini_model", "gemini_token_budget"}
+_DEFAULTS_IGNORED = {"claude_output_format"}
 _COMMON = {"name", "type", "condition", "output_to_file"}
-HINT = ("pipeline_nb translates claude, set_variable, for_loop (with one claude step), parallel_claude and "
-        "claude_batch steps; see docs/pipeline_ex.md")
+HINT = ("pipeline_nb translates pipeline_ex's step types " + ", ".join(SUPPORTED_TYPES)
+        + "; see docs/pipeline_ex.md")
 
 
 def is_workflow(data: Any) -> bool:
-    """Whether ``data`` is a pipeline_ex document (its root has a ``workflow:`` key)."""
-    return isinstance(data, Mapping) and "workflow" in data
+    """Whether ``data`` is a pipeline_ex document: its root has a ``workflow:`` key, or it is a
+    root ``steps:`` list of pipeline_ex steps (each with ``name:`` and ``type:``, none with ``id:``)."""
+    if not isinstance(data, Mapping):
+        return False
+    if "workflow" in data:
+        return True
+    steps = data.get("steps")
+    return (isinstance(steps, list) and bool(steps) and "vars" not in data and all(
+        isinstance(s, Mapping) and "name" in s and "id" not in s for s in steps)
+        and any(s.get("type") in KNOWN_TYPES for s in steps))
+
+
+KNOWN_TYPES = {"claude", "gemini", "set_variable", "for_loop", "while_loop", "parallel_claude", "gemini_instructor",
+               "claude_smart", "claude_session", "claude_extract", "claude_batch", "claude_robust",
+               "data_transform", "file_ops", "pipeline", "test_echo", "codebase_query", "checkpoint", "switch"}
+"""pipeline_ex's step types (lib/pipeline/executor.ex), translated or not: they mark a root steps: list."""
 
 
 def translate(
-    data: Mapping[str, Any], smap: SourceMap | None = None, base_dir: Path | None = None
+    data: Mapping[str, Any], smap: SourceMap | None = None, base_dir: Path | None = None, *,
+    notes: list[str] | None = None,
 ) -> tuple[dict[str, Any], SourceMap]:
     """The pipeline_nb spec for pipeline_ex document ``data``, and a SourceMap of its keys
     into ``data``'s source. ``file`` prompt parts are read relative to ``base_dir``, then the
-    working directory. Raises PipelineSpecError listing every untranslatable thing."""
+    working directory. Raises PipelineSpecError listing every untranslatable thing. What it read
+    and ignored is appended to ``notes`` (a loaded spec's, which its runs show as warnings), or
+    without ``notes`` warned as CompatNote."""
     translator = _Translator(smap or SourceMap("<dict>"), base_dir)
     spec = translator.document(data)
     if translator.problems:
         raise translator.error()
+    found = ([_runtime_note(translator)] if translator.ignored else []) + list(translator.notes.values())
+    if notes is not None:
+        notes += found
+    for note in found if notes is None else ():
+        warnings.warn(note, CompatNote, stacklevel=2)
     return spec, translator.source_map()
+
+
+def _runtime_note(translator: _Translator) -> str:
+    """One note listing the runtime keys read and ignored, and where the first is."""
+    keys = ", ".join(key for key, _ in translator.ignored)
+    where = translator.smap.locate(translator.ignored[0][1], key=True)
+    return (f"pipeline_ex settings read and ignored (they configure pipeline_ex's own runtime): {keys} "
+            f"(at {where or translator.smap.source}); see docs/pipeline_ex.md")
 
 
 class _Translator(BasicSteps, ClaudeFamily, FlowSteps):
@@ -91,38 +132,83 @@ class _Translator(BasicSteps, ClaudeFamily, FlowSteps):
     # -- the document --
 
     def document(self, data: Mapping[str, Any]) -> dict[str, Any]:
-        for key in data:
-            if key != "workflow":
-                self.problem((key,), f"top-level key {key!r} next to 'workflow:'", "move it under workflow:", key=True)
-        wf, at = data["workflow"], ("workflow",)
+        if "workflow" in data:
+            for key in data:
+                if key != "workflow":
+                    self.problem((key,), f"top-level key {key!r} next to 'workflow:'", "move it under workflow:",
+                                 key=True)
+            wf, at = data["workflow"], ("workflow",)
+            if not isinstance(wf, Mapping):
+                self.problem(at, "'workflow:' must be a mapping with name: and steps:")
+                return {}
+            self.workflow_keys(wf, at, _WORKFLOW_KEYS)
+        else:  # a root steps: list of pipeline_ex steps (pipeline_ex's generated pipelines)
+            wf, at = dict(data), ()
+            self.workflow_keys(wf, at, _ROOT_STEPS_KEYS)
+            if isinstance(data.get("pipeline"), Mapping):  # pipeline: {name, description}
+                wf.update({k: data["pipeline"][k] for k in ("name", "description") if k in data["pipeline"]})
+        return self.body(wf, at)
+
+    def body(self, wf: Mapping[str, Any], at: Path_) -> dict[str, Any]:
+        """The spec of a workflow mapping at ``at`` (whose keys were checked): a document's, or an inline pipeline's."""
         self.origin[()] = at
-        if not isinstance(wf, Mapping):
-            self.problem(at, "'workflow:' must be a mapping with name: and steps:")
-            return {}
         spec: dict[str, Any] = {}
-        self.check_keys(wf, at, _WORKFLOW_KEYS, "workflow", ignored=_WORKFLOW_IGNORED)
+        self.workflow_name = wf.get("name") if isinstance(wf.get("name"), str) else ""
         for key in ("name", "description"):
             if key in wf:
                 self.put(spec, (), key, wf[key], at + (key,))
-        variables = wf.get("variables", {})
-        if not isinstance(variables, Mapping):
-            self.problem(at + ("variables",), "workflow variables must be a mapping")
-        elif variables:
-            self.put(spec, (), "vars", dict(variables), at + ("variables",))
-            self.vars.update(k for k in variables if isinstance(k, str))
+        self.variables(wf, at, spec)
         self.defaults(wf.get("defaults"), at + ("defaults",))
         steps = wf.get("steps")
         if not isinstance(steps, list) or not steps:
             self.problem(at + ("steps",) if "steps" in wf else at, "workflow needs a non-empty 'steps:' list")
             return spec
-        self.register_ids(steps, at + ("steps",))
+        self.put(spec, (), "steps", self.step_list(steps, at + ("steps",), ()), at + ("steps",))
+        return spec
+
+    def workflow_keys(self, wf: Mapping[str, Any], at: Path_, allowed: set[str]) -> None:
+        for key in wf:
+            if key in REFUSED_KEYS:
+                self.problem(at + (key,), f"workflow key {key!r} is not supported", REFUSED_KEYS[key], key=True)
+            elif key in RUNTIME_KEYS:
+                self.ignored.append((key, at + (key,)))
+        self.check_keys({k: v for k, v in wf.items() if k not in REFUSED_KEYS}, at, allowed,
+                        "workflow" if at else "pipeline", ignored=RUNTIME_KEYS)
+
+    def variables(self, wf: Mapping[str, Any], at: Path_, spec: dict[str, Any]) -> None:
+        """``variables:`` and the declared ``input:``/``inputs:`` as vars: a declared input with a
+        value is a default (--var overrides it); one without must come from --var."""
+        values: dict[str, Any] = {}
+        for key in ("variables", "input", "inputs"):
+            given = wf.get(key)
+            if given is None:
+                continue
+            if isinstance(given, list) and key != "variables":  # names only: each must come from --var
+                names = [g.get("name") if isinstance(g, Mapping) else g for g in given]
+                bad = [n for n in names if not (isinstance(n, str) and n.isidentifier())]
+                if bad:
+                    self.problem(at + (key,), f"workflow {key} must name variables, got {bad[0]!r}")
+                self.vars.update(n for n in names if isinstance(n, str))
+                given = {g["name"]: g["default"] for g in given if isinstance(g, Mapping) and "default" in g
+                         and isinstance(g.get("name"), str)}
+            if not isinstance(given, Mapping):
+                self.problem(at + (key,), f"workflow {key} must be a mapping of names to values (or a list of names)")
+                continue
+            values.update(given)
+            self.origin[("vars",)] = at + (key,)
+        if values:
+            self.put(spec, (), "vars", values, self.origin[("vars",)])
+            self.vars.update(k for k in values if isinstance(k, str))
+
+    def step_list(self, steps: list[Any], at: Path_, new: Path_) -> list[dict[str, Any]]:
+        """The translated steps of a list at ``at``, put at ``new + ("steps", i)``."""
+        self.register_ids(steps, at)
         translated = []
         for index, raw in enumerate(steps):
-            step = self.step(raw, at + ("steps", index), ("steps", len(translated)))
+            step = self.step(raw, at + (index,), new + ("steps", len(translated)))
             if step is not None:
                 translated.append(step)
-        self.put(spec, (), "steps", translated, at + ("steps",))
-        return spec
+        return translated
 
     def defaults(self, defaults: Any, at: Path_) -> None:
         if defaults is None:
@@ -136,6 +222,9 @@ class _Translator(BasicSteps, ClaudeFamily, FlowSteps):
             self.output_dir = posixpath.normpath(out_dir)
         else:
             self.problem(at + ("output_dir",), "defaults.output_dir must be a plain path")
+        for key in ("claude_preset", "gemini_model", "gemini_token_budget"):  # read by the step types' mixins
+            if key in defaults:
+                setattr(self, key, (defaults[key], at + (key,)))
         options = defaults.get("claude_options", {})
         if isinstance(options, Mapping):
             self.options = {k: (v, at + ("claude_options", k)) for k, v in options.items()}

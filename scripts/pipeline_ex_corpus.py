@@ -5,7 +5,7 @@
 PATH_TO_PIPELINE_EX is a checkout of nshkrdotcom/pipeline_ex. Its YAML files (the top-level ones,
 examples/, workflows/, pipelines/ and test/fixtures/) each run in a fresh temporary directory (a copy
 of the checkout, so relative file parts resolve and outputs land nowhere else), with the Claude API
-(and the Gemini API, when pipeline_nb provides one) answered by the fakes in ``pipeline_nb.testing``.
+and the Gemini API answered by the fakes in ``pipeline_nb.testing``.
 A file's declared inputs get a ``--var``. Prints one line per file (ran, refused with the features
 named, or failed as it ran) and the counts; exit 0.
 """
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import yaml
 
-from pipeline_nb.testing import FakeAnthropic
+from pipeline_nb.testing import FakeAnthropic, FakeGemini
 
 FOLDERS = ("examples", "workflows", "pipelines", "test/fixtures")
 
@@ -83,8 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     files = [p for p in corpus(root) if not args.only or any(o in str(p) for o in args.only)]
     counts = {"ran": 0, "refused": 0, "failed": 0}
     features: dict[str, int] = {}
-    with FakeAnthropic() as claude:
+    with FakeAnthropic() as claude, FakeGemini() as gemini:
         env = {**os.environ, "ANTHROPIC_BASE_URL": claude.base_url, "ANTHROPIC_API_KEY": "sk-ant-corpus",
+               "GEMINI_BASE_URL": gemini.base_url, "GEMINI_API_KEY": "gemini-corpus-key",
                "PIPELINE_NB_RATE_LIMITER": "off"}
         for path in files:
             outcome, detail = run_one(path, root, env, args.timeout)

@@ -127,14 +127,15 @@ def test_claude_batch_becomes_concurrent_for_each() -> None:
         - {name: first, type: claude, prompt: hi}
         - name: batch
           type: claude_batch
-          preset: analysis
+          preset: chat
           batch_config: {max_parallel: 2, timeout_per_task: 10000, consolidate_results: true}
           tasks:
             - {task_id: one, prompt: [{type: static, content: "One"}, {type: previous_response, step: first}]}
             - {prompt: "Two"}
     """))
     assert steps[1] == {"id": "batch", **CLAUDE, "for_each": ["One\n{{ steps.first.text }}", "Two"], "as": "task",
-                        "prompt": "{{ task }}", "max_parallel": 2, "timeout": 10.0}
+                        "prompt": "{{ task }}", "max_parallel": 2, "timeout": 10.0, "retries": 0,
+                        "system": "You are a helpful assistant. Provide clear, concise responses."}  # the chat preset
 
 
 def test_prompt_parts_static_file_and_previous_response(tmp_path: Path) -> None:
@@ -200,20 +201,20 @@ def test_every_untranslatable_thing_is_listed_with_line_and_column() -> None:
         - {name: plan, type: codebase_query, prompt: hi}
         - name: impl
           type: claude
-          claude_options: {allowed_tools: [Write], cwd: ./w}
+          claude_options: {allowed_tools: [Bash], session_id: s}
           prompt:
             - {type: session_context, session_id: s}
             - {type: previous_response, step: later}
         - {name: later, type: while_loop}
         - {name: check, type: claude, prompt: "{{state.n + 1}}", condition: "length(x) > 2", retry_config: {}}
-    """, head="environment: {mode: test}\n")
+    """, head="mcp_servers: {fs: {}}\n")
     error = problems_of(text)
     found = [(p.location.line, p.location.col, p.step, p.message.split(":")[0]) for p in error.problems]
     assert found == [
-        (3, 3, None, "workflow key 'environment' is not supported"),
+        (3, 3, None, "workflow key 'mcp_servers' is not supported"),
         (5, 26, "plan", "step type 'codebase_query' is not supported"),
-        (8, 24, "impl", "claude_options.allowed_tools is not supported"),
-        (8, 48, "impl", "claude_options.cwd is not supported"),
+        (8, 40, "impl", "claude_options.allowed_tools"),
+        (8, 47, "impl", "claude_options.session_id is not supported"),
         (10, 18, "impl", "prompt part type 'session_context' is not supported"),
         (11, 43, "impl", "refers to step 'later', which runs later"),
         (12, 27, "later", "step type 'while_loop' is not supported"),
@@ -223,7 +224,7 @@ def test_every_untranslatable_thing_is_listed_with_line_and_column() -> None:
     ]
     assert str(error).startswith("wf.yaml:3:3: 10 parts of this pipeline_ex workflow cannot be translated:\n")
     assert "  - wf.yaml:5:26: step 'plan': step type 'codebase_query' is not supported" in str(error)
-    assert "hint: pipeline_nb translates claude, set_variable" in str(error)
+    assert "hint: pipeline_nb translates pipeline_ex's step types claude, set_variable" in str(error)
 
 
 @pytest.mark.parametrize(("steps", "where", "message", "hint"), [
@@ -248,10 +249,10 @@ def test_single_problem_is_a_plain_error(steps: str, where: tuple[int, int], mes
 
 def test_errors_found_after_translation_point_into_the_pipeline_ex_file() -> None:
     text = workflow("""\
-        - {name: b, type: claude_batch, batch_config: {max_parallel: 0}, tasks: [{prompt: hi}]}
+        - {name: b, type: claude_batch, preset: chat, batch_config: {max_parallel: 0}, tasks: [{prompt: hi}]}
     """)
     error = problems_of(text)
-    assert (error.location.line, error.location.col, error.step_id) == (4, 66, "b")
+    assert (error.location.line, error.location.col, error.step_id) == (4, 80, "b")
     assert "max_parallel must be at least 1" in error.message
     text = workflow("""\
         - name: w

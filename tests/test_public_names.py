@@ -40,7 +40,7 @@ PUBLIC_MODULES = {
                             "ServerToolResult", "ServerToolUse", "Text",
                             "Thinking", "ToolResult", "ToolUse", "Usage", "citations_of", "text_of",
                             "thinking_of"],
-    "pipeline_nb.compat": ["Problem", "is_workflow", "translate"],
+    "pipeline_nb.compat": ["CompatNote", "Problem", "is_workflow", "translate"],
     "pipeline_nb.tools": ["MAX_TOOL_OUTPUT", "SERVER_TOOLS", "Tool", "ToolDefinitionError", "ToolInputError",
                           "WORKSPACE_TOOLS", "server_tool", "tool_from_function", "tool_from_mapping", "tool_output",
                           "workspace_tools"],

@@ -1,0 +1,203 @@
+"""pipeline_ex's ``claude_options`` (the options of Claude Code's agent) as llm step keys, presets
+applied. A mixin of the compat translator (``compat._Translator``), shared by the claude step types.
+
+Claude Code's tools become pipeline_nb's workspace tools confined to ``cwd`` (the step's ``workdir``)
+and the API's server tools; ``max_turns`` bounds the tool rounds. A tool with no safe equivalent (a
+shell) is refused by name when the step asks for it, and left out, with a note, when only a preset
+implies it. Options that only shape Claude Code's console output are ignored with a note: a warning
+(a note on the run, once per option and translation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ._compat_presets import DEFAULT_CWD, DEFAULT_MAX_TURNS, OPTIMIZATIONS, PRESETS, TOOLS, WORKSPACE
+from ._compat_refs import Expressions, Path_
+
+MODEL_ALIASES = {"sonnet": "claude-sonnet-5-5", "opus": "claude-opus-5-5", "haiku": "claude-haiku-5-5"}
+"""pipeline_ex's (Claude Code's) model aliases, as model ids."""
+
+NO_EFFECT = {"verbose": "Claude Code's console logging", "output_format": "the format of Claude Code's output "
+             "(the reply's text is the same)", "debug_mode": "Claude Code's debug log", "print": "Claude Code's "
+             "print mode", "telemetry_enabled": "pipeline_ex's telemetry", "cost_tracking": "pipeline_ex's cost "
+             "report (pipeline_nb reports usage, and cost with defaults.pricing)", "stream_handler": "pipeline_ex's "
+             "stream handlers (pipeline_nb has its own: the view, --stream, stream_handler:)", "stream_buffer_size":
+             "pipeline_ex's stream buffer"}
+"""claude_options that change nothing pipeline_nb does, and what each configured in pipeline_ex."""
+_AGENT = {"allowed_tools", "disallowed_tools", "cwd", "max_turns", "retry_config"}
+_SHELL_HINT = "pipeline_nb has no shell tool; remove {tool} from allowed_tools, or do that work in a python step"
+
+
+class ClaudeOptions(Expressions):
+    """``claude_options`` (with a preset, for the enhanced step types) as llm step keys; notes."""
+
+    claude_preset: tuple[str, Path_] | None = None
+    """``defaults.claude_preset`` and where it is (set by the document's translation)."""
+
+    def preset_of(self, raw: Mapping[str, Any], at: Path_, default: str) -> tuple[str, Path_] | None:
+        """The preset of an enhanced claude step: its own ``preset:``, ``defaults.claude_preset``, else
+        ``default``; with where it was named (the step's type for the default). None if unknown."""
+        name, where = raw.get("preset"), at + ("preset",)
+        if name is None:
+            name, where = self.claude_preset or (default, at + ("type",))
+        if name not in PRESETS:
+            self.problem(where, f"preset {name!r} is not one of pipeline_ex's presets",
+                         f"use one of: {', '.join(PRESETS)}")
+            return None
+        return name, where
+
+    def claude_options(self, options: Any, at: Path_, new: Path_, out: dict[str, Any], *,
+                       preset: tuple[str, Path_] | None = None, smart: bool = False,
+                       step_retries: bool = False) -> None:
+        """Translate ``options`` (over ``defaults.claude_options``, over ``preset``'s options).
+        ``smart``: claude_smart's preset optimizations too. ``step_retries``: the step type retries
+        itself (claude_robust), so a ``retry_config`` here is not what counts."""
+        if not isinstance(options, Mapping):
+            self.problem(at, "claude_options must be a mapping")
+            return
+        merged = {**self.options, **{k: (v, at + (k,)) for k, v in options.items()}}
+        implied: set[str] = set()
+        user_tools = merged.get("allowed_tools")
+        if preset is not None:
+            name, where = preset
+            for key, value in PRESETS[name].items():
+                if key not in merged:
+                    merged[key] = (value, where)
+                    implied.add(key)
+                elif key == "retry_config" and isinstance(merged[key][0], Mapping):
+                    merged[key] = ({**value, **merged[key][0]}, merged[key][1])
+            if smart:
+                append, tools = OPTIMIZATIONS[name]
+                if "append_system_prompt" not in merged:
+                    merged["append_system_prompt"] = (append, where)
+                    implied.add("append_system_prompt")
+                written = user_tools[0] if user_tools and isinstance(user_tools[0], list) else []
+                if name != "development" and user_tools is not None and written != tools:
+                    self.note(user_tools[1], f"claude_options.allowed_tools of a claude_smart step with preset "
+                              f"{name!r}", f"the preset gives it {', '.join(tools or []) or 'no tools'} instead, "
+                              "as pipeline_ex does")
+                merged["allowed_tools"] = (list(dict.fromkeys(written + tools)) if name == "development" else tools,
+                                           user_tools[1] if user_tools else where)
+        system, per_attempt = [], None
+        for key, (value, where) in merged.items():
+            if key in ("model", "fallback_model") and isinstance(value, str):
+                self.put(out, new, key, MODEL_ALIASES.get(value, value), where)
+            elif key == "max_tokens":
+                self.put(out, new, "max_tokens", value, where)
+            elif key in ("system_prompt", "append_system_prompt") and isinstance(value, str):
+                system.append((key, value if key in implied else self.text(value, where), where))
+            elif key in ("timeout_ms", "timeout_seconds") and isinstance(value, (int, float)) and value > 0:
+                per_attempt = (value / 1000 if key == "timeout_ms" else value, where)
+            elif key in ("async_streaming", "pass_through_streaming") and isinstance(value, bool):
+                self.put(out, new, "stream", value, where)
+            elif key in NO_EFFECT or key in _AGENT:
+                if key in NO_EFFECT and key not in implied:
+                    self.note(where, f"claude_options.{key}", NO_EFFECT[key])
+            else:
+                hint = ("options that translate: model, fallback_model, max_tokens, system_prompt, append_system_prompt, "
+                        "timeout_ms, timeout_seconds, async_streaming, pass_through_streaming, allowed_tools, "
+                        "disallowed_tools, cwd, max_turns, retry_config")
+                self.problem(where, f"claude_options.{key} is not supported" + (
+                    f" with value {value!r}" if key in ("system_prompt", "timeout_ms", "model") else ""), hint, key=True)
+        if system:
+            system.sort(key=lambda s: s[0] != "system_prompt")
+            self.put(out, new, "system", "\n\n".join(t for _, t, _ in system), system[0][2], system[0][2])
+        attempts = 1
+        if "retry_config" in merged and not step_retries:
+            attempts = self.provider_retries(merged["retry_config"], out, new, implied="retry_config" in implied)
+        if per_attempt is not None:
+            # pipeline_ex bounds each attempt; pipeline_nb's timeout bounds the step, retries included
+            self.put(out, new, "timeout", round(per_attempt[0] * attempts, 3), per_attempt[1])
+        written = user_tools[0] if user_tools and isinstance(user_tools[0], list) else []
+        self.agent_tools(merged, written, new, out, preset)
+
+    def provider_retries(self, config: tuple[Any, Path_], out: dict[str, Any], new: Path_, implied: bool) -> int:
+        """``claude_options.retry_config`` (pipeline_ex's enhanced provider: ``max_retries`` attempts
+        in all, 1 s apart growing linearly or exponentially) as retries; the attempts it allows."""
+        value, where = config
+        if not isinstance(value, Mapping):
+            self.problem(where, "retry_config must be a mapping (max_retries, backoff_strategy, retry_on)")
+            return 1
+        attempts = value.get("max_retries", 0)
+        if not isinstance(attempts, int) or attempts < 0:
+            self.problem(where, f"retry_config.max_retries must be a whole number >= 0, got {attempts!r}")
+            return 1
+        attempts = max(attempts, 1) if value.get("retry_on", ["timeout"]) else 1
+        self.retries(attempts - 1, value.get("backoff_strategy", "exponential"), 1.0, out, new, where)
+        if value.get("retry_on") and not implied:
+            self.note(where, "retry_config.retry_on", "pipeline_nb retries the failures that can pass (rate limits, "
+                      "overloads, 5xx, timeouts, dropped connections), whatever their message says")
+        return attempts
+
+    def retries(self, count: int, strategy: Any, base: float, out: dict[str, Any], new: Path_, where: Path_) -> None:
+        """``retries:`` and ``retry_backoff:`` for ``count`` retries waiting ``base`` seconds, then more."""
+        if strategy not in ("exponential", "linear", "fixed"):
+            self.problem(where, f"backoff_strategy {strategy!r} is not linear, exponential or fixed")
+            return
+        self.put(out, new, "retries", count, where)
+        if count:
+            # pipeline_nb backs off exponentially up to a cap: a cap of count x base makes linear the same for
+            # up to 3 retries, and a cap of base makes it fixed
+            cap = {"exponential": base * 2 ** (count - 1), "linear": base * count, "fixed": base}[strategy]
+            self.put(out, new, "retry_backoff", [base, max(cap, base)], where)
+
+    def agent_tools(self, merged: dict[str, tuple[Any, Path_]], written: list[str], new: Path_, out: dict[str, Any],
+                    preset: tuple[str, Path_] | None) -> None:
+        """allowed_tools minus disallowed_tools as pipeline_nb tools, confined to ``cwd``; max_turns.
+        ``written``: the tools the workflow itself names (a preset's others may be left out)."""
+        allowed, allowed_at = merged.get("allowed_tools", ([], ()))
+        banned, banned_at = merged.get("disallowed_tools", ([], ()))
+        for value, where, key in ((allowed, allowed_at, "allowed_tools"), (banned, banned_at, "disallowed_tools")):
+            if value is not None and not (isinstance(value, list) and all(isinstance(t, str) for t in value)):
+                self.problem(where, f"claude_options.{key} must be a list of tool names, got {value!r}")
+                return
+        tools, dropped = [], []
+        for tool in allowed or []:
+            if tool in (banned or []):
+                continue
+            if TOOLS.get(tool, "") == "":  # no safe equivalent
+                if tool in written:
+                    self.problem(allowed_at + (written.index(tool),), f"claude_options.allowed_tools: {tool} has no "
+                                 "safe equivalent in pipeline_nb", _SHELL_HINT.format(tool=tool))
+                else:
+                    dropped.append(tool)
+            elif TOOLS[tool] is not None:
+                tools.append(TOOLS[tool])
+            else:
+                dropped.append(tool)
+        if dropped:
+            by = f"preset {preset[0]!r}" if preset else "these claude_options"
+            self.note(allowed_at, f"{', '.join(dropped)} tool{'s' if len(dropped) > 1 else ''} of {by}",
+                      "pipeline_nb has no shell, sub-agent or to-do tool; the step gets the others")
+        tools = list(dict.fromkeys(tools))
+        if not tools:
+            return
+        self.put(out, new, "tools", tools, allowed_at)
+        turns, turns_at = merged.get("max_turns", (DEFAULT_MAX_TURNS, allowed_at))
+        if not isinstance(turns, int) or turns < 1:
+            self.problem(turns_at, f"max_turns must be a whole number >= 1, got {turns!r}")
+        else:
+            # Claude Code counts every reply, the final answer too; max_tool_rounds counts the ones that call tools
+            self.put(out, new, "max_tool_rounds", max(turns - 1, 1), turns_at)
+        if WORKSPACE.intersection(tools):
+            cwd, cwd_at = merged.get("cwd", (DEFAULT_CWD, allowed_at))
+            self.workdir(cwd, cwd_at, new, out)
+
+    def workdir(self, cwd: Any, at: Path_, new: Path_, out: dict[str, Any]) -> None:
+        """``cwd`` as the step's ``workdir``: relative to the working directory, as pipeline_ex reads it.
+        A relative folder that does not exist yet is created, as pipeline_ex creates its workspace."""
+        if not isinstance(cwd, str) or not cwd.strip():
+            self.problem(at, f"claude_options.cwd must be a folder's path, got {cwd!r}")
+            return
+        folder = Path(cwd).expanduser()
+        if not folder.is_absolute():
+            folder = Path.cwd() / folder
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                self.problem(at, f"cannot create the folder {cwd!r} for Claude's tools: {exc.strerror or exc}")
+                return
+        self.put(out, new, "workdir", str(folder), at)
