@@ -20,7 +20,7 @@ from ._cli_journal import add_journal_commands, fail, id_line
 from ._engine import RunOptions, estimate_spec, execute
 from ._errors import PipelineError, PipelineSpecError, RunInterrupted
 from ._interrupts import first_interrupt_only
-from ._journal import journal_path
+from ._journal_db import journal_path
 from ._loader import load_spec
 from ._results import PipelineRun
 from ._spec import PipelineSpec

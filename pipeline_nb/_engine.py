@@ -24,7 +24,8 @@ from ._execute import Executor
 from ._names import resolve_name
 from ._outcomes import run_status
 from ._interrupts import first_interrupt_only
-from ._journal import JournalRecorder, journal_path
+from ._journal import JournalRecorder
+from ._journal_db import journal_path
 from ._journal_read import earlier_run
 from ._llm_call import ResolvedStep, fail, interrupted
 from ._matrix_spec import variants

@@ -14,7 +14,7 @@ from typing import Any
 
 from ._check_results import CheckResult
 from ._errors import PipelineError
-from ._journal import connect, decode, journal_path, rows_as_dicts
+from ._journal_db import connect, decode, journal_path, rows_as_dicts
 from ._results import ErrorInfo, PipelineRun, StepResult, ToolCall
 from .content import Text, Usage, block_from_api
 

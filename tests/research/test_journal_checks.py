@@ -162,7 +162,7 @@ def test_a_version_1_journal_is_migrated_in_place_and_its_runs_still_load(tmp_pa
 
 OPEN_AT_ONCE = """
 import pathlib, sys, time
-from pipeline_nb._journal import connect
+from pipeline_nb._journal_db import connect
 journal, ready, go = map(pathlib.Path, sys.argv[1:])
 ready.touch()
 while not go.exists():

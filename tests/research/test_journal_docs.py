@@ -1,4 +1,4 @@
-"""docs/journal.md documents the journal's schema as ``_journal.SCHEMA`` creates it: its version,
+"""docs/journal.md documents the journal's schema as ``_journal_db.SCHEMA`` creates it: its version,
 every table, and every column under its table's heading."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import re
 import sqlite3
 from pathlib import Path
 
-from pipeline_nb._journal import SCHEMA, SCHEMA_VERSION
+from pipeline_nb._journal_db import SCHEMA, SCHEMA_VERSION
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "journal.md"
 
