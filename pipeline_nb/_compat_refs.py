@@ -130,7 +130,11 @@ class Expressions:
                 pieces.append(self.text("" if content is None else str(content), part_at + ("content",)))
             elif kind == "file":
                 self.check_keys(part, part_at, {"type", "path", "encoding"}, "file prompt part")
-                pieces.append(literal(self.read(part.get("path"), part.get("encoding"), part_at + ("path",))))
+                path = part.get("path")
+                if isinstance(path, str) and "{{" in path:  # named at run time: read when the step runs
+                    pieces.append(self.read_at_run_time(path, part.get("encoding"), part_at + ("path",)))
+                else:
+                    pieces.append(literal(self.read(path, part.get("encoding"), part_at + ("path",))))
             elif kind == "previous_response":
                 self.check_keys(part, part_at, {"type", "step", "extract", "extract_with"},
                                 "previous_response prompt part")
@@ -145,6 +149,21 @@ class Expressions:
         if len(value) == 1 and isinstance(value[0], Mapping) and value[0].get("type") == "static":
             return "\n".join(pieces), at + (0, "content"), at + (0, "content")
         return "\n".join(pieces), at, None
+
+    def read_at_run_time(self, path: str, encoding: Any, at: Path_) -> str:
+        """A file part whose path is a template: the sandbox's ``read_text`` of the path, as the step
+        renders it (relative to the working directory, as pipeline_ex reads it; it may not leave it)."""
+        terms, pos = [], 0
+        for match in re.finditer(r"\{\{([^{}]+)\}\}", path):
+            if path[pos:match.start()]:
+                terms.append(json.dumps(path[pos:match.start()]))
+            expr = self.reference(match[1].strip(), at, text=True)
+            terms.append(f"({expr})" if expr else json.dumps(match[0]))
+            pos = match.end()
+        if path[pos:]:
+            terms.append(json.dumps(path[pos:]))
+        how = f", {json.dumps(encoding)}" if isinstance(encoding, str) else ""
+        return f"{{{{ read_text({' ~ '.join(terms)}{how}) }}}}"
 
     def read(self, path: Any, encoding: Any, at: Path_) -> str:
         """A prompt file's text: relative to the pipeline file's directory, then the working directory."""

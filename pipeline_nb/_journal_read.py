@@ -1,5 +1,5 @@
 """Reading the run journal back: past runs as summaries, a whole run as it was, the replies a
-resume reuses, and pruning old runs. The schema is in ``_journal.py`` and docs/journal.md."""
+resume reuses, and pruning old runs. The schema is in ``_journal_db.py`` and docs/journal.md."""
 
 from __future__ import annotations
 

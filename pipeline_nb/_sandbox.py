@@ -19,6 +19,7 @@ import string
 import types
 from collections.abc import Callable
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -30,7 +31,7 @@ from markupsafe import Markup
 
 from . import _template_limits as limits
 from ._results import ErrorInfo, PipelineRun, StepResult, Usage
-from ._template_limits import refused
+from ._template_limits import TemplateProblem, refused
 
 COUNTED_LOOP = "_pipeline_nb_counted_loop"
 """The filter ``compile_template`` puts around every ``{% for %}`` iterable."""
@@ -59,7 +60,7 @@ class Sandbox(SandboxedEnvironment):
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        self.globals.update(range=limits.bounded_range, lipsum=_lipsum, now=_now)
+        self.globals.update(range=limits.bounded_range, lipsum=_lipsum, now=_now, read_text=_read_text)
         self.filters.update(_BOUNDED_FILTERS)
         self._global_ids = frozenset(id(value) for value in self.globals.values())
 
@@ -256,6 +257,27 @@ def _wordwrap(environment: Any, s: str, width: int = 79, break_long_words: bool 
 def _now(utc: bool = False) -> datetime.datetime:
     """``now()``: the current local time (``now(utc=true)``: UTC), a datetime (``.strftime``, ``.isoformat``)."""
     return datetime.datetime.now(datetime.timezone.utc) if utc else datetime.datetime.now()
+
+
+def _read_text(path: Any, encoding: str = "utf-8") -> str:
+    """``read_text(path)``: a text file's contents, for a prompt made of files named at run time. The
+    path is relative to the working directory and may not leave it; past ``MAX_TEXT`` it is refused."""
+    from ._files import UnsafePath, safe_path
+
+    if not isinstance(path, str) or not path:
+        raise TemplateProblem(f"read_text needs a file path, got {path!r}")
+    try:
+        target = safe_path(path, what="read_text")
+    except UnsafePath as exc:
+        raise refused(str(exc), fix="") from None
+    if not target.is_file():
+        raise TemplateProblem(f"read_text: no file {path!r} (looked in {Path.cwd()})")
+    if target.stat().st_size > limits.MAX_TEXT:
+        raise refused(f"read_text: {path!r} is more than {limits.MAX_TEXT:,} bytes", fix="")
+    try:
+        return target.read_text(encoding=encoding)
+    except (OSError, UnicodeDecodeError, LookupError) as exc:
+        raise TemplateProblem(f"read_text: {path!r} cannot be read as {encoding} text: {exc}") from None
 
 
 def _lipsum(n: int = 5, html: bool = True, min: int = 20, max: int = 100) -> str:  # noqa: A002  Jinja's names

@@ -6,7 +6,9 @@ PATH_TO_PIPELINE_EX is a checkout of nshkrdotcom/pipeline_ex. Its YAML files (th
 examples/, workflows/, pipelines/ and test/fixtures/) each run in a fresh temporary directory (a copy
 of the checkout, so relative file parts resolve and outputs land nowhere else), with the Claude API
 and the Gemini API answered by the fakes in ``pipeline_nb.testing``.
-A file's declared inputs get a ``--var``. Prints one line per file (ran, refused with the features
+A file's declared inputs get a ``--var``, and so do the inputs its usage comment gives
+(``# mix pipeline.run.live FILE CODE_FILE="lib/x.ex"``: ``--var code_file=...``; a path the checkout
+lacks becomes its README.md). Prints one line per file (ran, refused with the features
 named, or failed as it ran) and the counts; exit 0.
 """
 
@@ -50,6 +52,23 @@ def declared_inputs(path: Path) -> dict[str, str]:
     return {str(n if isinstance(n, str) else n.get("name", "input")): "example" for n in names}
 
 
+USAGE = re.compile(r"^#\s*mix pipeline\.run\S*\s+\S+\s+(.+)$", re.M)
+ASSIGNMENT = re.compile(r'([A-Z][A-Z0-9_]*)=("[^"]*"|\S+)')
+
+
+def usage_inputs(path: Path, root: Path) -> dict[str, str]:
+    """The inputs a file's usage comment gives (``# mix pipeline.run FILE CODE_FILE="lib/x.ex"``), as
+    ``code_file``; a path that the checkout lacks is replaced by its README.md, so the run reads a real file."""
+    found: dict[str, str] = {}
+    for line in USAGE.findall(path.read_text(encoding="utf-8", errors="replace")):
+        for name, value in ASSIGNMENT.findall(line):
+            value = value.strip('"')
+            if "/" in value and not (root / value).exists():
+                value = "README.md"
+            found[name.lower()] = value
+    return found
+
+
 def run_one(path: Path, root: Path, env: dict[str, str], timeout: float) -> tuple[str, str]:
     """(outcome, detail) of running ``path``: ran, refused (a spec error) or failed."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -57,7 +76,7 @@ def run_one(path: Path, root: Path, env: dict[str, str], timeout: float) -> tupl
         shutil.copytree(root, work, ignore=shutil.ignore_patterns(".git", "_build", "deps", "node_modules"))
         target = work / path.relative_to(root)
         command = [sys.executable, "-m", "pipeline_nb", "run", str(target), "--journal", "off"]
-        for name, value in declared_inputs(path).items():
+        for name, value in {**usage_inputs(path, root), **declared_inputs(path)}.items():
             command += ["--var", f"{name}={value}"]
         try:
             done = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, timeout=timeout)

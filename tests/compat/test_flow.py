@@ -5,7 +5,6 @@ file_ops, root steps: files, ignored runtime keys (one note) and refused ones.""
 from __future__ import annotations
 
 import re
-
 import shutil
 from pathlib import Path
 
