@@ -43,6 +43,7 @@ from ._batch_step import run_batch
 from ._fallback import with_fallback
 from ._evaluate import Evaluator
 from ._sweep import run_matrix, run_samples
+from ._while import run_while
 from ._tool_loop import converse
 from ._toolbox import ToolBox, toolbox
 
@@ -127,6 +128,8 @@ class Executor:
                         self._skip(self.run.steps[child.id], f"skipped: step {step.id!r} was skipped")
                 elif step.matrix:
                     run_matrix(self, step, result)
+                elif step.while_expr is not None:
+                    run_while(self, step, result, self.context)
                 elif step.for_each is not None:
                     self.for_each(step, result, self.context)
                 else:
@@ -157,7 +160,7 @@ class Executor:
 
     def _body(self, step: StepSpec, result: StepResult, context: Mapping[str, Any]) -> None:
         body = {"llm": self._llm, "set": self._set, "python": self._python,
-                "parallel": self._parallel, "pipeline": self._pipeline}[step.type]
+                "parallel": self._parallel, "pipeline": self.pipeline_body}[step.type]
         body(step, result, context)
 
     def _llm(self, step: StepSpec, result: StepResult, context: Mapping[str, Any], prompt: str | None = None,
@@ -259,7 +262,8 @@ class Executor:
         result.output = {child.id: res.output for child, res in children}
         settle(result, [res for _, res in children], "child")
 
-    def _pipeline(self, step: StepSpec, result: StepResult, context: Mapping[str, Any]) -> None:
+    def pipeline_body(self, step: StepSpec, result: StepResult, context: Mapping[str, Any]) -> None:
+        """Run the step's child pipeline once, with ``inputs`` evaluated in ``context``."""
         # recursion and depth were refused when the plan loaded every nested file (plan.load_nested)
         if step.file is not None:
             path = ((self.spec.base_dir or Path.cwd()) / step.file).resolve()

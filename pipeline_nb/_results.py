@@ -61,6 +61,7 @@ ERROR_TYPES = {
     "item_failed": "an item of a for_each step failed (each item's error is on the item)",
     "sample_failed": "a sample of a repeat step failed (each sample's error is on the sample)",
     "combination_failed": "a combination of a matrix step failed (each combination's error is on it)",
+    "iteration_failed": "an iteration of a while step failed (its error is on the iteration)",
     "check_failed": "an expectation failed and the step says on_fail: error (the output is kept)",
     "step_failed": "a step of a nested pipeline failed",
     "unexpected_error": "anything else, from a custom provider say; the message starts with what it was",

@@ -89,6 +89,9 @@ class StepSpec:
     inline: PipelineSpec | None = field(default=None, repr=False, compare=False)
     """``pipeline:`` parsed (checked with line:col when the parent is parsed)."""
     inputs: Value | None = None
+    while_expr: Value | None = None
+    """``while:`` of a pipeline step: run its pipeline again while this holds (``loop``, ``last``)."""
+    max_iterations: int | None = None
     output_to_file: Template | None = None
     expect: tuple[Expectation, ...] = ()
     """``expect:``, the checks of the step's output (of each item, sample and combination)."""
@@ -112,6 +115,7 @@ class StepSpec:
         """Every template of this step (not its children), with the key it is under."""
         found = [(key, t) for key in ("prompt", "system", "output_to_file") if (t := getattr(self, key))]
         values = [("args", self.args), ("for_each", self.for_each), ("when", self.when), ("inputs", self.inputs),
+                  ("while", self.while_expr),
                   ("attachments", self.attachments)]
         values += [("vars", v) for v in self.set_vars.values()]
         values += [("expect", check.value) for check in self.expect]
@@ -191,6 +195,7 @@ class PipelineSpec:
         defined = {STEPS, *self.vars}
         for step in self.all_steps():
             own = {step.loop_var, "loop"} if step.for_each is not None else set()
+            own |= {"loop", "last"} if step.while_expr is not None else set()  # an iteration's number, outputs
             matrix = set(step.matrix or ())  # a combination's names: for_each runs once per combination
             for key, template in step.templates():
                 scope = (defined if key == "when" else defined | matrix) | (set() if key in ("for_each", "when") else own)

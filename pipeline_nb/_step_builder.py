@@ -19,11 +19,12 @@ from ._templates import STEPS, TemplateProblem, compile_template
 from ._values import compile_value
 from ._yaml import SourceMap
 
-_RENAMED = {"vars": "set_vars", "as": "loop_var", "continue": "continue_from", "steps": "children"}
+_RENAMED = {"vars": "set_vars", "as": "loop_var", "continue": "continue_from", "steps": "children",
+            "while": "while_expr"}
 _INFERRED = (("prompt", "llm"), ("call", "python"), ("steps", "parallel"), ("file", "pipeline"),
              ("pipeline", "pipeline"), ("vars", "set"))
 _REQUIRED = {"llm": ("prompt",), "python": ("call",), "parallel": ("steps",), "set": ("vars",)}
-_EXPRESSIONS = ("for_each", "when")
+_EXPRESSIONS = ("for_each", "when", "while")
 _ONLY_FOR = {"prompt": ("llm",), "system": ("llm",), "output_schema": ("llm",), "continue": ("llm",),
              "batch": ("llm",), "batch_poll_interval": ("llm",), "thinking": ("llm",), "effort": ("llm",),
              "cache": ("llm",), "attachments": ("llm",), "params": ("llm",), "extra_body": ("llm",),
@@ -31,7 +32,7 @@ _ONLY_FOR = {"prompt": ("llm",), "system": ("llm",), "output_schema": ("llm",), 
              "max_parallel_tools": ("llm",), "workdir": ("llm",), "fallback_model": ("llm",),
              "call": ("python",), "args": ("python",), "vars": ("set",), "steps": ("parallel",),
              "file": ("pipeline",), "pipeline": ("pipeline",), "inputs": ("pipeline",), "repeat": ("llm",),
-             "matrix": ("llm", "python", "pipeline")}
+             "matrix": ("llm", "python", "pipeline"), "while": ("pipeline",), "max_iterations": ("pipeline",)}
 """Keys that mean something only for these step types (checked where a step writes them)."""
 
 
@@ -126,6 +127,14 @@ class StepBuilder:
             if key in raw and "for_each" not in raw and not (key == "max_parallel" and spread):
                 raise PipelineSpecError(f"{key!r} needs for_each", location=locations[key], step_id=step_id,
                                         hint=f"add for_each: <list>, or remove {key}:")
+        if ("while" in raw) != ("max_iterations" in raw):
+            key = "while" if "while" in raw else "max_iterations"
+            raise PipelineSpecError(f"{key!r} needs {'max_iterations' if key == 'while' else 'while'}",
+                                    location=locations[key], step_id=step_id,
+                                    hint="a loop is bounded: write both while: <condition> and max_iterations: N")
+        if "while" in raw and ("for_each" in raw or "matrix" in raw):
+            raise PipelineSpecError("a while step cannot also have for_each or matrix", location=locations["while"],
+                                    step_id=step_id, hint="nest one in the other's pipeline")
         if "on_fail" in raw and "expect" not in raw:
             raise PipelineSpecError("'on_fail' needs expect", location=locations["on_fail"], step_id=step_id,
                                     hint="add expect: [...] to the step, or remove on_fail:")
