@@ -199,7 +199,7 @@ class PipelineSpec:
             matrix = set(step.matrix or ())  # a combination's names: for_each runs once per combination
             for key, template in step.templates():
                 scope = (defined if key == "when" else defined | matrix) | (set() if key in ("for_each", "when") else own)
-                for name in sorted(template.names):
+                for name in sorted(template.names - template.optional):  # a default covers an optional one
                     if name not in scope and name not in available:
                         known = [*scope, *(available if isinstance(available, Iterable) else ())]
                         close = difflib.get_close_matches(name, [k for k in known if isinstance(k, str)], n=1)

@@ -51,6 +51,8 @@ class Template:
     """1-based line of the first use of each name and of each ``steps.<id>``."""
     step_attributes: tuple[tuple[str, str, int], ...] = field(default=(), compare=False, repr=False)
     """``(step id, attribute, line)`` for each ``steps.<id>.<attribute>``, to check before the run."""
+    optional: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
+    """Names used only under a ``default`` filter (``{{ tone | default("plain") }}``): they may be undefined."""
 
     @property
     def is_static(self) -> bool:
@@ -147,7 +149,15 @@ def compile_template(source: str) -> Template:
         raise
     except Exception as exc:  # Jinja failing on a template it parsed: say so rather than crash
         raise TemplateProblem(f"cannot compile the template: {type(exc).__name__}: {exc}") from None
-    return Template(source, names, refs, compiled, lines, _step_attributes(ast))
+    return Template(source, names, refs, compiled, lines, _step_attributes(ast), _optional(ast, names))
+
+
+def _optional(ast: nodes.Template, names: frozenset[str]) -> frozenset[str]:
+    """The names that appear only as what a ``default`` filter guards: undefined, they take the default."""
+    guarded = {id(f.node) for f in ast.find_all(nodes.Filter)
+               if f.name in ("default", "d") and isinstance(f.node, nodes.Name)}
+    required = {n.name for n in ast.find_all(nodes.Name) if n.ctx == "load" and id(n) not in guarded}
+    return frozenset(names - required)
 
 
 _INTERCEPTED = {nodes.Pow: "**", nodes.Mul: "*", nodes.Mod: "%", nodes.Add: "+"}

@@ -181,3 +181,12 @@ def test_path_source(tmp_path: Path, as_path: bool) -> None:
 def test_missing_file() -> None:
     with pytest.raises(PipelineSpecError, match="cannot read pipeline file.*nowhere.yaml"):
         load_spec("nowhere.yaml")
+
+
+def test_a_name_used_only_under_a_default_filter_may_be_undefined() -> None:
+    """``{{ tone | default("plain") }}`` is a choice, not a typo: it runs without tone, and with it."""
+    yaml = 'steps: [{id: a, prompt: "Say it {{ tone | default(\'plainly\') }}.", mock_response: ok, mock_delay: 0}]'
+    assert pipeline_nb.run(yaml).steps["a"].messages[-1]["content"] == "Say it plainly."
+    assert pipeline_nb.run(yaml, vars={"tone": "loudly"}).steps["a"].messages[-1]["content"] == "Say it loudly."
+    with pytest.raises(pipeline_nb.PipelineSpecError, match=r"\{\{ tone \}\}, which is not defined"):
+        pipeline_nb.run('steps: [{id: a, prompt: "{{ tone | default(\'x\') }} and {{ tone }}"}]')
