@@ -47,6 +47,7 @@ class FlowSteps(Expressions):
                      "replacement"},
         "data_transform": {"input_source", "operations", "output_field", "output_format", "lazy"},
         "pipeline": {"pipeline_file", "pipeline", "inputs", "config"},
+        "while_loop": {"max_iterations", "steps", "timeout_seconds"},
     }
     """The keys of each step type this mixin translates (beside every step's name, type, condition
     and output_to_file)."""
@@ -200,6 +201,54 @@ class FlowSteps(Expressions):
                             set(), "config", ignored=_NESTED_CONFIG_IGNORED)
         return _Target(out["id"] or "", "value")
 
+    def while_loop(self, raw: Mapping[str, Any], at: Path_, new: Path_, out: dict[str, Any]) -> _Target:
+        """A pipeline step with ``while:`` and ``max_iterations:`` whose pipeline is the body. What the body's
+        set_variable steps set is carried into the next iteration, read by the condition, and after the loop
+        is the last iteration's, as pipeline_ex's one state gives it; ``loop.iteration`` counts from 0."""
+        self.put(out, new, "type", "pipeline", at + ("type",))
+        limit = raw.get("max_iterations", 100)  # pipeline_ex's default; it allows at most 1,000
+        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 1000:
+            self.problem(at + ("max_iterations",), f"max_iterations must be 1 to 1000, got {limit!r}")
+            limit = 1
+        self.put(out, new, "max_iterations", limit, at + ("max_iterations",) if "max_iterations" in raw else at)
+        body = raw.get("steps")
+        if not isinstance(body, list) or not body:
+            self.problem(at + ("steps",) if "steps" in raw else at, "while_loop needs a non-empty 'steps:' list")
+            return _Target(out["id"] or "", "value")
+        if isinstance(raw.get("timeout_seconds"), (int, float)) and raw["timeout_seconds"] > 0:
+            self.put(out, new, "timeout", raw["timeout_seconds"], at + ("timeout_seconds",))
+        child = type(self)(self.smap, self.base_dir)
+        child.register_ids(body, at + ("steps",))  # type: ignore[attr-defined]  (step_list does it again: harmless)
+        carried = _set_variables(body, child.ids)
+        outer = set(self.vars)
+        child.vars = outer | set(carried) | {"iteration"}
+        child.iteration = "iteration"
+        steps = child.step_list(body, at + ("steps",), new + ("pipeline",))  # type: ignore[attr-defined]
+        self.problems += child.problems
+        self.notes.update({k: v for k, v in child.notes.items() if k not in self.notes})
+        self.origin.update(child.origin)  # its paths are already where its steps go: under new's pipeline
+        self.blocks.update(child.blocks)
+        self.put(out, new, "pipeline", {"steps": steps}, at + ("steps",))
+        previous = {name: f"last.{step}.{name} if last else " + (name if name in outer else "none")
+                    for name, step in carried.items()}
+        inputs = {name: f"{{{{ {name} }}}}" for name in sorted(outer - set(carried))}
+        inputs.update({name: f"{{{{ {expr} }}}}" for name, expr in previous.items()})
+        inputs["iteration"] = "{{ loop.index }}"
+        self.put(out, new, "inputs", inputs, at + ("steps",))
+        if "condition" not in raw:
+            self.problem(at, "while_loop needs a condition:")
+        else:
+            saved, self.rebound = self.rebound, {**self.rebound, **previous}
+            try:
+                expr = self.condition(raw["condition"], at + ("condition",))
+            finally:
+                self.rebound = saved
+            self.put(out, new, "while", f"{{{{ {expr} }}}}", at + ("condition",))
+        loop_id = out["id"] or ""
+        self.rebound.update({name: f"steps.{loop_id}.output.{step}.{name}" for name, step in carried.items()})
+        self.vars.update(carried)
+        return _Target(loop_id, "value")
+
     def nested_file(self, path: Any, at: Path_) -> str:
         """``pipeline_file``, relative to this file's folder; else to the working directory, as pipeline_ex reads it."""
         if not isinstance(path, str) or not path or "{{" in path:
@@ -226,6 +275,16 @@ class FlowSteps(Expressions):
         self.origin.update({new + path: orig for path, orig in child.origin.items()})
         self.blocks.update({new + path: orig for path, orig in child.blocks.items()})
         return spec
+
+
+def _set_variables(body: list[Any], ids: Mapping[str, str]) -> dict[str, str]:
+    """The variables a loop body's set_variable steps set, each with the id of the (last) step setting it."""
+    found: dict[str, str] = {}
+    for raw in body:
+        if isinstance(raw, Mapping) and raw.get("type") == "set_variable" and isinstance(raw.get("variables"), Mapping):
+            ident = ids.get(raw.get("name"))
+            found.update({name: ident for name in raw["variables"] if isinstance(name, str) and ident})
+    return found
 
 
 def _literal(token: str) -> str:

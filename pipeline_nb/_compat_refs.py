@@ -91,6 +91,11 @@ class Expressions:
         """Runtime settings read and ignored, with where they are (one note lists them)."""
         self.notes: dict[str, str] = {}
         """What else was read and ignored, and why: one note per subject."""
+        self.rebound: dict[str, str] = {}
+        """Variables whose value is now an expression: those a while_loop's body sets (in its condition,
+        the last iteration's or the value before the loop; after it, the loop's output)."""
+        self.iteration: str | None = None
+        """In a while_loop's body: the name its ``loop.iteration`` (and ``loop.count``) becomes."""
         self.workflow_name = ""
 
     # -- reporting and source locations --
@@ -286,6 +291,8 @@ class Expressions:
         if not head.isidentifier():
             self.problem(at, f"{head!r} in {{{{{source}}}}} is not a step or a valid variable name")
             return None
+        if head in self.rebound:
+            return f"({self.rebound[head]})" + subscript(rest)
         return head + subscript(rest)
 
     def builtin(self, source: str) -> str | None:
@@ -321,6 +328,8 @@ class Expressions:
     def loop_ref(self, rest: list[str], at: Path_) -> str | None:
         special = {"index": "loop.index", "total": "loop.length", "first": "(loop.index == 0)",
                    "last": "(loop.index == loop.length - 1)"}
+        if self.loop is None and self.iteration is not None and rest in (["iteration"], ["count"]):
+            return self.iteration
         if self.loop is None:
             self.problem(at, "loop.* is only defined in a for_loop's steps")
         elif rest and rest[0] == self.loop:

@@ -65,6 +65,8 @@ class BasicSteps(ClaudeOptions):
             self.origin[new + ("vars", name)] = where
         self.put(out, new, "vars", values, at + ("variables",))
         self.vars.update(values)
+        for name in values:  # set again after a while_loop: no longer the loop's
+            self.rebound.pop(name, None)
         return _Target(out["id"] or "", "set")
 
     def for_loop(self, raw: Mapping[str, Any], at: Path_, new: Path_, out: dict[str, Any]) -> _Target | None:

@@ -290,7 +290,7 @@ class _Translator(BasicSteps, ClaudeFamily, FlowSteps):
         self.put(out, new, "id", ident, at + ("name",))
         self.origin[new] = at
         target = getattr(self, kind)(raw, at, new, out)
-        if "condition" in raw:
+        if "condition" in raw and kind != "while_loop":  # a while_loop's is its loop's (while:)
             expr = self.condition(raw["condition"], at + ("condition",))
             self.put(out, new, "when", f"{{{{ {expr} }}}}", at + ("condition",))
         if "output_to_file" in raw:

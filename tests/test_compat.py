@@ -205,7 +205,7 @@ def test_every_untranslatable_thing_is_listed_with_line_and_column() -> None:
           prompt:
             - {type: session_context, session_id: s}
             - {type: previous_response, step: later}
-        - {name: later, type: while_loop}
+        - {name: later, type: checkpoint}
         - {name: check, type: claude, prompt: "{{state.n + 1}}", condition: "length(x) > 2", retry_config: {}}
     """, head="mcp_servers: {fs: {}}\n")
     error = problems_of(text)
@@ -217,7 +217,7 @@ def test_every_untranslatable_thing_is_listed_with_line_and_column() -> None:
         (8, 47, "impl", "claude_options.session_id is not supported"),
         (10, 18, "impl", "prompt part type 'session_context' is not supported"),
         (11, 43, "impl", "refers to step 'later', which runs later"),
-        (12, 27, "later", "step type 'while_loop' is not supported"),
+        (12, 27, "later", "step type 'checkpoint' is not supported"),
         (13, 43, "check", "expression {{state.n + 1}} is not supported"),
         (13, 73, "check", "condition 'length(x) > 2' is not supported"),
         (13, 90, "check", "claude step key 'retry_config' is not supported"),
