@@ -29,7 +29,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from ._llm import Cancelled, CancelToken
 
@@ -207,6 +207,9 @@ _LIMITERS: dict[str, RateLimiter] = {}
 _LOCK = threading.Lock()
 
 
+T = TypeVar("T")
+
+
 def enabled() -> bool:
     """False when ``PIPELINE_NB_RATE_LIMITER`` is ``off`` (or ``0``, ``false``, ``no``)."""
     return os.environ.get(ENV, "on").strip().lower() not in ("off", "0", "false", "no")
@@ -259,3 +262,29 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
         except (TypeError, ValueError):
             continue
     return None
+
+
+def send_limited(limiter: RateLimiter | None, cancel: Any, send: Callable[[RateLimiter | None], T],
+                 outcome_of: Callable[[Any], str], most: int = 50) -> T:
+    """``send(limiter)`` admitted by ``limiter`` (no limiter: sent as is). A send that failed with a
+    429 the limiter handles (``outcome_of(error)`` is RATE_LIMITED; it paused every caller until the
+    reset) is sent again after the pause, without reaching the step's retries, up to ``most`` sends."""
+    from ._llm import ProviderError  # the provider interface: it imports this module
+
+    if limiter is None:
+        return send(None)
+    scope = RATE_SCOPE.get()
+    for number in range(1, most + 1):
+        ticket = limiter.acquire(cancel, scope)
+        outcome = OTHER
+        try:
+            reply = send(limiter)
+            outcome = OK
+            return reply
+        except ProviderError as error:
+            outcome = outcome_of(error)
+            if outcome != RATE_LIMITED or number == most:
+                raise
+        finally:
+            limiter.release(ticket, outcome)
+    raise AssertionError("unreachable: the last send returns or raises")

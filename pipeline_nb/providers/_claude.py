@@ -93,25 +93,11 @@ class ClaudeProvider:
         params = _params(request)
         limiter = (rate_limit.limiter_for(str(client.base_url), client.api_key or client.auth_token)
                    if rate_limit.enabled() else None)
-        scope = rate_limit.RATE_SCOPE.get()
         unregister = cancel.on_cancel(self._sockets.shutdown)
         try:
-            for send in range(1, MAX_RATE_LIMITED_SENDS + 1):
-                if limiter is None:
-                    return self._send(client, params, request.stream, emit, cancel, None)
-                ticket = limiter.acquire(cancel, scope)
-                outcome = rate_limit.OTHER
-                try:
-                    reply = self._send(client, params, request.stream, emit, cancel, limiter)
-                    outcome = rate_limit.OK
-                    return reply
-                except ProviderError as error:
-                    outcome = _outcome(error)
-                    if outcome != rate_limit.RATE_LIMITED or send == MAX_RATE_LIMITED_SENDS:
-                        raise
-                finally:
-                    limiter.release(ticket, outcome)
-            raise AssertionError("unreachable: the last send returns or raises")
+            return rate_limit.send_limited(
+                limiter, cancel, lambda admitted: self._send(client, params, request.stream, emit, cancel, admitted),
+                _outcome, MAX_RATE_LIMITED_SENDS)
         finally:
             unregister()
 

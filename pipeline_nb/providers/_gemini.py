@@ -112,26 +112,11 @@ class GeminiProvider:
             config["http_options"] = {"extra_body": dict(request.extra_body)}
         client, endpoint = self._client(request)
         limiter = rate_limit.limiter_for(endpoint, _api_key()) if rate_limit.enabled() else None
-        scope = rate_limit.RATE_SCOPE.get()
         unregister = cancel.on_cancel(self._sockets.shutdown)
         try:
-            for send in range(1, MAX_RATE_LIMITED_SENDS + 1):
-                if limiter is None:
-                    return _send(client, request, contents, config, emit, cancel, None)
-                ticket = limiter.acquire(cancel, scope)
-                outcome = rate_limit.OTHER
-                try:
-                    reply = _send(client, request, contents, config, emit, cancel, limiter)
-                    outcome = rate_limit.OK
-                    return reply
-                except ProviderError as error:
-                    outcome = (rate_limit.RATE_LIMITED if error.status == 429 else
-                               rate_limit.OVERLOADED if error.status == 503 else rate_limit.OTHER)
-                    if outcome != rate_limit.RATE_LIMITED or send == MAX_RATE_LIMITED_SENDS:
-                        raise
-                finally:
-                    limiter.release(ticket, outcome)
-            raise AssertionError("unreachable: the last send returns or raises")
+            return rate_limit.send_limited(
+                limiter, cancel, lambda admitted: _send(client, request, contents, config, emit, cancel, admitted),
+                _outcome, MAX_RATE_LIMITED_SENDS)
         finally:
             unregister()
 
@@ -288,3 +273,10 @@ def _server_delay(exc: Any) -> float | None:
             if match:
                 return float(match[1])
     return None
+
+
+def _outcome(error: ProviderError) -> str:
+    """What a failed call tells the rate limiter (Gemini says overloaded with a 503)."""
+    if error.status == 429:
+        return rate_limit.RATE_LIMITED
+    return rate_limit.OVERLOADED if error.status == 503 else rate_limit.OTHER

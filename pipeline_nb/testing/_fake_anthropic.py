@@ -97,14 +97,11 @@ callable ``when`` are checked against it, e.g. ``when=lambda r: r.path.endswith(
 
 from __future__ import annotations
 
-import threading
-import time
-from types import TracebackType
 from typing import Optional, Union
 
 from ._fake_batches import BatchBook
 from ._fake_content import Attachment
-from ._fake_http import Connections, Handler, Server
+from ._fake_http import Handler, LoopbackFake, Server
 from ._fake_rate import RateGate
 from ._fake_scripts import CiteArg, Matcher, RecordedRequest, Reply, make_cites, make_fault
 from ._fake_state import FakeState
@@ -116,64 +113,20 @@ __all__ = ["Attachment", "FakeAnthropic", "RecordedRequest"]
 _Handler = Handler
 
 
-class FakeAnthropic:
+class FakeAnthropic(LoopbackFake):
     """A fake Messages API on ``127.0.0.1`` (a free port unless ``port`` is given).
 
     Use as a context manager, or call :meth:`start` and :meth:`stop`. Thread-safe.
     """
 
+    handler = _Handler
+
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._address = (host, port)
-        self._state = FakeState()
+        super().__init__(FakeState(), host=host, port=port)
         self._batches = BatchBook(self._state)
-        self._stopping = threading.Event()
-        self._server: Optional[Server] = None
-        self._thread: Optional[threading.Thread] = None
-        self._connections: Optional[Connections] = None
 
-    # -- lifecycle -------------------------------------------------------------
-    def start(self) -> "FakeAnthropic":
-        """Start serving in a daemon thread; returns ``self``."""
-        if self._server is not None:
-            return self
-        self._stopping.clear()
-        server = Server(self._address, _Handler)
+    def serve(self, server: Server) -> None:
         server.state, server.batches = self._state, self._batches
-        server.connections = self._connections = Connections(self._state.lock, self._stopping)
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="FakeAnthropic", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving: wakes stalled and slow streams, closes every connection, frees the port."""
-        server, self._server = self._server, None
-        if server is None:
-            return
-        self._stopping.set()
-        server.shutdown()
-        threads = self._connections.close_all() if self._connections is not None else []
-        server.server_close()
-        deadline = time.monotonic() + 2.0
-        for thread in threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-        if self._thread is not None:
-            self._thread.join(max(0.0, deadline - time.monotonic()))
-
-    def __enter__(self) -> "FakeAnthropic":
-        return self.start()
-
-    def __exit__(self, exc_type: Optional[type[BaseException]], exc: Optional[BaseException],
-                 tb: Optional[TracebackType]) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        """``"http://127.0.0.1:PORT"``; only while started."""
-        if self._server is None:
-            raise RuntimeError("FakeAnthropic is not started")
-        return self._server.base_url
 
     # -- scripting -------------------------------------------------------------
     def reply(self, text: str = "", *, when: Matcher = None, times: Optional[int] = None, delay: float = 0.0,

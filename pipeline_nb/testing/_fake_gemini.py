@@ -46,75 +46,32 @@ A faulted request does not use up a reply; its partial chunks come from the repl
 
 from __future__ import annotations
 
-import threading
-import time
-from types import TracebackType
 from typing import Optional, Union
 
 from ._fake_gemini_http import GeminiHandler, GeminiState
 from ._fake_gemini_wire import GeminiReply, make_fault
-from ._fake_http import Connections, Server
+from ._fake_http import LoopbackFake
 from ._fake_scripts import Matcher, RecordedRequest
 
 __all__ = ["FakeGemini"]
 
 
-class FakeGemini:
+class FakeGemini(LoopbackFake):
     """A fake Gemini API on ``127.0.0.1`` (a free port unless ``port`` is given).
 
     Use as a context manager, or call :meth:`start` and :meth:`stop`. Thread-safe.
     """
 
+    handler = GeminiHandler
+
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._address = (host, port)
-        self._state = GeminiState()
-        self._stopping = threading.Event()
-        self._server: Optional[Server] = None
-        self._thread: Optional[threading.Thread] = None
-        self._connections: Optional[Connections] = None
-
-    # -- lifecycle -------------------------------------------------------------
-    def start(self) -> "FakeGemini":
-        """Start serving in a daemon thread; returns ``self``."""
-        if self._server is not None:
-            return self
-        self._stopping.clear()
-        server = Server(self._address, GeminiHandler)
-        server.state = self._state  # type: ignore[assignment]
-        server.connections = self._connections = Connections(self._state.lock, self._stopping)
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="FakeGemini", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving: wakes stalled and slow streams, closes every connection, frees the port."""
-        server, self._server = self._server, None
-        if server is None:
-            return
-        self._stopping.set()
-        server.shutdown()
-        threads = self._connections.close_all() if self._connections is not None else []
-        server.server_close()
-        deadline = time.monotonic() + 2.0
-        for thread in [*threads, *([self._thread] if self._thread is not None else [])]:
-            thread.join(max(0.0, deadline - time.monotonic()))
-
-    def __enter__(self) -> "FakeGemini":
-        return self.start()
-
-    def __exit__(self, exc_type: Optional[type[BaseException]], exc: Optional[BaseException],
-                 tb: Optional[TracebackType]) -> None:
-        self.stop()
+        super().__init__(GeminiState(), host=host, port=port)
 
     @property
     def base_url(self) -> str:
         """``"http://127.0.0.1:PORT"``; only while started. Give it to the SDK as
         ``HttpOptions(base_url=...)``, or to pipeline_nb as ``GEMINI_BASE_URL``."""
-        if self._server is None:
-            raise RuntimeError("FakeGemini is not started")
-        return self._server.base_url
+        return super().base_url
 
     # -- scripting -------------------------------------------------------------
     def reply(self, text: str = "", *, when: Matcher = None, times: Optional[int] = None, delay: float = 0.0,

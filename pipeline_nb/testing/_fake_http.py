@@ -12,8 +12,10 @@ import json
 import socket
 import sys
 import threading
+import time
 import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
 from socketserver import TCPServer
 from typing import Any, Optional, Union
 
@@ -86,6 +88,68 @@ class Server(ThreadingHTTPServer):
         gone = isinstance(sys.exc_info()[1], ConnectionError)  # the client hung up (e.g. it was cancelled)
         if not gone and not self.connections.stopping.is_set():
             traceback.print_exc()
+
+
+class LoopbackFake:
+    """A fake API served on ``127.0.0.1`` (a free port unless ``port`` is given), from a daemon thread:
+    start and stop, the context manager, and ``base_url``. Subclasses give their request handler,
+    their state (with a ``lock``), and what else their server holds (``serve``)."""
+
+    handler: type[BaseHTTPRequestHandler]
+    name = "fake API"
+
+    def __init__(self, state: Any, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._address = (host, port)
+        self._state = state
+        self._stopping = threading.Event()
+        self._server: Optional[Server] = None
+        self._thread: Optional[threading.Thread] = None
+        self._connections: Optional[Connections] = None
+
+    def serve(self, server: Server) -> None:
+        """Give a new server what the handler reads (``state``, and more in a subclass)."""
+        server.state = self._state
+
+    def start(self) -> Any:
+        """Start serving in a daemon thread; returns ``self``."""
+        if self._server is not None:
+            return self
+        self._stopping.clear()
+        server = Server(self._address, self.handler)
+        self.serve(server)
+        server.connections = self._connections = Connections(self._state.lock, self._stopping)
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=type(self).__name__, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving: wakes stalled and slow streams, closes every connection, frees the port."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        self._stopping.set()
+        server.shutdown()
+        threads = self._connections.close_all() if self._connections is not None else []
+        server.server_close()
+        deadline = time.monotonic() + 2.0
+        for thread in [*threads, *([self._thread] if self._thread is not None else [])]:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def __enter__(self) -> Any:
+        return self.start()
+
+    def __exit__(self, exc_type: Optional[type[BaseException]], exc: Optional[BaseException],
+                 tb: Optional[TracebackType]) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        """``"http://127.0.0.1:PORT"``; only while started."""
+        if self._server is None:
+            raise RuntimeError(f"{type(self).__name__} is not started")
+        return self._server.base_url
 
 
 class Handler(BaseHTTPRequestHandler):
