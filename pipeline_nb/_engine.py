@@ -114,6 +114,8 @@ class _Run:
                 raise PipelineSpecError(f"rerun names step {step_id!r}, which is not a step of {self.spec.name!r}",
                                         hint=f"its steps: {', '.join(known)}")
         self.providers: dict[str, Provider] = {}
+        self.unwrapped: dict[str, Provider] = {}
+        """Each provider as created, before the run's cassette, budget, resume and journal wrap it."""
         step_handlers: dict[str, Handler] = {}
         for step in self.spec.all_steps():
             own = []
@@ -125,6 +127,10 @@ class _Run:
             for variant in variants(step) if step.type == "llm" else ():  # each combination of a matrix
                 resolved = self.resolve(variant)
                 check_thinking(variant, resolved.max_tokens)
+                refused = getattr(self.unwrapped[resolved.provider_name], "refuse", lambda _: None)(variant)
+                if refused is not None:  # a key this provider cannot honour: before any call, at the key
+                    key, why = refused
+                    raise PipelineSpecError(why, location=variant.where(key), step_id=step.id)
                 try:
                     resolved.provider.check(_probe(resolved))
                 except ProviderError as exc:  # e.g. no key: the run fails as its first such step, calling none
@@ -154,7 +160,8 @@ class _Run:
         name = self.options.provider or step.provider or self.options.default_provider
         provider = self.providers.get(name)
         if provider is None:
-            provider = self.providers[name] = self._wrap(self._provider(name, step))
+            self.unwrapped[name] = self._provider(name, step)
+            provider = self.providers[name] = self._wrap(self.unwrapped[name])
         return ResolvedStep(
             spec=step,
             provider=provider,

@@ -21,7 +21,7 @@ import httpx2
 
 from ._http import Sockets
 from .._rate_limit import retry_after
-from ._gemini_request import Unsupported, count_args, generate_args
+from ._gemini_request import Unsupported, count_args, generate_args, refused_key
 from .. import _rate_limit as rate_limit
 from .._llm import TEXT, THINKING, Cancelled, CancelToken, Emit, LLMRequest, ProviderError
 from ..content import Reply, Text, Thinking, Usage
@@ -76,6 +76,11 @@ class GeminiProvider:
 
     def __init__(self) -> None:
         self._clients, self._sockets = _CLIENTS, _SOCKETS
+
+    def refuse(self, step: Any) -> tuple[str, str] | None:
+        """The key of llm step ``step`` this provider cannot honour, and why (None: it can): the engine
+        refuses the pipeline with its line:col before any call."""
+        return refused_key(step)
 
     def check(self, request: LLMRequest) -> None:
         _sdk()

@@ -106,3 +106,20 @@ def _refusal(step_key: str, what: str) -> str:
     sent_as = f" (sent as {what})" if what != step_key else ""
     return (f"provider gemini does not support the step's {step_key}{sent_as}; "
             f"remove {step_key}: from the step, or use provider: claude")
+
+
+REFUSED_STEP_KEYS = ("thinking", "effort", "tools", "attachments", "cache", "system")
+"""Step keys whose use this provider refuses when the pipeline is read (``system`` only when cached)."""
+
+
+def refused_key(step: Any) -> tuple[str, str] | None:
+    """The first key of llm step ``step`` the gemini provider cannot honour, and why; None if none.
+    Found when the pipeline is read, so the error points at the key, before any call."""
+    used = {"thinking": step.thinking is not None and step.thinking is not False, "effort": step.effort is not None,
+            "tools": bool(step.tools), "attachments": step.attachments is not None,
+            "cache": bool(step.cache), "system": bool(step.system_cache)}
+    for key in REFUSED_STEP_KEYS:
+        if used[key]:
+            what = "a cache_control mark" if key == "system" else key
+            return key, _refusal("system cache" if key == "system" else key, what)
+    return None

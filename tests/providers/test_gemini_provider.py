@@ -161,13 +161,9 @@ def add(a: int, b: int) -> int:
     return a + b
 
 
-@pytest.mark.parametrize("step_keys, named", [
-    ("thinking: true", "thinking"),
-    ("effort: low", "effort"),
-    ("cache: true", "cache"),
-    ("tools: [add]", "tools"),
-    ("attachments: ['{notes}']", "attachments"),
+@pytest.mark.parametrize("step_keys, named", [  # step keys it cannot honour are refused earlier: test_gemini_refusals
     ("params: {top_q: 1}", "top_q"),
+    ("params: {thinking_config: {thinking_budget: 100}}", "thinking"),
 ])
 def test_what_gemini_cannot_do_fails_the_step_with_the_key_to_remove(fake_gemini: FakeGemini, tmp_path, step_keys,
                                                                      named):
