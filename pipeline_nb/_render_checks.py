@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from ._budget import usd
 from ._check_results import CheckList, CheckResult, PassRate, verdict_html, verdict_text
 from ._render import COLORS, seconds
+from ._results import latency
 from ._text import excerpt
 
 if TYPE_CHECKING:
@@ -117,20 +118,6 @@ def run_checks_html(run: PipelineRun) -> str:
 
 
 # -- a matrix step's comparison: one row per combination --
-
-def leaves(result: StepResult) -> list[StepResult]:
-    """The results one call each produced under ``result``: its samples, items' or combinations' (or itself)."""
-    parts = result.samples or result.items or result.variants
-    if not parts:
-        return [result]
-    return [leaf for part in parts for leaf in leaves(part)]
-
-
-def latency(result: StepResult) -> float | None:
-    """Mean seconds per call: the leaves' durations over their count (None before any ended)."""
-    durations = [leaf.duration for leaf in leaves(result) if leaf.duration is not None]
-    return sum(durations) / len(durations) if durations else None
-
 
 def comparison_rows(step: StepResult) -> tuple[list[str], list[list[str]]]:
     """``(heads, rows)`` of a matrix step's comparison: the combination's values (a column per

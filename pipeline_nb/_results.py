@@ -322,6 +322,20 @@ def variant_label(values: dict[str, Any]) -> str:
     return " · ".join(f"{key}={short(value)}" for key, value in values.items())
 
 
+def leaves(result: StepResult) -> list[StepResult]:
+    """The results one call each produced under ``result``: its samples', items' or combinations' (or itself)."""
+    parts = result.samples or result.items or result.variants
+    if not parts:
+        return [result]
+    return [leaf for part in parts for leaf in leaves(part)]
+
+
+def latency(result: StepResult) -> float | None:
+    """Mean seconds per call under ``result`` (its leaves' durations over their count; None before any ended)."""
+    durations = [leaf.duration for leaf in leaves(result) if leaf.duration is not None]
+    return sum(durations) / len(durations) if durations else None
+
+
 def tool_calls_of(step: StepResult) -> list[ToolCall]:
     """The step's tool calls, then its items' and its nested pipeline's, in order."""
     calls = list(step.tool_calls)

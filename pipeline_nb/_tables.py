@@ -28,7 +28,7 @@ import dataclasses
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from ._results import PipelineRun, StepResult, tool_calls_of
+from ._results import PipelineRun, StepResult, latency, leaves, tool_calls_of
 from ._step_ids import nested_id
 
 __all__ = ["records_frame", "run_frame", "run_records", "step_frame", "step_records"]
@@ -99,15 +99,13 @@ def comparison_records(step: StepResult) -> list[dict[str, Any]]:
     check, 0 to 1; None with no checks), calls, tokens, cost and latency (mean seconds a call)."""
     records = []
     for variant in step.variants or ():
-        leaves = [row.result for row in _result_rows(variant, step.id, None, None, {})]
-        durations = [leaf.duration for leaf in leaves if leaf.duration is not None]
         checks = variant.checks
         record = dict(variant.matrix or {})
         record.update({"status": variant.status, "pass_rate": checks.pass_rate})
         record.update({f"pass_rate: {name}": rate.rate for name, rate in checks.by_name().items()})
-        record.update({"calls": len(leaves), "input_tokens": variant.usage.input_tokens,
+        record.update({"calls": len(leaves(variant)), "input_tokens": variant.usage.input_tokens,
                        "output_tokens": variant.usage.output_tokens, "cost": variant.cost,
-                       "latency": sum(durations) / len(durations) if durations else None,
+                       "latency": latency(variant),
                        "error_type": variant.error.type if variant.error else None})
         records.append(record)
     return records

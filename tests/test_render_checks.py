@@ -12,7 +12,8 @@ from pathlib import Path
 import pipeline_nb
 from pipeline_nb._check_results import CheckResult
 from pipeline_nb._render import run_html, run_text, step_html
-from pipeline_nb._render_checks import comparison_text, latency
+from pipeline_nb._render_checks import comparison_text
+from pipeline_nb._results import latency
 from pipeline_nb._results import PipelineRun, StepResult
 from pipeline_nb.content import Usage
 from pipeline_nb.testing import FakeAnthropic
