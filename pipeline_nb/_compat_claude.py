@@ -28,6 +28,17 @@ _SESSION_IGNORED = {"persist", "continue_on_restart", "checkpoint_frequency", "c
                     "max_session_turns", "session_id"}
 
 
+PIPELINE_EX_TOOLS = frozenset({"get_wan_ip"})
+"""The tools of pipeline_ex's own registry (lib/pipeline/tools/implementations)."""
+BASIC_INSTRUCTOR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"text": {"type": "string", "description": "The response text"},
+                   "reasoning": {"type": "string", "description": "Your reasoning process"}},
+    "required": ["text"],
+}
+"""The reply pipeline_ex's gemini_instructor asks for when none of its functions is a registered tool."""
+
+
 class ClaudeFamily(ClaudeOptions):
     """claude_smart, claude_robust, claude_session, claude_extract, gemini and gemini_instructor."""
 
@@ -189,18 +200,34 @@ class ClaudeFamily(ClaudeOptions):
 
     def gemini_instructor(self, raw: Mapping[str, Any], at: Path_, new: Path_, out: dict[str, Any]) -> _Target:
         self.gemini_call(raw, at, new, out, "gemini-2.5-flash")
+        schema = INSTRUCTOR_SCHEMA
         if "functions" in raw:
-            self.problem(at + ("functions",), "gemini_instructor functions: (function calling through InstructorLite) "
-                         "is not supported", "drop functions: for a structured reply {text, analysis, summary}",
-                         key=True)
+            schema = self.instructor_functions(raw["functions"], at + ("functions",))
         if self.token_budget(raw, at)[0] is not None:
             self.note(at + ("token_budget",) if "token_budget" in raw else at, "gemini_instructor token_budget",
                       "pipeline_ex's gemini_instructor always asks for 2,048 tokens at temperature 0.7, as here")
         # what pipeline_ex's gemini_instructor sends, whatever the step says
         self.put(out, new, "max_tokens", 2048, at + ("type",))
         self.put(out, new, "params", {"temperature": 0.7}, at + ("type",))
-        self.put(out, new, "output_schema", INSTRUCTOR_SCHEMA, at + ("type",))
+        self.put(out, new, "output_schema", schema, at + ("type",))
         return _Target(out.get("id") or "", "json")
+
+    def instructor_functions(self, names: Any, at: Path_) -> dict[str, Any]:
+        """The reply's schema for gemini_instructor's ``functions:``. pipeline_ex looks each name up in
+        its own (Elixir) tool registry and, finding none, asks for its basic schema {text, reasoning}:
+        so does this. A name of a tool its registry has cannot be called here: refused."""
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            self.problem(at, "functions must be a list of function names")
+            return BASIC_INSTRUCTOR_SCHEMA
+        registered = [n for n in names if n in PIPELINE_EX_TOOLS]
+        if registered:
+            self.problem(at, f"gemini_instructor functions: {registered[0]!r} is a tool of pipeline_ex's own "
+                         "registry, which pipeline_nb does not have", "write it as a python tool (tools:) on a "
+                         "claude step", key=True)
+        else:
+            self.note(at, "gemini_instructor functions:", "pipeline_ex looks them up in its own tool registry "
+                      f"and, finding none of {', '.join(names)}, asks for its basic reply {{text, reasoning}}, as here")
+        return BASIC_INSTRUCTOR_SCHEMA
 
     def gemini_call(self, raw: Mapping[str, Any], at: Path_, new: Path_, out: dict[str, Any], model: str) -> None:
         self.put(out, new, "type", "llm", at + ("type",))

@@ -7,11 +7,13 @@ Private: import FakeGemini from ``pipeline_nb.testing``.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any, Optional, Union
 
 from ._fake_reply import _WORDS
+from .._structured import schema_instance
 from ._fake_scripts import Matcher, RecordedRequest, _matches, redact
 
 #: ``/{version}/models/{model}:{method}`` as the SDK builds it (v1 by default, v1beta when asked).
@@ -215,10 +217,20 @@ class Planned:
         return self.chunk("".join(self.pieces), True)
 
 
+def _default_text(req: RecordedRequest) -> str:
+    """An unscripted reply: ``Fake reply to: <prompt>``, or a JSON value of the request's response
+    schema when it asks for one, so a structured step works unscripted."""
+    config = req.body.get("generationConfig") or {}
+    schema = config.get("responseJsonSchema", config.get("responseSchema"))
+    if schema is not None:
+        return json.dumps(schema_instance(schema, f"Fake reply to: {req.prompt}"))
+    return f"Fake reply to: {req.prompt}"
+
+
 def plan(reply: Optional[GeminiReply], req: RecordedRequest, model: str, response_id: str) -> Planned:
     """The answer to ``req``: the scripted reply (unscripted: ``"Fake reply to: " + prompt``), cut
     at the first stop sequence (finish ``STOP``) or after ``maxOutputTokens`` pieces (``MAX_TOKENS``)."""
-    text = reply.text if reply is not None else f"Fake reply to: {req.prompt}"
+    text = reply.text if reply is not None else _default_text(req)
     pieces = list(reply.chunks) if reply is not None and reply.chunks is not None else _WORDS.findall(text)
     finish = reply.finish_reason if reply is not None else "STOP"
     config = req.body.get("generationConfig") or {}

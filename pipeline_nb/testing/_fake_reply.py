@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
 from dataclasses import dataclass
 from typing import Any, Iterator, Optional
@@ -36,6 +37,7 @@ from ._fake_blocks import TOOL_USE_TYPES, Block, sse
 from ._fake_cache import CacheUsage
 from ._fake_citations import split
 from ._fake_content import prompt_blocks, tool_result_text, words
+from .._structured import schema_instance
 from ._fake_scripts import RecordedRequest, Reply
 from ._fake_tools import server_blocks, server_usage, tool_use_blocks
 
@@ -117,12 +119,21 @@ def thinking_wanted(body: dict[str, Any]) -> Optional[str]:
     return config.get("display") or "summarized"
 
 
+def default_text(req: RecordedRequest) -> str:
+    """An unscripted reply: ``Fake reply to: <prompt>``, or a JSON value of the request's schema when it
+    asks for structured output (``output_config.format``), so a structured step works unscripted."""
+    fmt = (req.body.get("output_config") or {}).get("format") or {}
+    if fmt.get("type") == "json_schema":
+        return json.dumps(schema_instance(fmt.get("schema"), "Fake reply to: " + req.prompt))
+    return "Fake reply to: " + req.prompt
+
+
 def plan_reply(reply: Optional[Reply], req: RecordedRequest, msg_id: str, cache: CacheUsage,
                diagnostics: Any = NO_DIAGNOSTICS) -> Plan:
     """Turn a script (or the default echo reply) into the :class:`Plan` for ``req``; the
     script's tool use must suit ``req`` (``_fake_tools.script_mismatch`` says when not)."""
     if reply is None:
-        reply = Reply("Fake reply to: " + req.prompt, thinking="Fake thinking about: " + req.prompt)
+        reply = Reply(default_text(req), thinking="Fake thinking about: " + req.prompt)
     deltas = list(reply.chunks) if reply.chunks is not None else _WORDS.findall(reply.text)
     stop_reason: Optional[str] = reply.stop_reason
     stop_seq = None
