@@ -247,3 +247,18 @@ def test_gemini_steps_run_against_fake_gemini(fake_gemini: Any) -> None:
     assert plan.body["generationConfig"]["maxOutputTokens"] == 256 and plan.body["generationConfig"]["temperature"] == 0.3
     assert outline.prompt == "Outline:\nSurvey three marshes."
     assert structured.body["generationConfig"]["responseMimeType"] == "application/json"
+
+
+def test_gemini_instructor_functions_get_pipeline_exs_basic_reply_and_its_registered_tool_is_refused() -> None:
+    data, smap = load_yaml(workflow("""\
+        - {name: a, type: gemini_instructor, functions: [simple_analysis], prompt: hi}
+    """), source="wf.yaml")
+    with pytest.warns(CompatNote, match="finding none of simple_analysis, asks for its basic reply"):
+        (step,) = translate(data, smap)[0]["steps"]
+    assert step["output_schema"]["properties"].keys() == {"text", "reasoning"}
+    assert step["output_schema"]["required"] == ["text"]
+    data, smap = load_yaml(workflow("""\
+        - {name: a, type: gemini_instructor, functions: [get_wan_ip], prompt: hi}
+    """), source="wf.yaml")
+    with pytest.raises(PipelineSpecError, match="'get_wan_ip' is a tool of pipeline_ex's own registry"):
+        translate(data, smap)
