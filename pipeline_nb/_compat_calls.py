@@ -64,6 +64,8 @@ def file_ops(operation: str, source: str | None = None, destination: str | None 
         return {**result, "method": "streaming"} if operation == "stream_copy" else result
     if operation == "delete":
         target = _inside(root, path, "path")
+        if target == root:
+            raise UnsafePath(f"path {path!r} is the working directory itself, which file_ops does not delete")
         if target.is_file() or target.is_symlink():
             target.unlink()
         elif target.is_dir():

@@ -89,3 +89,13 @@ def test_a_genesis_input_file_is_named_for_what_it_is(tmp_path: Path) -> None:
     with pytest.raises(PipelineSpecError, match="not a pipeline: it is a pipeline_ex example of a pipeline "
                                                 "generator's input"):
         pipeline_nb.run(path, provider="mock")
+
+
+def test_file_ops_never_deletes_the_working_directory_itself(workdir: Path) -> None:
+    from pipeline_nb._compat_calls import file_ops
+    from pipeline_nb._files import UnsafePath
+
+    for path in (".", "./", "sub/.."):
+        with pytest.raises(UnsafePath, match="the working directory itself"):
+            file_ops("delete", path=path)
+    assert (workdir / "flow_data.yaml").exists()
