@@ -14,9 +14,9 @@ from typing import Any, Optional, Union
 from urllib.parse import parse_qs, urlsplit
 
 from ._fake_gemini_wire import (ROUTE, GeminiFault, GeminiReply, Planned, error_json, last_user_text, pick, plan,
-                                problem, prompt_tokens, redact_headers)
+                                problem, prompt_tokens)
 from ._fake_http import Handler
-from ._fake_scripts import RecordedRequest
+from ._fake_scripts import RecordedRequest, redact
 
 _END_CHUNKS = b"0\r\n\r\n"
 
@@ -101,7 +101,7 @@ class GeminiHandler(Handler):
 
     def _record(self, method: str, body: Any) -> RecordedRequest:
         as_dict = body if isinstance(body, dict) else {}
-        req = RecordedRequest(method, self.path, as_dict, redact_headers(dict(self.headers.items())),
+        req = RecordedRequest(method, self.path, as_dict, redact(dict(self.headers.items())),
                               last_user_text(as_dict), ":streamGenerateContent" in self.path)
         state: GeminiState = self.server.state  # type: ignore[assignment]
         with state.lock:

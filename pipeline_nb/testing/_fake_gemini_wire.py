@@ -14,7 +14,7 @@ from typing import Any, Optional, Union
 
 from ._fake_reply import _WORDS
 from .._structured import schema_instance
-from ._fake_scripts import Matcher, RecordedRequest, _matches, redact
+from ._fake_scripts import Matcher, RecordedRequest, _matches
 
 #: ``/{version}/models/{model}:{method}`` as the SDK builds it (v1 by default, v1beta when asked).
 ROUTE = re.compile(r"^/(v1|v1beta|v1alpha)/models/([^/:?]+):(generateContent|streamGenerateContent|countTokens)$")
@@ -37,9 +37,6 @@ STATUSES = {
 #: Top-level fields of a ``generateContent`` request body; any other is a 400, as the real API says.
 REQUEST_FIELDS = frozenset({"contents", "systemInstruction", "generationConfig", "safetySettings", "tools",
                             "toolConfig", "cachedContent", "model", "serviceTier", "store"})
-_SECRET_HEADERS = frozenset({"x-goog-api-key"})
-
-
 @dataclass
 class GeminiReply:
     """A scripted reply (see ``FakeGemini.reply``)."""
@@ -108,11 +105,6 @@ def pick(scripts: list[Any], req: RecordedRequest, consume: bool = True) -> Any:
             script.used += consume
             return script
     return None
-
-
-def redact_headers(headers: dict[str, str]) -> dict[str, str]:
-    """Lower-case header names; the API key (``x-goog-api-key``) and other credentials hidden."""
-    return {k: "<redacted>" if k in _SECRET_HEADERS else v for k, v in redact(headers).items()}
 
 
 def texts(body: dict[str, Any]) -> list[str]:

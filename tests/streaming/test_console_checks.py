@@ -14,17 +14,7 @@ import pipeline_nb
 from pipeline_nb.streaming import BufferHandler, ConsoleHandler, FileHandler
 from pipeline_nb.testing import FakeAnthropic
 
-SPEC = """name: capitals
-defaults: {provider: claude, model: claude-haiku-5-5, retries: 0}
-steps:
-  - id: answer
-    prompt: What is the capital of France?
-    repeat: 3
-    expect:
-      - contains: Paris
-      - name: no apology
-        not_contains: sorry
-"""
+from tests.test_render_checks import REPEAT as SPEC  # one repeated, checked step: the same run for every view
 
 
 def script(fake: FakeAnthropic) -> None:
