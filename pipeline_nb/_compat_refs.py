@@ -285,6 +285,8 @@ class Expressions:
             return self.step_ref(rest[0], rest[1:], at, text)
         elif head in self.ids and head not in self.vars and head != self.loop:
             return self.step_ref(head, rest, at, text)
+        elif rest and head not in self.vars and head not in self.rebound and head not in _BUILTINS:
+            return self.nothing(source, at)
         if head in _BUILTINS:
             self.problem(at, f"pipeline_ex's built-in {{{{{source}}}}} is not supported", "pass it as a variable")
             return None
@@ -294,6 +296,16 @@ class Expressions:
         if head in self.rebound:
             return f"({self.rebound[head]})" + subscript(rest)
         return head + subscript(rest)
+
+    def nothing(self, source: str, at: Path_) -> str:
+        """A field of a name this workflow never defines (``{{first_step.output}}`` in a prompt's example
+        YAML): pipeline_ex renders it empty, and so does the translation, with a note. (A bare name is
+        different: it is an input, asked for with ``--var``.)"""
+        subject = f"{{{{{source}}}}}"
+        if subject not in self.notes:
+            self.notes[subject] = (f"{subject} names nothing this workflow defines, so it renders empty, as in "
+                                   f"pipeline_ex (at {self.smap.locate(at) or self.smap.source})")
+        return '""'
 
     def builtin(self, source: str) -> str | None:
         """pipeline_ex's documented built-ins: ``timestamp``, ``date``, ``workflow.name``, ``step.name``."""

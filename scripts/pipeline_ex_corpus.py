@@ -8,8 +8,11 @@ of the checkout, so relative file parts resolve and outputs land nowhere else), 
 and the Gemini API answered by the fakes in ``pipeline_nb.testing``.
 A file's declared inputs get a ``--var``, and so do the inputs its usage comment gives
 (``# mix pipeline.run.live FILE CODE_FILE="lib/x.ex"``: ``--var code_file=...``; a path the checkout
-lacks becomes its README.md). Prints one line per file (ran, refused with the features
-named, or failed as it ran) and the counts; exit 0.
+lacks becomes its README.md). A file that uses a variable nothing in it defines (a generated
+pipeline's ``{{requirements}}``, a nested fixture's ``{{inputs.item_count}}``) is refused with a
+``--var NAME=VALUE`` hint; the script then gives that input, as a user would, and says so.
+Prints one line per file (ran, refused with the features named, or failed as it ran) and the
+counts; exit 0.
 """
 
 from __future__ import annotations
@@ -69,24 +72,37 @@ def usage_inputs(path: Path, root: Path) -> dict[str, str]:
     return found
 
 
+ASKED = re.compile(r"hint: (?:did you mean .*?)?define it in the kernel, under vars:, or with --var (\w+)=VALUE")
+
+
 def run_one(path: Path, root: Path, env: dict[str, str], timeout: float) -> tuple[str, str]:
-    """(outcome, detail) of running ``path``: ran, refused (a spec error) or failed."""
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp) / "pipeline_ex"
-        shutil.copytree(root, work, ignore=shutil.ignore_patterns(".git", "_build", "deps", "node_modules"))
-        target = work / path.relative_to(root)
-        command = [sys.executable, "-m", "pipeline_nb", "run", str(target), "--journal", "off"]
-        for name, value in {**usage_inputs(path, root), **declared_inputs(path)}.items():
-            command += ["--var", f"{name}={value}"]
-        try:
-            done = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return "failed", f"timed out after {timeout:g} s"
-    err = done.stderr.strip()
+    """(outcome, detail) of running ``path``: ran, refused (a spec error) or failed. A refusal that
+    asks for an undefined variable is answered with ``--var`` and the file run again."""
+    given = {**usage_inputs(path, root), **declared_inputs(path)}
+    asked: list[str] = []
+    while True:
+        with tempfile.TemporaryDirectory() as tmp:
+            work = Path(tmp) / "pipeline_ex"
+            shutil.copytree(root, work, ignore=shutil.ignore_patterns(".git", "_build", "deps", "node_modules"))
+            target = work / path.relative_to(root)
+            command = [sys.executable, "-m", "pipeline_nb", "run", str(target), "--journal", "off"]
+            for name, value in given.items():
+                command += ["--var", f"{name}={value}"]
+            try:
+                done = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, timeout=timeout)
+            except subprocess.TimeoutExpired:
+                return "failed", f"timed out after {timeout:g} s"
+        err = done.stderr.strip()
+        wanted = ASKED.search(err) if done.returncode == 2 else None
+        if not wanted or wanted[1] in given or len(asked) >= 8:
+            break
+        given[wanted[1]] = "example"
+        asked.append(wanted[1])
+    note = f"asked for --var {', '.join(asked)}" if asked else ""
     if done.returncode == 0:
-        return "ran", ""
+        return "ran", note
     if done.returncode == 2:
-        return "refused", err
+        return "refused", "\n".join(filter(None, (note, err)))
     lines = [line for line in err.splitlines() if "failed" in line or "error" in line.lower()]
     return "failed", "\n".join(lines[-6:]) or err[-600:]
 
@@ -110,8 +126,8 @@ def main(argv: list[str] | None = None) -> int:
             outcome, detail = run_one(path, root, env, args.timeout)
             counts[outcome] += 1
             name = path.relative_to(root)
-            print(f"{outcome:8} {name}")
-            if detail and (args.verbose or outcome != "ran"):
+            print(f"{outcome:8} {name}" + (f"  ({detail})" if outcome == "ran" and detail else ""))
+            if detail and outcome != "ran":
                 shown = detail if args.verbose else "\n".join(detail.splitlines()[:12])
                 print("         " + shown.replace("\n", "\n         "))
             for found in re.findall(r"(?:step type '(\w+)'|(\w+(?:\.\w+)?) is not supported|(\w+) steps are not supported)",
