@@ -70,7 +70,8 @@ class ClaudeFamily(ClaudeOptions):
 
     def step_prompt(self, raw: Mapping[str, Any], at: Path_, new: Path_, out: dict[str, Any]) -> None:
         if "prompt" not in raw:
-            self.problem(at, f"{raw.get('type')} step needs a prompt:")
+            if "conversation" not in raw:  # that key's refusal says what to write instead
+                self.problem(at, f"{raw.get('type')} step needs a prompt:")
             return
         prompt, where, block = self.prompt(raw["prompt"], at + ("prompt",))
         self.put(out, new, "prompt", prompt, where, block)

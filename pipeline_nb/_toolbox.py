@@ -3,7 +3,7 @@
 Each entry of ``tools:`` is a kernel name or ``module:attr`` of a function (its schema derived
 from the signature), a mapping ``{name, description, input_schema, call}``, a server tool
 (``web_search``, ``web_fetch``, ``code_execution``, or ``{server: web_search, ...options}``), or
-a workspace tool (``read_file``, ...). A kernel name shadows a built-in tool of the same name.
+a workspace tool (``read_file``, ...), or ``{skills: folder}`` (the ``skill`` tool). A kernel name shadows a built-in tool of the same name.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Any
 from ._errors import PipelineSpecError
 from ._names import resolve_name
 from ._spec import StepSpec
-from .tools import SERVER_TOOLS, WORKSPACE_TOOLS, Tool, ToolDefinitionError, server_tool, tool_from_function, \
-    tool_from_mapping, workspace_tools
+from .tools import SERVER_TOOLS, WORKSPACE_TOOLS, Tool, ToolDefinitionError, server_tool, skill_tool, \
+    tool_from_function, tool_from_mapping, workspace_tools
 
 CHOICES = ("auto", "any", "none")
 
@@ -79,6 +79,8 @@ def _resolve(step: StepSpec, index: int, entry: Any, namespace: Mapping[str, Any
         if isinstance(entry, Tool):
             return entry
         if isinstance(entry, Mapping):
+            if "skills" in entry:
+                return _skills(entry, workdir)
             if "server" in entry:
                 options = {k: v for k, v in entry.items() if k != "server"}
                 return server_tool(str(entry["server"]), options)
@@ -100,6 +102,8 @@ def _resolve(step: StepSpec, index: int, entry: Any, namespace: Mapping[str, Any
                       (f"did you mean {close[0]!r}? " if close else "")
                       + "define the function in the kernel before this cell, or name it as module:function")
     except ToolDefinitionError as exc:
+        if exc.param == "skills":
+            raise problem(str(exc), "see docs/yaml.md#skills for a skills folder's layout") from None
         raise problem(str(exc), "annotate every parameter, or give the tool as {name, description, "
                                 "input_schema, call}") from None
     except LookupError as exc:
@@ -107,6 +111,15 @@ def _resolve(step: StepSpec, index: int, entry: Any, namespace: Mapping[str, Any
                       "define the function in the kernel before this cell, or name it as module:function") from None
     except TypeError as exc:  # e.g. a name that is not a function
         raise problem(str(exc)) from None
+
+
+def _skills(entry: Mapping[str, Any], workdir: Callable[[], Path]) -> Tool:
+    """``{skills: folder}``: the ``skill`` tool over that folder (relative to the step's workdir)."""
+    if set(entry) != {"skills"} or not isinstance(entry["skills"], str) or not entry["skills"]:
+        raise ToolDefinitionError("skill", "skills", "write a skills folder as {skills: path/to/folder}, "
+                                                     "e.g. {skills: .claude/skills}")
+    folder = Path(entry["skills"]).expanduser()
+    return skill_tool(folder if folder.is_absolute() else workdir() / folder)
 
 
 def _workdir(step: StepSpec, base_dir: Path | None) -> Callable[[], Path]:

@@ -33,6 +33,12 @@ RUNTIME_KEYS = {"version", "workspace_dir", "checkpoint_enabled", "checkpoint_di
                 "setting_sources", "enable_context_management", "memory_config", "hooks", "metadata", "author", "tags"}
 """Workflow keys that only configure pipeline_ex's runtime (checkpoints, workspace, logging, Claude Code's
 settings and hooks): read and ignored, with one note naming them."""
+_STEP_KEY_HINTS = {
+    "conversation": "pipeline_ex's claude_session does not read conversation: (it sends an empty prompt); write "
+                    "each turn as a claude_session step of its own, with one session_config.session_name",
+}
+"""Hints for step keys that are refused, where the generic list of keys would not help."""
+
 REFUSED_KEYS = {
     "mcp_servers": "pipeline_nb makes plain Messages API calls: give the step tools: (python functions) instead",
     "agents": "pipeline_nb has no Claude Code subagents: write each agent's work as its own step",
@@ -285,7 +291,7 @@ class _Translator(BasicSteps, ClaudeFamily, FlowSteps):
                 self.problem(at + ("type",), f"step type {kind!r} is not supported",
                              f"types that translate: {', '.join(SUPPORTED_TYPES)}")
             return None, None
-        self.check_keys(raw, at, _COMMON | _STEP_KEYS[kind], f"{kind} step")
+        self.check_keys(raw, at, _COMMON | _STEP_KEYS[kind], f"{kind} step", _STEP_KEY_HINTS)
         out: dict[str, Any] = {}
         self.put(out, new, "id", ident, at + ("name",))
         self.origin[new] = at

@@ -8,7 +8,8 @@ what runs when it calls (``function``). Build one from
 - a mapping ``{name, description, input_schema, call}``: :func:`tool_from_mapping`;
 - a server tool the API runs itself (:data:`SERVER_TOOLS`): :func:`server_tool`;
 - the built-in workspace tools confined to one folder (:data:`WORKSPACE_TOOLS`):
-  :func:`workspace_tools`.
+  :func:`workspace_tools`;
+- a folder of agent skills (``SKILL.md`` files), as the one ``skill`` tool: :func:`skill_tool`.
 
 ``tool.call(input)`` checks the model's input against the schema (a mismatch raises
 :class:`ToolInputError`, to be sent back to the model) and runs the function;
@@ -33,8 +34,10 @@ from ._errors import ToolDefinitionError, ToolInputError
 from ._functions import tool_from_function
 from ._output import MAX_TOOL_OUTPUT, tool_output
 from ._server import SERVER_TOOLS, server_tool
+from ._skills import Skill, find_skills, skill_tool
 from ._tool import Tool, tool_from_mapping
 from ._workspace import WORKSPACE_TOOLS, workspace_tools
 
-__all__ = ["MAX_TOOL_OUTPUT", "SERVER_TOOLS", "WORKSPACE_TOOLS", "Tool", "ToolDefinitionError", "ToolInputError",
-           "server_tool", "tool_from_function", "tool_from_mapping", "tool_output", "workspace_tools"]
+__all__ = ["MAX_TOOL_OUTPUT", "SERVER_TOOLS", "WORKSPACE_TOOLS", "Skill", "Tool", "ToolDefinitionError",
+           "ToolInputError", "find_skills", "server_tool", "skill_tool", "tool_from_function", "tool_from_mapping",
+           "tool_output", "workspace_tools"]

@@ -262,3 +262,18 @@ def test_gemini_instructor_functions_get_pipeline_exs_basic_reply_and_its_regist
     """), source="wf.yaml")
     with pytest.raises(PipelineSpecError, match="'get_wan_ip' is a tool of pipeline_ex's own registry"):
         translate(data, smap)
+
+
+def test_a_session_conversation_is_refused_with_the_way_to_write_it() -> None:
+    data, smap = load_yaml(workflow("""\
+        - name: chat
+          type: claude_session
+          conversation:
+            - {turn: 1, prompt: [{type: static, content: "7+8?"}]}
+    """), source="wf.yaml")
+    with pytest.raises(PipelineSpecError) as info:
+        translate(data, smap)
+    [problem] = info.value.problems  # no second "needs a prompt:": the hint says what to write
+    assert (problem.location.line, problem.location.col) == (6, 7)
+    assert problem.message == "claude_session step key 'conversation' is not supported"
+    assert "does not read conversation: (it sends an empty prompt)" in problem.hint
