@@ -103,7 +103,7 @@ def _resolve(step: StepSpec, index: int, entry: Any, namespace: Mapping[str, Any
                       + "define the function in the kernel before this cell, or name it as module:function")
     except ToolDefinitionError as exc:
         if exc.param == "skills":
-            raise problem(str(exc), "see docs/yaml.md#skills for a skills folder's layout") from None
+            raise problem(str(exc), "see docs/yaml.md#tools (skills) for a skills folder's layout") from None
         raise problem(str(exc), "annotate every parameter, or give the tool as {name, description, "
                                 "input_schema, call}") from None
     except LookupError as exc:
