@@ -1,5 +1,6 @@
 """pipeline_ex step executors that pipeline_nb's language has no step for, as functions that
-translated python steps call (see compat.py): ``test_echo`` and ``file_ops``.
+translated python steps call (see compat.py): ``test_echo`` and ``file_ops``, and
+``data_transform`` (ported in _compat_transform, named here so translated steps call one module).
 
 Each follows pipeline_ex's executor (lib/pipeline/step/test_echo.ex, file_ops.ex and
 lib/pipeline/utils/file_utils.ex): same results, same failures. One difference: every path
@@ -20,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from ._compat_transform import data_transform  # noqa: F401  (called as pipeline_nb._compat_calls:data_transform)
 from ._files import UnsafePath
 
 FILE_OPERATIONS = ("copy", "move", "delete", "validate", "list", "convert", "stream_copy", "stream_process")

@@ -2,40 +2,35 @@
 A mixin of the compat translator: one method per step type, named after it.
 
 - ``test_echo`` and ``file_ops`` become python steps calling ``pipeline_nb._compat_calls``.
-- ``data_transform`` becomes a ``set`` step whose value is one sandboxed Jinja expression
-  (``selectattr``, ``sort``, ``groupby``, ``sum``, ...) over its ``input_source``.
+- ``data_transform`` becomes a python step calling pipeline_ex's transformer, ported
+  (``_compat_transform``), with its input and each join's right-hand data resolved by reference;
+  what can be checked before running (operations, fields, conditions, functions) is checked here.
 - ``pipeline`` becomes a ``pipeline`` step: ``pipeline_file`` is its ``file:`` (a pipeline_ex
   file is translated when it loads), an inline ``pipeline:`` is translated here.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ._compat_calls import FILE_OPERATIONS
-from ._compat_refs import Expressions, Path_, _Target, segments
+from ._compat_refs import Expressions, Path_, _Target
+from ._compat_transform import AGGREGATES, EXPRESSIONS, OPERATIONS, OUTPUT_FORMATS, condition_problem
 
 _CALLS = "pipeline_nb._compat_calls"
-_TESTS = {"==": "equalto", "!=": "ne", ">=": "ge", "<=": "le", ">": "gt", "<": "lt"}
-_CONDITION = re.compile(r"\s*([\w.-]+)\s*(==|!=|>=|<=|>|<)\s*(.+?)\s*")
-_AGGREGATES = {
-    "sum": "{v} | select('number') | sum",
-    "average": "(({v} | select('number') | sum) / ({v} | select('number') | list | length))"
-               " if ({v} | select('number') | list) else 0",
-    "count": "{v} | list | length",
-    "max": "({v} | select('number') | max) if ({v} | select('number') | list) else 0",
-    "min": "({v} | select('number') | min) if ({v} | select('number') | list) else 0",
-    "first": "{v} | first",
-    "last": "{v} | last",
-    "unique": "{v} | unique(case_sensitive=true) | list",
-}
-"""pipeline_ex's aggregate functions (non-numbers skipped where pipeline_ex skips them; 0 for none)."""
 _NESTED_CONFIG_IGNORED = {"max_depth", "max_total_steps", "memory_limit_mb", "timeout_seconds", "workspace_enabled",
                           "cleanup_on_error"}
+_OP_HINTS = {
+    "filter": "write field == 'value' (==, !=, >=, <=, >, <, contains: one field, one value) or a field name alone",
+    "map": "give mapping: {old: new} for field:'s values (without field: it is merged into each item), "
+           "or expression: uppercase or lowercase with field:",
+    "join": "a join has right_source: (previous_response:step), join_key: and, when it differs, left_field:",
+    "sort": "a sort has field: and order: asc or desc",
+    "group_by": "a group_by has field:",
+}
 
 
 class FlowSteps(Expressions):
@@ -86,90 +81,98 @@ class FlowSteps(Expressions):
     # -- data_transform --
 
     def data_transform(self, raw: Mapping[str, Any], at: Path_, new: Path_, out: dict[str, Any]) -> _Target:
-        self.put(out, new, "type", "set", at + ("type",))
         field = raw.get("output_field", raw.get("name"))
-        if not (isinstance(field, str) and field.isidentifier()):
+        if not (isinstance(field, str) and field):
             self.problem(at + ("output_field",) if "output_field" in raw else at,
-                         f"output_field {field!r} must be a name (letters, digits and _)")
+                         f"output_field {field!r} must be a name for the result")
             field = "result"
-        expr = self.input_source(raw.get("input_source"), at + ("input_source",) if "input_source" in raw else at)
+        source = self.source_expr(raw.get("input_source"), at + ("input_source",) if "input_source" in raw else at,
+                                  "data_transform needs an input_source:")
         operations = raw.get("operations") or []
         if not isinstance(operations, list):
             self.problem(at + ("operations",), "operations must be a list")
             operations = []
-        for index, op in enumerate(operations):
-            expr = self.operation(expr, op, at + ("operations", index))
+        args: dict[str, Any] = {"input_source": f"{{{{ {source} }}}}", "output_field": field,
+                                "operations": [self.transform_op(op, at + ("operations", i))
+                                               for i, op in enumerate(operations)]}
         fmt = raw.get("output_format")
-        if fmt == "json":
-            expr = f"({expr}) | tojson"
-        elif fmt == "string":
-            expr = f"({expr}) | string"
-        elif fmt == "count":
-            expr = f"(({expr}) | length) if ({expr}) is sequence and ({expr}) is not string else 1"
-        elif fmt is not None:
+        if fmt is not None and fmt not in OUTPUT_FORMATS:
             self.problem(at + ("output_format",), f"output_format {fmt!r} is not supported", "json, string or count")
-        self.put(out, new, "vars", {field: f"{{{{ {expr} }}}}"}, at + ("operations",) if operations else at)
-        self.origin[new + ("vars", field)] = at + ("operations",) if operations else at
+        elif fmt is not None:
+            args["output_format"] = fmt
+        if "lazy" in raw:
+            self.note(at + ("lazy",), "data_transform lazy", "every operation runs on the whole list at once, as "
+                      "pipeline_ex's transformer does without it")
+        self.call(out, new, at, "data_transform", args)
+        self.origin.update({new + ("args", "operations", i): at + ("operations", i) for i in range(len(operations))})
+        # its value is {output_field: result}, read field by field as a set step's vars are (a "value"
+        # target would take a leading "result" field for the whole value)
         return _Target(out["id"] or "", "set")
 
-    def input_source(self, source: Any, at: Path_) -> str:
-        """pipeline_ex's ``input_source``: ``previous_response:step[:field]``, ``context:name`` or a
-        variable or step name, as an expression."""
+    def source_expr(self, source: Any, at: Path_, missing: str) -> str:
+        """pipeline_ex's ``input_source`` (and a join's ``right_source``): ``previous_response:step[:field]``,
+        ``context:name`` or a variable or step name, as an expression."""
         if not isinstance(source, str) or not source.strip():
-            self.problem(at, "data_transform needs an input_source: (previous_response:step, or a variable name)")
+            self.problem(at, f"{missing} previous_response:step, or a variable name")
             return "none"
         source = source.strip()
         if source.startswith("context:"):
             source = source[len("context:"):]
         return self.reference(source, at, text=False) or "none"
 
-    def operation(self, expr: str, op: Any, at: Path_) -> str:
-        if not isinstance(op, Mapping):
-            self.problem(at, "an operation must be a mapping with operation:")
-            return expr
-        kind, field = op.get("operation"), op.get("field")
-        attr = json.dumps(field) if isinstance(field, str) and segments(field) else None
-        if field is not None and attr is None:
-            self.problem(at + ("field",), f"field {field!r} must be a dotted field name")
-            return expr
-        if kind == "filter":
-            return self.filter_expr(expr, field, op.get("condition"), at)
-        if kind == "sort" and attr:
-            reverse = "true" if op.get("order") == "desc" else "false"
-            return f"({expr}) | sort(attribute={attr}, reverse={reverse}, case_sensitive=true)"
-        if kind == "aggregate" and op.get("function", "sum") in _AGGREGATES:
-            values = f"(({expr}) | map(attribute={attr}, default=none) | reject('none') | list)" if attr else f"({expr})"
-            return "(" + _AGGREGATES[op.get("function", "sum")].format(v=values) + ")"
-        if kind == "group_by" and attr:
-            return f"dict(({expr}) | groupby({attr}))"
-        hints = {"map": "map and join need python: write a python step (call: ...) over this step's input",
-                 "join": "map and join need python: write a python step (call: ...) over this step's input",
-                 "aggregate": f"functions: {', '.join(_AGGREGATES)}"}
-        self.problem(at + ("operation",) if "operation" in op else at,
-                     f"data_transform operation {kind!r}" + (" without field:" if kind in ("sort", "group_by") else "")
-                     + " is not supported", hints.get(str(kind), "operations that translate: filter, sort, aggregate, "
-                                                                 "group_by"))
-        return expr
+    def transform_op(self, op: Any, at: Path_) -> Any:
+        """One operation, checked as far as it can be before running, its values templated (pipeline_ex
+        interpolates a step's keys) and a join's right_source made the data it names."""
+        kind = op.get("operation") if isinstance(op, Mapping) else None
+        if not isinstance(op, Mapping) or kind not in OPERATIONS:
+            self.problem(at + ("operation",) if isinstance(op, Mapping) and "operation" in op else at,
+                         f"data_transform operation {kind!r} is not supported" if isinstance(op, Mapping)
+                         else "an operation must be a mapping with operation:", f"operations: {', '.join(OPERATIONS)}")
+            return {}
+        for key in ("field", "left_field", "join_key"):
+            if key in op and not (isinstance(op[key], str) and op[key].strip()):
+                self.problem(at + (key,), f"{key} must be a field name (such as status or user.tier), got {op[key]!r}")
+        needed = {"sort": "field", "group_by": "field", "join": "join_key", "filter": "condition"}.get(kind)
+        if kind == "map" and "mapping" not in op:
+            needed = "mapping" if "expression" not in op else "field"
+        if needed and needed not in op:
+            self.problem(at, f"{kind} needs {needed}:", _OP_HINTS[kind])
+        if kind == "filter" and "condition" in op:
+            self.condition_check(op["condition"], at + ("condition",))
+        elif kind == "map":
+            self.mapping_check(op, at)
+        elif kind == "aggregate" and op.get("function", "sum") not in AGGREGATES:
+            self.problem(at + ("function",), f"aggregate function {op.get('function')!r} is not supported",
+                         f"functions: {', '.join(AGGREGATES)}")
+        elif kind == "sort" and op.get("order", "asc") not in ("asc", "desc"):
+            self.problem(at + ("order",), f"sort order {op.get('order')!r} is not supported", "asc or desc")
+        translated = {k: self.typed(v, at + (k,)) for k, v in op.items() if k != "right_source"}
+        if kind == "join":
+            where = at + ("right_source",) if "right_source" in op else at
+            right = self.source_expr(op.get("right_source"), where, "join needs a right_source:")
+            translated["right_source"] = f"{{{{ {right} }}}}"
+        return translated
 
-    def filter_expr(self, expr: str, field: str | None, condition: Any, at: Path_) -> str:
-        """pipeline_ex's filter: ``left <op> literal`` on each item's field ``left`` (``value``: the
-        operation's field), or a bare field for truthiness."""
-        where = at + ("condition",)
+    def condition_check(self, condition: Any, at: Path_) -> None:
+        """A filter condition pipeline_ex would misread is refused (one templated at run time is taken as it comes)."""
         if not isinstance(condition, str):
-            self.problem(where if condition is not None else at, "filter needs a condition: such as \"status == 'done'\"")
-            return expr
-        match = _CONDITION.fullmatch(condition)
-        left = match[1] if match else condition.strip()
-        attr = field if left == "value" else left
-        if attr is None or not segments(attr):
-            if left == "value" and match:
-                return f"({expr}) | select({json.dumps(_TESTS[match[2]])}, {_literal(match[3])}) | list"
-            self.problem(where, f"filter condition {condition!r} is not supported",
-                         "write field == 'value' (==, !=, >, >=, <, <=) or a bare field name")
-            return expr
-        if not match:
-            return f"({expr}) | selectattr({json.dumps(attr)}) | list"
-        return f"({expr}) | selectattr({json.dumps(attr)}, {json.dumps(_TESTS[match[2]])}, {_literal(match[3])}) | list"
+            self.problem(at, f"filter condition must be text, got {condition!r}", _OP_HINTS["filter"])
+        elif "{{" not in condition and (why := condition_problem(condition)):
+            self.problem(at, f"filter condition {condition!r} is not supported: {why}", _OP_HINTS["filter"])
+
+    def mapping_check(self, op: Mapping[str, Any], at: Path_) -> None:
+        mapping = op.get("mapping")
+        if "mapping" in op and not isinstance(mapping, Mapping):
+            self.problem(at + ("mapping",), f"map mapping must be a mapping of values to new values, got {mapping!r}",
+                         _OP_HINTS["map"])
+        elif isinstance(mapping, Mapping):
+            for key in mapping:
+                if not isinstance(key, str):
+                    self.problem(at + ("mapping", key), f"map mapping key {key!r} is not text, so it never matches: "
+                                 "pipeline_ex looks up each value as text", f"quote it: \"{key}\"", key=True)
+        elif "expression" in op and op["expression"] not in EXPRESSIONS:
+            self.problem(at + ("expression",), f"map expression {op['expression']!r} is not supported",
+                         f"expressions: {', '.join(EXPRESSIONS)}; or give mapping:")
 
     # -- nested pipelines --
 
@@ -286,14 +289,3 @@ def _set_variables(body: list[Any], ids: Mapping[str, str]) -> dict[str, str]:
             found.update({name: ident for name in raw["variables"] if isinstance(name, str) and ident})
     return found
 
-
-def _literal(token: str) -> str:
-    """A condition's right side as pipeline_ex parses it: quoted text, a number, true/false/null, else text."""
-    token = token.strip()
-    if len(token) >= 2 and token[0] == token[-1] and token[0] in "'\"":
-        return json.dumps(token[1:-1], ensure_ascii=False)
-    if re.fullmatch(r"\d+(\.\d+)?", token) or token in ("true", "false"):
-        return token
-    if token in ("null", "nil"):
-        return "none"
-    return json.dumps(token, ensure_ascii=False)
