@@ -232,9 +232,10 @@ class FlowSteps(Expressions):
         self.origin.update(child.origin)  # its paths are already where its steps go: under new's pipeline
         self.blocks.update(child.blocks)
         self.put(out, new, "pipeline", {"steps": steps}, at + ("steps",))
-        previous = {name: f"last.{step}.{name} if last else " + (name if name in outer else "none")
+        before = {name: self.reference(name, at, text=False) or name for name in outer}  # in a for_loop's body: inputs
+        previous = {name: f"last.{step}.{name} if last else " + (before[name] if name in outer else "none")
                     for name, step in carried.items()}
-        inputs = {name: f"{{{{ {name} }}}}" for name in sorted(outer - set(carried))}
+        inputs = {name: f"{{{{ {before[name]} }}}}" for name in sorted(outer - set(carried))}
         inputs.update({name: f"{{{{ {expr} }}}}" for name, expr in previous.items()})
         inputs["iteration"] = "{{ loop.index }}"
         self.put(out, new, "inputs", inputs, at + ("steps",))

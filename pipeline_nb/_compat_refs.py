@@ -5,14 +5,18 @@ from __future__ import annotations
 import json
 import posixpath
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
+from ._compat_expr import FUNCTION_START, OPERATORS, builtin_value, computed
 from ._pipeline_file import MAX_PIPELINE_FILE_BYTES
 from ._yaml import SourceMap
 from ._errors import Location
+
+if TYPE_CHECKING:
+    from ._compat_loop import LoopScope
 
 Path_ = tuple[Any, ...]
 _BUILTINS = {"workflow", "step", "execution_id", "environment", "env", "config"}
@@ -53,12 +57,16 @@ class Problem(NamedTuple):
 
 @dataclass
 class _Target:
-    """What a translated step gives later steps: ``kind`` is text, json, set, parallel or each."""
+    """What a translated step gives later steps: ``kind`` is text, json, set, parallel, each, value, or
+    loop and outer (whose ``resolve`` translates a reference to them)."""
 
     id: str
     kind: str
     children: dict[str, _Target] = field(default_factory=dict)
     """parallel: the children, by task id as written and by step id."""
+    resolve: Callable[[str, list[str], Path_, bool], str | None] | None = field(default=None, compare=False)
+    """``(name, fields, at, text)`` → the expression for ``fields`` of this step's result, when its kind
+    has its own (a for_loop's result map, a step outside a loop's body)."""
 
     def tasks(self) -> dict[str, _Target]:
         """The children by task id as written, in order."""
@@ -97,6 +105,8 @@ class Expressions:
         self.iteration: str | None = None
         """In a while_loop's body: the name its ``loop.iteration`` (and ``loop.count``) becomes."""
         self.workflow_name = ""
+        self.scope: LoopScope | None = None
+        """In a for_loop's body: the workflow around it, whose names the body reads through inputs."""
 
     # -- reporting and source locations --
 
@@ -211,6 +221,8 @@ class Expressions:
             return self.done[ident]
         elif ident in self.order:
             return None  # that step could not be translated, and says so
+        elif ident is None and self.scope is not None and self.scope.knows_step(name):
+            return _Target(name, "outer", resolve=self.scope.step)
         else:
             which = "runs later" if ident is not None else "is not a step"
         self.problem(at, f"refers to step {name!r}, which {which}", f"earlier steps: {', '.join(self.order) or 'none'}")
@@ -218,6 +230,8 @@ class Expressions:
 
     def step_expr(self, target: _Target, name: str, fields: list[str], at: Path_, text: bool = True) -> str | None:
         """The expression for ``fields`` of a step's result; with ``text``, shown as text (JSON if structured)."""
+        if target.resolve is not None:
+            return target.resolve(name, fields, at, text)
         base = f"steps.{target.id}"
         if target.kind == "parallel" and fields:
             child = target.children.get(fields[0])
@@ -258,7 +272,8 @@ class Expressions:
         return value
 
     def reference(self, source: str, at: Path_, text: bool) -> str | None:
-        """A pipeline_ex reference (``state.x``, ``loop.item.f``, ``steps.a.f``, ``a.f``) as Jinja."""
+        """A pipeline_ex reference (``state.x``, ``loop.item.f``, ``steps.a.f``, ``a.f``) as Jinja; one pipeline_ex
+        computes (``multiply(a, 2)``, ``state.n + 1``) as it computes it; one it renders empty, empty."""
         if source.startswith("previous_response:"):  # previous_response:step[:field.path]
             name, _, path = source[len("previous_response:"):].partition(":")
             fields = segments(path) if path else []
@@ -267,15 +282,12 @@ class Expressions:
                 return None
             head, *rest = segments(name) or [name]
             return self.step_ref(head, rest + fields, at, text)
-        if (builtin := self.builtin(source)) is not None:
+        if (builtin := builtin_value(source, self.workflow_name, self.current)) is not None:
             return builtin
-        if call := re.fullmatch(r"(multiply|add|subtract|divide|max|min|round)\s*\((.*)\)", source):
-            return self.function(call[1], [a.strip() for a in call[2].split(",")], at)
-        parts = segments(source)
-        if parts is None:
-            self.problem(at, f"expression {{{{{source}}}}} is not supported: only variable, loop and step "
-                         "references translate", "compute it in an earlier step")
-            return None
+        parts = segments(source)  # a hyphen in these paths is part of a name (pipeline_ex looks them up first)
+        if FUNCTION_START.match(source) or parts is None or (any(op in source for op in OPERATORS) and not (
+                parts[0] in ("steps", "inputs", "global_vars", "loop") or self.is_step(parts[0]))):
+            return computed(self, source, at)
         head, rest = parts[0], parts[1:]
         if head == "loop":
             return self.loop_ref(rest, at)
@@ -283,7 +295,7 @@ class Expressions:
             head, rest = rest[0], rest[1:]
         elif head == "steps" and rest:
             return self.step_ref(rest[0], rest[1:], at, text)
-        elif head in self.ids and head not in self.vars and head != self.loop:
+        elif self.is_step(head) and head not in self.vars and head != self.loop:
             return self.step_ref(head, rest, at, text)
         elif rest and head not in self.vars and head not in self.rebound and head not in _BUILTINS:
             return self.nothing(source, at)
@@ -295,7 +307,11 @@ class Expressions:
             return None
         if head in self.rebound:
             return f"({self.rebound[head]})" + subscript(rest)
-        return head + subscript(rest)
+        return (head if self.scope is None else self.scope.variable(head, at)) + subscript(rest)
+
+    def is_step(self, name: str) -> bool:
+        """Whether ``name`` is a step here (or, in a loop's body, around it)."""
+        return name in self.ids or (self.scope is not None and self.scope.knows_step(name))
 
     def nothing(self, source: str, at: Path_) -> str:
         """A field of a name this workflow never defines (``{{first_step.output}}`` in a prompt's example
@@ -306,32 +322,6 @@ class Expressions:
             self.notes[subject] = (f"{subject} names nothing this workflow defines, so it renders empty, as in "
                                    f"pipeline_ex (at {self.smap.locate(at) or self.smap.source})")
         return '""'
-
-    def builtin(self, source: str) -> str | None:
-        """pipeline_ex's documented built-ins: ``timestamp``, ``date``, ``workflow.name``, ``step.name``."""
-        if source == "timestamp":
-            return 'now().strftime("%Y%m%d_%H%M%S")'
-        if source == "date":
-            return 'now().strftime("%Y-%m-%d")'
-        if source == "workflow.name":
-            return json.dumps(self.workflow_name, ensure_ascii=False)
-        if source == "step.name" and self.current:
-            return json.dumps(self.current, ensure_ascii=False)
-        return None
-
-    def function(self, name: str, args: list[str], at: Path_) -> str | None:
-        """pipeline_ex's arithmetic functions (lib/pipeline/context/nested.ex) on references and numbers."""
-        values = [a if re.fullmatch(r"-?\d+(\.\d+)?", a) else self.reference(a, at, text=False) for a in args]
-        if any(v is None for v in values) or len(values) != {"max": len(values) or 1, "min": len(values) or 1,
-                                                             "round": 1}.get(name, 2):
-            return None
-        # pipeline_ex reads numbers out of strings (a --var is text): integers stay integers
-        values = [f"(({v} | int) if ({v} | string).lstrip('-').isdigit() else ({v} | float))" for v in values]
-        a, b = values[0], values[-1]
-        return {"multiply": f"({a} * {b})", "add": f"({a} + {b})", "subtract": f"({a} - {b})",
-                "divide": f"(({a} / {b}) if {b} != 0 else 0)", "round": f"({a} | round | int)",
-                "max": f"([{', '.join(map(str, values))}] | max)",
-                "min": f"([{', '.join(map(str, values))}] | min)"}[name]
 
     def step_ref(self, name: str, fields: list[str], at: Path_, text: bool) -> str | None:
         target = self.target(name, at)

@@ -1,6 +1,8 @@
 """pipeline_ex's Claude step types, and the others that were first to translate: claude (with its
 ``claude_options``), set_variable, for_loop, parallel_claude and claude_batch. A mixin of the
-compat translator (``compat._Translator``): one method per step type, named after it."""
+compat translator (``compat._Translator``): one method per step type, named after it. A for_loop
+whose body is one claude step is that llm step with ``for_each:`` (it streams, and can go as Message
+Batches); any other body is a pipeline step run per item (``_compat_loop``)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._compat_agent import ClaudeOptions
-from ._compat_refs import Path_, _Target, literal
+from ._compat_loop import loop_body, loop_source
+from ._compat_refs import _IGNORED, Path_, _Target, literal
 
 LLM_KEYS = {"prompt", "claude_options", "output_schema"}
 _PER_ITEM = "per-item output files are not supported; put output_to_file on the {} step (it writes every reply)"
@@ -19,8 +22,8 @@ class BasicSteps(ClaudeOptions):
 
     STEP_KEYS: dict[str, set[str]] = {
         "claude": {"prompt", "claude_options", "output_schema"},
-        "set_variable": {"variables", "scope"},
-        "for_loop": {"iterator", "data_source", "steps", "parallel", "max_parallel", "break_on_error"},
+        "set_variable": {"variables", "scope", "variable", "value", "streaming"},
+        "for_loop": {"iterator", "data_source", "steps", "parallel", "max_parallel", "break_on_error", "batch_size"},
         "parallel_claude": {"parallel_tasks"},
         "claude_batch": {"tasks", "prompt", "batch_config", "claude_options", "preset"},
     }
@@ -51,7 +54,17 @@ class BasicSteps(ClaudeOptions):
         self.put(out, new, "type", "set", at + ("type",))
         if raw.get("scope", "global") != "global":
             self.problem(at + ("scope",), f"scope {raw['scope']!r} is not supported", "only global scope translates")
+        if "streaming" in raw:
+            self.note(at + ("streaming",), "set_variable streaming:", "it tunes how pipeline_ex keeps large results "
+                      "in memory; the variables are the same")
         variables = raw.get("variables")
+        if variables is None and ("variable" in raw or "value" in raw):
+            key = "variable" if "variable" in raw else "value"
+            named = raw.get("variable") if isinstance(raw.get("variable"), str) else "name"
+            self.note(at + (key,), "set_variable variable:/value:", "it reads only variables:, so this step sets "
+                      f"nothing, as here (to set one, write variables: {{{named}: ...}})")
+            self.put(out, new, "vars", {}, at + (key,))
+            return _Target(out["id"] or "", "set")
         if not isinstance(variables, Mapping) or not variables:
             self.problem(at + ("variables",) if "variables" in raw else at, "set_variable needs a 'variables:' mapping")
             return _Target(out["id"] or "", "set")
@@ -65,6 +78,8 @@ class BasicSteps(ClaudeOptions):
             self.origin[new + ("vars", name)] = where
         self.put(out, new, "vars", values, at + ("variables",))
         self.vars.update(values)
+        if self.scope is not None:  # in a for_loop's body: the body's own from here on
+            self.scope.own.update(values)
         for name in values:  # set again after a while_loop: no longer the loop's
             self.rebound.pop(name, None)
         return _Target(out["id"] or "", "set")
@@ -78,28 +93,24 @@ class BasicSteps(ClaudeOptions):
         if "data_source" not in raw:
             self.problem(at, "for_loop needs a data_source:")
         else:
-            self.put(out, new, "for_each", self.data_source(raw["data_source"], at + ("data_source",)),
+            self.put(out, new, "for_each", loop_source(self, raw["data_source"], at + ("data_source",)),
                      at + ("data_source",))
         self.put(out, new, "as", iterator, at + ("iterator",) if "iterator" in raw else at)
         parallel = raw.get("parallel", False)
         self.put(out, new, "max_parallel", raw.get("max_parallel", 5) if parallel else 1,
                  at + ("max_parallel",) if parallel and "max_parallel" in raw else at + ("parallel",))
+        if "batch_size" in raw:
+            self.note(at + ("batch_size",), "for_loop batch_size:", "pipeline_ex reads it only for a loop over more "
+                      "than 500 items, which it then runs in chunks of that size to bound its memory")
         body = raw.get("steps")
-        types = [s.get("type") if isinstance(s, Mapping) else None for s in body] if isinstance(body, list) else []
-        if types != ["claude"]:
-            self.problem(at + ("steps",) if "steps" in raw else at, f"for_loop translates only a body of exactly one "
-                         f"claude step, this one has: {', '.join(map(str, types)) or 'none'}",
-                         "split it into for_loops of one claude step each")
-            return None
-        inner, inner_at = body[0], at + ("steps", 0)
-        self.check_keys(inner, inner_at, {"name", "type"} | LLM_KEYS, "for_loop body step", {
-            "output_to_file": _PER_ITEM.format("for_loop"),
-            "condition": "a condition per item is not supported; put condition: on the for_loop step"})
-        self.loop = iterator
+        inner = body[0] if isinstance(body, list) and len(body) == 1 and isinstance(body[0], Mapping) else {}
+        if inner.get("type") != "claude" or set(inner) - ({"name", "type"} | LLM_KEYS | _IGNORED):
+            return loop_body(self, raw, at, new, out, iterator)
+        saved, self.loop = self.loop, iterator
         try:
-            self.llm(inner, inner_at, new, out)
+            self.llm(inner, at + ("steps", 0), new, out)
         finally:
-            self.loop = None
+            self.loop = saved
         return _Target(out["id"] or "", "each")
 
     def parallel_claude(self, raw: Mapping[str, Any], at: Path_, new: Path_, out: dict[str, Any]) -> _Target | None:

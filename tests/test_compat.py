@@ -206,7 +206,7 @@ def test_every_untranslatable_thing_is_listed_with_line_and_column() -> None:
             - {type: session_context, session_id: s}
             - {type: previous_response, step: later}
         - {name: later, type: checkpoint}
-        - {name: check, type: claude, prompt: "{{state.n + 1}}", condition: "length(x) > 2", retry_config: {}}
+        - {name: check, type: claude, prompt: "{{floor(a, b)}}", condition: "length(x) > 2", retry_config: {}}
     """, head="mcp_servers: {fs: {}}\n")
     error = problems_of(text)
     found = [(p.location.line, p.location.col, p.step, p.message.split(":")[0]) for p in error.problems]
@@ -218,7 +218,8 @@ def test_every_untranslatable_thing_is_listed_with_line_and_column() -> None:
         (10, 18, "impl", "prompt part type 'session_context' is not supported"),
         (11, 43, "impl", "refers to step 'later', which runs later"),
         (12, 27, "later", "step type 'checkpoint' is not supported"),
-        (13, 43, "check", "expression {{state.n + 1}} is not supported"),
+        (13, 43, "check", "{{floor(a, b)}} is not one of pipeline_ex's functions with its arguments, so pipeline_ex "
+                          "renders it as text"),
         (13, 73, "check", "condition 'length(x) > 2' is not supported"),
         (13, 90, "check", "claude step key 'retry_config' is not supported"),
     ]
@@ -233,8 +234,8 @@ def test_every_untranslatable_thing_is_listed_with_line_and_column() -> None:
     ("- {name: a, type: claude, prompt: x}\n- {name: a, type: claude, prompt: y}\n", (5, 14),
      "step 'a' is used twice", "its own name"),
     (("- {name: a, type: for_loop, iterator: i, data_source: [1],\n   steps: [{name: x, type: claude, prompt: p},"
-      " {name: y, type: claude, prompt: q}]}\n"), (5, 15), "exactly one claude step, this one has: claude, claude",
-     "split it"),
+      " {name: y, type: test_echo, value: q}]}\n"), (5, 68), "pipeline_ex's for_loop does not run test_echo steps",
+     "move it out of the loop"),
     ("- {name: a, type: claude, prompt: 42}\n", (4, 39), "prompt must be text or a list of parts", None),
     ("- {name: a, type: claude, prompt: [{type: file, path: missing.md}]}\n", (4, 59), "'missing.md' not found",
      "looked in"),
