@@ -18,6 +18,7 @@ from typing import Any
 
 from ._compat_calls import FILE_OPERATIONS
 from ._compat_refs import Expressions, Path_, _Target
+from ._compat_loop import DEFAULTS
 from ._compat_transform import AGGREGATES, EXPRESSIONS, OPERATIONS, OUTPUT_FORMATS, condition_problem
 
 _CALLS = "pipeline_nb._compat_calls"
@@ -221,6 +222,7 @@ class FlowSteps(Expressions):
         if isinstance(raw.get("timeout_seconds"), (int, float)) and raw["timeout_seconds"] > 0:
             self.put(out, new, "timeout", raw["timeout_seconds"], at + ("timeout_seconds",))
         child = type(self)(self.smap, self.base_dir)
+        child.__dict__.update({k: v for k, v in vars(self).items() if k in DEFAULTS})  # defaults: reach the body
         child.register_ids(body, at + ("steps",))  # type: ignore[attr-defined]  (step_list does it again: harmless)
         carried = _set_variables(body, child.ids)
         outer = set(self.vars)

@@ -41,3 +41,21 @@ def test_the_translation_is_a_bounded_pipeline_step() -> None:
                                 "verdict": "{{ last.remember.verdict if last else verdict }}",
                                 "iteration": "{{ loop.index }}"}
     assert [s["id"] for s in polish["pipeline"]["steps"]] == ["rewrite", "judge", "remember"]
+
+
+def test_the_body_gets_the_workflows_defaults() -> None:
+    text = """\
+workflow:
+  name: w
+  defaults: {claude_options: {model: haiku, max_tokens: 77}}
+  steps:
+    - name: loop
+      type: while_loop
+      condition: "{{state.n < 2}}"
+      max_iterations: 3
+      steps:
+        - {name: ask, type: claude, prompt: hi}
+"""
+    data, smap = load_yaml(text, source="w.yaml")
+    [ask] = translate(data, smap)[0]["steps"][0]["pipeline"]["steps"]
+    assert (ask["model"], ask["max_tokens"]) == ("claude-haiku-5-5", 77)
