@@ -2,10 +2,15 @@
 applied. A mixin of the compat translator (``compat._Translator``), shared by the claude step types.
 
 Claude Code's tools become pipeline_nb's workspace tools confined to ``cwd`` (the step's ``workdir``)
-and the API's server tools; ``max_turns`` bounds the tool rounds. A tool with no safe equivalent (a
-shell) is refused by name when the step asks for it, and left out, with a note, when only a preset
-implies it. Options that only shape Claude Code's console output are ignored with a note: a warning
-(a note on the run, once per option and translation).
+and the API's server tools; ``max_turns`` bounds the tool rounds. MCP servers become the pipeline's
+``mcp_servers``, each optional (Claude Code goes on without a server that does not start): a step's
+``claude_options.mcp_servers`` (what pipeline_ex hands Claude Code) for that step, the workflow's
+``mcp_servers:`` for every claude step. A step gets their tools: those its allowed_tools name
+(``mcp__server``, ``mcp__server__tool``), else all of them (Claude Code's permission settings,
+outside the workflow, decide which it may use; pipeline_ex's own example names none). A tool with
+no safe equivalent (a shell) is refused by name when the step asks for it, and left out, with a
+note, when only a preset implies it. Options that only shape Claude Code's console output are
+ignored with a note: a warning (a note on the run, once per option and translation).
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ NO_EFFECT = {"verbose": "Claude Code's console logging", "output_format": "the f
 """claude_options that change nothing pipeline_nb does, and what each configured in pipeline_ex."""
 _AGENT = {"allowed_tools", "disallowed_tools", "cwd", "max_turns", "retry_config"}
 _SHELL_HINT = "pipeline_nb has no shell tool; remove {tool} from allowed_tools, or do that work in a python step"
+_MCP_KEYS = ("command", "args", "env", "url", "headers")
+"""What pipeline_ex hands Claude Code of a server, beside its ``type`` (``EnhancedClaudeProvider``)."""
 
 
 class ClaudeOptions(Expressions):
@@ -36,6 +43,93 @@ class ClaudeOptions(Expressions):
 
     claude_preset: tuple[str, Path_] | None = None
     """``defaults.claude_preset`` and where it is (set by the document's translation)."""
+    mcp_names: tuple[str, ...] = ()
+    """The workflow's MCP servers (set by :meth:`declare_mcp_servers`), whose tools every claude step gets."""
+    mcp_at: Path_ = ()
+    mcp_spec: dict[str, Any] | None = None
+    """The spec the servers go in (the document's, or an inline pipeline's)."""
+
+    def declare_mcp_servers(self, servers: Any, at: Path_, spec: dict[str, Any]) -> None:
+        """The workflow's ``mcp_servers:`` as the pipeline's; every claude step gets their tools. Without
+        them, the servers set before stay (an inline pipeline's translator may be given its parent's)."""
+        self.mcp_spec = spec
+        if servers is not None:
+            self.mcp_names, self.mcp_at = self.hoist_mcp_servers(servers, at), at
+
+    def hoist_mcp_servers(self, servers: Any, at: Path_) -> tuple[str, ...]:
+        """``servers`` (the workflow's, or a step's ``claude_options.mcp_servers``) put in the pipeline's
+        ``mcp_servers``, each ``optional``: a server that does not start is a warning, and the steps go on
+        without its tools, as Claude Code does. Their names."""
+        if servers is None:
+            return ()
+        if not isinstance(servers, Mapping):
+            self.problem(at, "mcp_servers must be a mapping of names to {type, command, args, env} or {type, url, "
+                             "headers}")
+            return ()
+        declared: dict[str, Any] = self.__dict__.setdefault("mcp_declared", {})
+        names = []
+        for name, config in servers.items():
+            where, new = at + (name,), ("mcp_servers", name)
+            if not isinstance(config, Mapping):
+                self.problem(where, f"MCP server {name!r} must be a mapping: {{type: stdio, command, args, env}} or "
+                             "{type: sse or http, url, headers}")
+                continue
+            kind = str(config.get("type", "stdio")).lower()
+            if kind not in ("stdio", "sse", "http"):
+                self.problem(where + ("type",), f"MCP server {name!r}: type {kind!r} is not stdio, sse or http")
+                continue
+            needs = "command" if kind == "stdio" else "url"
+            if not config.get(needs):
+                self.problem(where, f"MCP server {name!r}: a server of type {kind} needs {needs}:")
+                continue
+            for key in config:
+                if key not in (*_MCP_KEYS, "type"):
+                    self.note(where + (key,), f"mcp_servers key {key!r}", "pipeline_ex hands Claude Code only a "
+                              "server's type, command, args, env, url and headers")
+            server = {**({"transport": kind} if kind != "stdio" else {}),
+                      **{key: config[key] for key in _MCP_KEYS if config.get(key) not in (None, [])},  # as pipeline_ex
+                      "optional": True}
+            if declared.get(name, server) != server:
+                self.problem(where, f"MCP server {name!r} is declared twice, differently",
+                             "give one of the two another name")
+                continue
+            if name not in declared:
+                declared[name] = server
+                self.origin[new] = where
+                self.origin.update({new + (key,): where + ("type" if key == "transport" else key,) for key in server
+                                    if key != "optional"})
+                self.origin[new + ("optional",)] = where
+            names.append(name)
+        if declared and self.mcp_spec is not None:
+            self.put(self.mcp_spec, (), "mcp_servers", declared, self.origin.get(("mcp_servers",), at))
+        return tuple(names)
+
+    def mcp_tools(self, servers: tuple[str, ...], allowed: list[str], banned: list[str], allowed_at: Path_,
+                  banned_at: Path_) -> list[Any]:
+        """The MCP tools entries of a claude step that may use ``servers``: the servers and tools ``allowed``
+        names (``mcp__server``, ``mcp__server__tool``), else every server; less the servers ``banned`` names."""
+        named = [tool for tool in allowed if tool.startswith("mcp__") and tool not in banned]
+        dropped = set()
+        for tool in (t for t in banned if t.startswith("mcp__")):
+            server, _, one = tool[5:].partition("__")
+            if one:
+                self.problem(banned_at, f"claude_options.disallowed_tools: {tool} cannot be taken away alone",
+                             f"a step gets an MCP server's tools all, or by name: list those it may use in "
+                             f"allowed_tools (mcp__{server}__...) instead")
+            dropped.add(server)
+        for tool in named:
+            if tool[5:].partition("__")[0] not in servers:
+                self.problem(allowed_at, f"claude_options.allowed_tools: {tool} names none of the step's MCP servers "
+                             f"({', '.join(servers) or 'none'})")
+        if not named:
+            return [f"mcp:{name}" for name in servers if name not in dropped]
+        whole = [tool[5:] for tool in named if "__" not in tool[5:]]
+        some: dict[str, list[str]] = {}
+        for server, _, one in (tool[5:].partition("__") for tool in named if "__" in tool[5:]):
+            some.setdefault(server, []).append(one)
+        entries: list[Any] = [f"mcp:{name}" for name in dict.fromkeys(whole) if name not in dropped]
+        return entries + [{"mcp": name, "tools": tools} for name, tools in some.items()
+                          if name not in whole and name not in dropped]
 
     def preset_of(self, raw: Mapping[str, Any], at: Path_, default: str) -> tuple[str, Path_] | None:
         """The preset of an enhanced claude step: its own ``preset:``, ``defaults.claude_preset``, else
@@ -81,7 +175,7 @@ class ClaudeOptions(Expressions):
                               "as pipeline_ex does")
                 merged["allowed_tools"] = (list(dict.fromkeys(written + tools)) if name == "development" else tools,
                                            user_tools[1] if user_tools else where)
-        system, per_attempt = [], None
+        system, per_attempt, own = [], None, ()
         for key, (value, where) in merged.items():
             if key in ("model", "fallback_model") and isinstance(value, str):
                 self.put(out, new, key, MODEL_ALIASES.get(value, value), where)
@@ -93,13 +187,15 @@ class ClaudeOptions(Expressions):
                 per_attempt = (value / 1000 if key == "timeout_ms" else value, where)
             elif key in ("async_streaming", "pass_through_streaming") and isinstance(value, bool):
                 self.put(out, new, "stream", value, where)
+            elif key == "mcp_servers":  # what pipeline_ex hands Claude Code: this step's servers
+                own = self.hoist_mcp_servers(value, where)
             elif key in NO_EFFECT or key in _AGENT:
                 if key in NO_EFFECT and key not in implied:
                     self.note(where, f"claude_options.{key}", NO_EFFECT[key])
             else:
                 hint = ("options that translate: model, fallback_model, max_tokens, system_prompt, append_system_prompt, "
                         "timeout_ms, timeout_seconds, async_streaming, pass_through_streaming, allowed_tools, "
-                        "disallowed_tools, cwd, max_turns, retry_config")
+                        "disallowed_tools, cwd, max_turns, retry_config, mcp_servers")
                 self.problem(where, f"claude_options.{key} is not supported" + (
                     f" with value {value!r}" if key in ("system_prompt", "timeout_ms", "model") else ""), hint, key=True)
         if system:
@@ -112,7 +208,7 @@ class ClaudeOptions(Expressions):
             # pipeline_ex bounds each attempt; pipeline_nb's timeout bounds the step, retries included
             self.put(out, new, "timeout", round(per_attempt[0] * attempts, 3), per_attempt[1])
         written = user_tools[0] if user_tools and isinstance(user_tools[0], list) else []
-        self.agent_tools(merged, written, new, out, preset)
+        self.agent_tools(merged, written, new, out, preset, tuple(dict.fromkeys(self.mcp_names + own)))
 
     def provider_retries(self, config: tuple[Any, Path_], out: dict[str, Any], new: Path_, implied: bool) -> int:
         """``claude_options.retry_config`` (pipeline_ex's enhanced provider: ``max_retries`` attempts
@@ -145,9 +241,10 @@ class ClaudeOptions(Expressions):
             self.put(out, new, "retry_backoff", [base, max(cap, base)], where)
 
     def agent_tools(self, merged: dict[str, tuple[Any, Path_]], written: list[str], new: Path_, out: dict[str, Any],
-                    preset: tuple[str, Path_] | None) -> None:
+                    preset: tuple[str, Path_] | None, servers: tuple[str, ...] = ()) -> None:
         """allowed_tools minus disallowed_tools as pipeline_nb tools, confined to ``cwd``; max_turns.
-        ``written``: the tools the workflow itself names (a preset's others may be left out)."""
+        ``written``: the tools the workflow itself names (a preset's others may be left out); ``servers``: the
+        MCP servers the step may use."""
         allowed, allowed_at = merged.get("allowed_tools", ([], ()))
         banned, banned_at = merged.get("disallowed_tools", ([], ()))
         for value, where, key in ((allowed, allowed_at, "allowed_tools"), (banned, banned_at, "disallowed_tools")):
@@ -156,7 +253,7 @@ class ClaudeOptions(Expressions):
                 return
         tools, dropped = [], []
         for tool in allowed or []:
-            if tool in (banned or []):
+            if tool in (banned or []) or tool.startswith("mcp__"):  # an MCP server's: below
                 continue
             if TOOLS.get(tool, "") == "":  # no safe equivalent
                 if tool in written:
@@ -173,9 +270,10 @@ class ClaudeOptions(Expressions):
             self.note(allowed_at, f"{', '.join(dropped)} tool{'s' if len(dropped) > 1 else ''} of {by}",
                       "pipeline_nb has no shell, sub-agent or to-do tool; the step gets the others")
         tools = list(dict.fromkeys(tools))
-        if not tools:
+        mcp = self.mcp_tools(servers, allowed or [], banned or [], allowed_at, banned_at)
+        if not tools and not mcp:
             return
-        self.put(out, new, "tools", tools, allowed_at)
+        self.put(out, new, "tools", tools + mcp, allowed_at or self.mcp_at)
         turns, turns_at = merged.get("max_turns", (DEFAULT_MAX_TURNS, allowed_at))
         if not isinstance(turns, int) or turns < 1:
             self.problem(turns_at, f"max_turns must be a whole number >= 1, got {turns!r}")

@@ -273,6 +273,7 @@ class FlowSteps(Expressions):
             self.problem(at, "an inline pipeline must be a mapping with steps:")
             return {"steps": []}
         child = type(self)(self.smap, self.base_dir)
+        child.__dict__.update({k: v for k, v in vars(self).items() if k in ("mcp_names", "mcp_at")})  # its servers
         child.workflow_keys(inline, at, {"name", "description", "defaults", "steps", "variables", "input", "inputs"})
         spec = child.body(inline, at)  # type: ignore[attr-defined]
         self.problems += child.problems

@@ -33,7 +33,7 @@ NOT_IN_LOOPS = {"test_echo", "data_transform", "file_ops", "pipeline"}
 WRITES_ITS_FILE = {"gemini_instructor", "parallel_claude"}
 """Step types that write their ``output_to_file`` themselves, so in a loop too (for the others the
 executor writes it, and a loop's steps do not go through the executor)."""
-DEFAULTS = ("output_dir", "options", "claude_preset", "gemini_model", "gemini_token_budget")
+DEFAULTS = ("output_dir", "options", "claude_preset", "gemini_model", "gemini_token_budget", "mcp_names", "mcp_at")
 """The workflow's ``defaults`` as the translator keeps them: a loop's body gets them too."""
 
 

@@ -29,6 +29,7 @@ from ._journal_db import journal_path
 from ._journal_read import earlier_run
 from ._llm_call import ResolvedStep, fail, interrupted
 from ._matrix_spec import variants
+from ._mcp import serving
 from ._plan import (check_attachments, check_calls, check_expectations, check_step_attributes, check_thinking,
                     check_tools, load_nested)
 from ._llm import CancelToken, Provider, ProviderError, create_provider
@@ -293,8 +294,8 @@ class _Run:
             self._deliver(Event(STEP_END, result))
 
     def _work(self, executor: Executor) -> None:
-        try:
-            executor.run_all()
+        try:  # the steps run with the MCP servers they use, all stopped before the run ends
+            serving(executor.run_all, [self.spec, *self.nested.values()], self.cancel, self.run.warnings)
         finally:
             self.events.put(_END)
             self._finished.set()

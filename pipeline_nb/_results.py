@@ -64,6 +64,8 @@ ERROR_TYPES = {
     "iteration_failed": "an iteration of a while step failed (its error is on the iteration)",
     "check_failed": "an expectation failed and the step says on_fail: error (the output is kept)",
     "step_failed": "a step of a nested pipeline failed",
+    "mcp_server_failed": "an MCP server a step uses (not optional) did not start, or lacks a tool the step names; "
+                         "the message names it, its command or URL and its stderr's last lines",
     "unexpected_error": "anything else, from a custom provider say; the message starts with what it was",
 }
 """Every ``ErrorInfo.type``, with what it means: a closed vocabulary, so a type is something to

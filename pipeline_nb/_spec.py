@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ._expect_spec import Expectation
+from ._mcp_spec import bind_servers, parse_mcp_servers
 from ._schema import _describe, check_schema
 from ._yaml import SourceMap
 from ._errors import Location, PipelineSpecError
@@ -177,6 +178,8 @@ class PipelineSpec:
     """What loading it read and ignored (a pipeline_ex file's runtime settings): its runs' warnings."""
     text: str | None = field(default=None, compare=False, repr=False)
     """The YAML it was loaded from (None for a dict), kept by the run journal."""
+    mcp_servers: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    """``mcp_servers:``, the MCP servers its steps' tools may use, by name (``_mcp_spec.McpServer``)."""
 
     def step(self, step_id: str) -> StepSpec:
         return next(s for s in self.all_steps() if s.id == step_id)
@@ -233,6 +236,7 @@ def parse_spec(
             location=smap.locate(()) or Location(smap.source, 1 + smap.line_offset, 1), hint=hint,
         )
     check_schema(data, smap)
+    servers = parse_mcp_servers(data.get("mcp_servers"), smap, base_dir)
     defaults = dict(data.get("defaults", {}))
     pricing = defaults.pop("pricing", {})
     cassette, cassette_mode = defaults.pop("cassette", None), defaults.pop("cassette_mode", None)
@@ -243,6 +247,7 @@ def parse_spec(
     builder = StepBuilder(defaults, smap, base_dir)
     steps = tuple(builder.build(raw, ("steps", index)) for index, raw in enumerate(data["steps"]))
     builder.check_refs(steps)
+    steps = bind_servers(steps, servers)
     return PipelineSpec(
         name=name or data.get("name") or default_name,
         description=data.get("description", ""),
@@ -256,4 +261,5 @@ def parse_spec(
         cassette_at=smap.locate(("defaults", "cassette")),
         journal=journal,
         max_cost=max_cost,
+        mcp_servers=servers,
     )

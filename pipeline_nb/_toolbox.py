@@ -3,7 +3,8 @@
 Each entry of ``tools:`` is a kernel name or ``module:attr`` of a function (its schema derived
 from the signature), a mapping ``{name, description, input_schema, call}``, a server tool
 (``web_search``, ``web_fetch``, ``code_execution``, or ``{server: web_search, ...options}``), or
-a workspace tool (``read_file``, ...), or ``{skills: folder}`` (the ``skill`` tool). A kernel name shadows a built-in tool of the same name.
+a workspace tool (``read_file``, ...), or ``{skills: folder}`` (the ``skill`` tool), or an MCP server's tools
+(``"mcp:NAME"``, ``{mcp: NAME, tools: [...]}``; see ``_mcp``). A kernel name shadows a built-in tool of the same name.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import PipelineSpecError
+from ._mcp import mcp_tools
+from ._mcp_spec import mcp_name
 from ._names import resolve_name
 from ._spec import StepSpec
 from .tools import SERVER_TOOLS, WORKSPACE_TOOLS, Tool, ToolDefinitionError, server_tool, skill_tool, \
@@ -53,12 +56,16 @@ def toolbox(step: StepSpec, namespace: Mapping[str, Any], base_dir: Path | None)
     tools: dict[str, Tool] = {}
     first: dict[str, int] = {}
     for index, entry in enumerate(step.tools):
-        tool = _resolve(step, index, entry, namespace, workdir)
-        if tool.name in tools:
-            raise PipelineSpecError(
-                f"tools[{index}]: two tools are named {tool.name!r} (tools[{first[tool.name]}] and tools[{index}])",
-                location=step.where("tools"), step_id=step.id, hint="give each tool its own name (name: in a mapping)")
-        tools[tool.name], first[tool.name] = tool, index
+        resolved = _resolve(step, index, entry, namespace, workdir)
+        for tool in resolved if isinstance(resolved, tuple) else (resolved,):  # an MCP server gives several
+            if tool.name in tools:
+                raise PipelineSpecError(
+                    f"tools[{index}]: two tools are named {tool.name!r} (tools[{first[tool.name]}] and tools[{index}])",
+                    location=step.where("tools"), step_id=step.id,
+                    hint="give each tool its own name (name: in a mapping)")
+            tools[tool.name], first[tool.name] = tool, index
+    if not tools:  # only MCP servers that did not start (optional ones), or whose tools the plan cannot know
+        return None
     choice = step.tool_choice
     if choice is not None and choice not in CHOICES and choice not in tools:
         close = difflib.get_close_matches(choice, [*CHOICES, *tools], n=1)
@@ -70,7 +77,7 @@ def toolbox(step: StepSpec, namespace: Mapping[str, Any], base_dir: Path | None)
 
 
 def _resolve(step: StepSpec, index: int, entry: Any, namespace: Mapping[str, Any],
-             workdir: Callable[[], Path]) -> Tool:
+             workdir: Callable[[], Path]) -> Tool | tuple[Tool, ...]:
     def problem(message: str, hint: str | None = None) -> PipelineSpecError:
         return PipelineSpecError(f"tools[{index}]: {message}", location=step.where("tools"), step_id=step.id,
                                  hint=hint)
@@ -78,6 +85,8 @@ def _resolve(step: StepSpec, index: int, entry: Any, namespace: Mapping[str, Any
     try:
         if isinstance(entry, Tool):
             return entry
+        if mcp_name(entry) is not None:  # an MCP server's tools
+            return mcp_tools(entry, step, index)
         if isinstance(entry, Mapping):
             if "skills" in entry:
                 return _skills(entry, workdir)

@@ -28,7 +28,7 @@ _STEP_KEYS = {**BasicSteps.STEP_KEYS, **ClaudeFamily.STEP_KEYS, **FlowSteps.STEP
 """The keys of every step type that translates, by type."""
 SUPPORTED_TYPES = tuple(_STEP_KEYS)
 
-_WORKFLOW_KEYS = {"name", "description", "defaults", "steps", "variables", "input", "inputs"}
+_WORKFLOW_KEYS = {"name", "description", "defaults", "steps", "variables", "input", "inputs", "mcp_servers"}
 RUNTIME_KEYS = {"version", "workspace_dir", "checkpoint_enabled", "checkpoint_dir", "gemini_functions", "environment",
                 "setting_sources", "enable_context_management", "memory_config", "hooks", "metadata", "author", "tags"}
 """Workflow keys that only configure pipeline_ex's runtime (checkpoints, workspace, logging, Claude Code's
@@ -40,7 +40,6 @@ _STEP_KEY_HINTS = {
 """Hints for step keys that are refused, where the generic list of keys would not help."""
 
 REFUSED_KEYS = {
-    "mcp_servers": "pipeline_nb makes plain Messages API calls: give the step tools: (python functions) instead",
     "agents": "pipeline_nb has no Claude Code subagents: write each agent's work as its own step",
     "enable_skills": "pipeline_nb has no Claude Code skills: put the skill's instructions in the prompt or system",
 }
@@ -164,6 +163,7 @@ class _Translator(BasicSteps, ClaudeFamily, FlowSteps):
             if key in wf:
                 self.put(spec, (), key, wf[key], at + (key,))
         self.variables(wf, at, spec)
+        self.declare_mcp_servers(wf.get("mcp_servers"), at + ("mcp_servers",), spec)
         self.defaults(wf.get("defaults"), at + ("defaults",))
         steps = wf.get("steps")
         if not isinstance(steps, list) or not steps:

@@ -41,9 +41,10 @@ PUBLIC_MODULES = {
                             "Thinking", "ToolResult", "ToolUse", "Usage", "citations_of", "text_of",
                             "thinking_of"],
     "pipeline_nb.compat": ["CompatNote", "Problem", "is_workflow", "translate"],
-    "pipeline_nb.tools": ["MAX_TOOL_OUTPUT", "SERVER_TOOLS", "Tool", "ToolDefinitionError", "ToolInputError",
-                          "WORKSPACE_TOOLS", "server_tool", "tool_from_function", "tool_from_mapping", "tool_output",
-                          "workspace_tools"],
+    "pipeline_nb.tools": ["MAX_TOOL_OUTPUT", "SERVER_TOOLS", "Skill", "Tool", "ToolDefinitionError",
+                          "ToolInputError", "WORKSPACE_TOOLS", "find_skills", "server_tool", "skill_tool",
+                          "tool_from_function", "tool_from_mapping", "tool_output", "workspace_tools"],
+    "pipeline_nb.testing.mcp_server": ["DOT_PNG", "WORDS", "build", "main"],
 }
 
 

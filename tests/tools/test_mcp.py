@@ -1,0 +1,369 @@
+"""MCP servers as tools: a real server (``pipeline_nb.testing.mcp_server``, over stdio and over HTTP)
+started by the run, its tools offered to Claude through the real SDK against FakeAnthropic, the
+model's calls answered by the server and sent back; optional and required servers that do not
+start; no process left after a run (ok, failed or interrupted); ``${VAR}``; secrets kept out of
+everything a run prints or saves; replay; and what the plan refuses, with line:col."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import pipeline_nb
+from pipeline_nb import PipelineSpecError, RunInterrupted
+from pipeline_nb import _mcp
+from pipeline_nb._loader import load_spec
+from pipeline_nb._mcp_spec import McpTools
+from pipeline_nb.streaming._events import STEP_START, TOOL_CALL
+from pipeline_nb.testing import FakeAnthropic
+
+PY = sys.executable
+SERVER = f"{{command: {PY}, args: [-m, pipeline_nb.testing.mcp_server]}}"
+SECRET = "s3cr3t-token-9f8e7d6c"
+GUARD = 30.0
+"""Seconds a wait for a process to end may take before the test fails (only a guard against a hang)."""
+
+
+def pipeline(tmp_path: Path, servers: str, tools: str = '["mcp:demo"]', extra: str = "") -> Path:
+    """A pipeline file: ``servers`` under mcp_servers:, one step ``ask`` with ``tools``."""
+    path = tmp_path / "mcp.yaml"
+    path.write_text(f"defaults: {{provider: claude, retries: 0}}\nmcp_servers:\n{servers}\nsteps:\n"
+                    f"  - id: ask\n    prompt: Count the boats.\n    tools: {tools}\n{extra}")
+    return path
+
+
+def gone(pid: int) -> bool:
+    """Whether process ``pid`` has ended (and been reaped), waiting up to GUARD seconds."""
+    deadline = time.monotonic() + GUARD
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def mcp_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("pipeline_nb:mcp")]
+
+
+@pytest.fixture(autouse=True)
+def quiet(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PIPELINE_NB_RATE_LIMITER", "off")
+
+
+def test_the_model_calls_mcp_tools_and_their_results_go_back(fake_anthropic: FakeAnthropic, tmp_path: Path) -> None:
+    fake_anthropic.reply("", times=1, tool_calls=[
+        {"name": "demo__add", "input": {"a": 2, "b": 3}}, {"name": "demo__lookup", "input": {"key": "boat"}},
+        {"name": "demo__dot", "input": {}}, {"name": "demo__lookup", "input": {"key": "kraken"}},
+        {"name": "demo__fail", "input": {"reason": "the harbour is closed"}}])
+    fake_anthropic.reply("Five skiffs.")
+    run = pipeline_nb.run(pipeline(tmp_path, f"  demo: {SERVER}"), journal="off", raise_on_error=False)
+
+    step = run.steps["ask"]
+    assert (run.status, step.text) == ("ok", "Five skiffs.")
+    first, second = fake_anthropic.requests
+    tools = {t["name"]: t for t in first.body["tools"]}
+    assert list(tools) == ["demo__add", "demo__lookup", "demo__fail", "demo__env", "demo__header", "demo__dot",
+                           "demo__sleep"]
+    assert tools["demo__add"]["description"] == "Add two whole numbers."
+    assert tools["demo__add"]["input_schema"]["required"] == ["a", "b"]
+    added, looked_up, dot, unknown, failed = second.tool_results
+    assert (added["content"], added["is_error"]) == ("5", False)
+    assert (looked_up["content"], looked_up["is_error"]) == ("skiff", False)
+    assert [b["type"] for b in dot["content"]] == ["image"] and dot["content"][0]["source"]["media_type"] == "image/png"
+    assert unknown["is_error"] and "no word for key 'kraken'" in unknown["content"]  # isError: the model reads it
+    assert failed["is_error"] and "the harbour is closed" in failed["content"]
+    assert [(c.name, c.is_error) for c in step.tool_calls] == [
+        ("demo__add", False), ("demo__lookup", False), ("demo__dot", False), ("demo__lookup", True),
+        ("demo__fail", True)]
+    assert not mcp_threads()
+
+
+def test_an_entry_that_names_tools_offers_only_those(fake_anthropic: FakeAnthropic, tmp_path: Path) -> None:
+    fake_anthropic.reply("Fine.")
+    path = pipeline(tmp_path, f"  demo: {SERVER}", "[{mcp: demo, tools: [lookup, add]}]")
+    run = pipeline_nb.run(path, journal="off", raise_on_error=False)
+    assert run.ok
+    assert [t["name"] for t in fake_anthropic.requests[0].body["tools"]] == ["demo__lookup", "demo__add"]
+
+    path.write_text(path.read_text().replace("[lookup, add]", "[lookup, sail]"))
+    step = pipeline_nb.run(path, journal="off", raise_on_error=False).steps["ask"]
+    assert step.status == "error" and "mcp_server_failed" in f"{step.error.type} {step.error.message}"
+    assert "MCP server 'demo' has no tool 'sail'; its tools: add, lookup, fail, env" in step.error.message
+
+
+def test_an_optional_server_that_does_not_start_is_a_warning_and_the_step_runs(fake_anthropic: FakeAnthropic,
+                                                                               tmp_path: Path) -> None:
+    fake_anthropic.reply("No tools, still an answer.")
+    path = pipeline(tmp_path, "  gone: {command: no-such-mcp-server-here, args: [--serve], optional: true}",
+                    '["mcp:gone"]')
+    run = pipeline_nb.run(path, journal="off", raise_on_error=False)
+    assert run.ok and run.steps["ask"].text == "No tools, still an answer."
+    [warning] = run.warnings
+    assert warning.startswith("MCP server 'gone' (command no-such-mcp-server-here --serve) did not start: the program "
+                              "'no-such-mcp-server-here' was not found")
+    assert "go on without its tools" in warning
+    assert "tools" not in fake_anthropic.requests[0].body
+
+
+def test_a_required_server_that_does_not_start_fails_its_step_naming_it_its_command_and_stderr(
+        fake_anthropic: FakeAnthropic, tmp_path: Path) -> None:
+    path = pipeline(tmp_path, f"  db: {{command: {PY}, args: [-m, pipeline_nb.testing.mcp_server, --fail, "
+                              "'cannot open tides.db: locked']}", '["mcp:db"]')
+    run = pipeline_nb.run(path, journal="off", raise_on_error=False)
+    error = run.steps["ask"].error
+    assert run.status == "error" and "mcp_server_failed" in f"{error.type} {error.message}"
+    assert f"MCP server 'db' (command {PY} -m pipeline_nb.testing.mcp_server --fail 'cannot open tides.db: locked') " \
+           "did not start: it closed the connection" in error.message
+    assert "its stderr ended with:\n    cannot open tides.db: locked" in error.message
+    assert error.message.endswith(f"(at {path}:7:12)")  # the step's tools:
+    assert fake_anthropic.requests == []  # nothing was sent without the tools
+
+
+class InterruptWhileToolRuns:
+    """A handler that raises KeyboardInterrupt (as Ctrl-C does) at the 10th flush after a tool call was
+    announced: by then the call has been sent (the engine flushes handlers every 50 ms)."""
+
+    def __init__(self) -> None:
+        self.flushes = -1
+
+    def init(self, run: object) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def handle_event(self, event: object) -> None:
+        if getattr(event, "kind", None) == TOOL_CALL and self.flushes < 0:
+            self.flushes = 0
+
+    def flush(self) -> None:
+        if self.flushes >= 0:
+            self.flushes += 1
+            if self.flushes == 10:
+                raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("ending", ["ok", "failed", "interrupted"])
+def test_the_server_process_is_gone_when_the_run_ends(fake_anthropic: FakeAnthropic, tmp_path: Path,
+                                                      ending: str) -> None:
+    pid_file = tmp_path / "server.pid"
+    server = f"  demo: {{command: {PY}, args: [-m, pipeline_nb.testing.mcp_server, --pid-file, '{pid_file}']}}"
+    fake_anthropic.reply("", times=1, tool_calls=[{"name": "demo__sleep", "input": {"seconds": 20 if ending ==
+                                                                                    "interrupted" else 0}}])
+    if ending == "failed":
+        fake_anthropic.fault("http", status=400, when=lambda request: bool(request.tool_results))
+    fake_anthropic.reply("Done.")
+    path = pipeline(tmp_path, server)
+    if ending == "interrupted":  # Ctrl-C while the server runs the tool (it sleeps 20 s)
+        with pytest.raises(RunInterrupted) as raised:
+            pipeline_nb.run(path, journal="off", on_event=InterruptWhileToolRuns())
+        [call] = raised.value.run.steps["ask"].tool_calls
+        assert call.is_error and call.output is None  # the run did not wait for the tool's answer
+        assert call.error in ("interrupted while it ran", "McpFailure: MCP server 'demo' was stopped (its run "
+                              "ended, or was interrupted)")
+    else:
+        run = pipeline_nb.run(path, journal="off", raise_on_error=False)
+        assert run.status == ("ok" if ending == "ok" else "error")
+    pid = int(pid_file.read_text())
+    assert gone(pid)
+    assert not mcp_threads()
+
+
+class InterruptOnceRunning(InterruptWhileToolRuns):
+    """Ctrl-C at the first flush after the step started and ``pid_file`` exists: its server is starting."""
+
+    def __init__(self, pid_file: Path) -> None:
+        super().__init__()
+        self.pid_file = pid_file
+
+    def handle_event(self, event: object) -> None:
+        if getattr(event, "kind", None) == STEP_START and self.flushes == -1:
+            self.flushes = 0
+
+    def flush(self) -> None:
+        if self.flushes >= 0 and self.pid_file.exists():
+            self.flushes = -2  # once: the engine flushes again as it stops
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("ending", ["timeout", "interrupted"])
+def test_a_server_that_never_answers_ends_with_its_timeout_or_an_interrupt(fake_anthropic: FakeAnthropic,
+                                                                          tmp_path: Path, ending: str) -> None:
+    silent = tmp_path / "silent.py"  # starts, and never speaks MCP
+    silent.write_text("import os, sys, time\nopen(sys.argv[1], 'w').write(str(os.getpid()))\ntime.sleep(120)\n")
+    pid_file = tmp_path / "silent.pid"
+    timeout = 1 if ending == "timeout" else 120
+    path = pipeline(tmp_path, f"  mute: {{command: {PY}, args: ['{silent}', '{pid_file}'], timeout: {timeout}}}",
+                    '["mcp:mute"]')
+    if ending == "timeout":
+        step = pipeline_nb.run(path, journal="off", raise_on_error=False).steps["ask"]
+        assert "did not start and list its tools within 1 s" in step.error.message
+    else:
+        with pytest.raises(RunInterrupted) as raised:
+            pipeline_nb.run(path, journal="off", on_event=InterruptOnceRunning(pid_file))
+        assert raised.value.run.steps["ask"].status == "interrupted"
+    assert gone(int(pid_file.read_text()))
+    assert fake_anthropic.requests == []
+
+
+def test_a_server_starts_once_per_run_whatever_uses_it(fake_anthropic: FakeAnthropic, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    started = []
+
+    class Counted(_mcp.McpSession):
+        def start(self, cancelled):  # type: ignore[no-untyped-def]
+            started.append(self.server.name)
+            return super().start(cancelled)
+
+    monkeypatch.setattr(_mcp, "McpSession", Counted)
+    fake_anthropic.reply("", when="tide", times=1, tool_calls=[{"name": "demo__lookup", "input": {"key": "tide"}}])
+    fake_anthropic.reply("Noted.")
+    extra = ("  - id: each\n    for_each: [a, b, c]\n    prompt: 'Item {{ item }}'\n    tools: [\"mcp:demo\"]\n"
+             "  - id: nested\n    pipeline:\n      steps:\n        - {id: inner, prompt: About the tide, "
+             "tools: [{mcp: demo, tools: [lookup]}]}\n")
+    run = pipeline_nb.run(pipeline(tmp_path, f"  demo: {SERVER}", extra=extra), journal="off", raise_on_error=False)
+    assert run.ok, run.steps
+    assert started == ["demo"]
+    assert run.steps["nested"].child.steps["inner"].tool_calls[0].output == "spring"  # an inline pipeline: the parent's
+
+
+def test_env_and_args_read_their_variables_and_secrets_stay_out_of_everything(
+        fake_anthropic: FakeAnthropic, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PNB_TEST_SECRET", SECRET)
+    monkeypatch.setenv("PNB_TEST_PID_DIR", str(tmp_path))
+    servers = (f"  demo:\n    command: {PY}\n    args: [-m, pipeline_nb.testing.mcp_server, --pid-file, "
+               "'${PNB_TEST_PID_DIR}/demo.pid']\n"
+               "    env: {TOKEN: '${PNB_TEST_SECRET}', MODE: '${PNB_TEST_UNSET:-gentle}'}\n"
+               f"  leaky:\n    command: {PY}\n"
+               "    args: [-m, pipeline_nb.testing.mcp_server, --fail, 'bad token $TOKEN']\n"
+               "    env: {TOKEN: '${PNB_TEST_SECRET}'}\n    optional: true")
+    fake_anthropic.reply("", times=1, tool_calls=[{"name": "demo__env", "input": {"name": "TOKEN"}},
+                                                  {"name": "demo__env", "input": {"name": "MODE"}}])
+    fake_anthropic.reply("Checked.")
+    path = pipeline(tmp_path, servers, '["mcp:demo", "mcp:leaky"]')
+    journal, cassette = tmp_path / "journal.db", tmp_path / "replies.jsonl"
+    shown = subprocess.run([PY, "-m", "pipeline_nb", "run", str(path), "--journal", str(journal), "--cassette",
+                            str(cassette), "--cassette-mode", "record"], capture_output=True, text=True, timeout=120,
+                           env=os.environ)
+
+    assert shown.returncode == 0, shown.stderr
+    assert (tmp_path / "demo.pid").exists()  # args: ${PNB_TEST_PID_DIR} was read
+    token, mode = fake_anthropic.requests[1].tool_results
+    assert (token["content"], mode["content"]) == ("<redacted>", "gentle")  # the secret reached the server, hidden
+    assert "MCP server 'leaky'" in shown.stderr and "bad token <redacted>" in shown.stderr  # its stderr, hidden
+    saved = b"".join(p.read_bytes() for p in tmp_path.glob("journal.db*")) + cassette.read_bytes()  # -wal too
+    rows = sqlite3.connect(journal).execute("SELECT warnings FROM runs").fetchall()
+    assert "bad token <redacted>" in str(rows)
+    for text in (shown.stdout, shown.stderr, saved.decode("utf-8", "replace"), str(fake_anthropic.requests[1].body)):
+        assert SECRET not in text
+
+
+@pytest.fixture
+def http_server(tmp_path: Path) -> Iterator[str]:
+    """The test server over streamable HTTP on a free port; its URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen([PY, "-m", "pipeline_nb.testing.mcp_server", "--http", str(port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + GUARD
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline and process.poll() is None, "the HTTP server did not start"
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        process.terminate()
+        process.wait(GUARD)
+
+
+def test_a_remote_server_gets_its_headers_and_their_values_stay_hidden(
+        fake_anthropic: FakeAnthropic, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, http_server: str) -> None:
+    monkeypatch.setenv("PNB_TEST_SECRET", SECRET)
+    fake_anthropic.reply("", times=1, tool_calls=[{"name": "remote__header", "input": {"name": "authorization"}},
+                                                  {"name": "remote__add", "input": {"a": 20, "b": 22}}])
+    fake_anthropic.reply("42.")
+    servers = f"  remote: {{url: '{http_server}', headers: {{Authorization: 'Bearer ${{PNB_TEST_SECRET}}'}}}}"
+    run = pipeline_nb.run(pipeline(tmp_path, servers, '["mcp:remote"]'), journal="off", raise_on_error=False)
+    assert run.ok, run.steps["ask"].error
+    header, added = fake_anthropic.requests[1].tool_results
+    assert (header["content"], added["content"]) == ("<redacted>", "42")  # the header was sent, and is hidden
+    assert SECRET not in str(fake_anthropic.requests[1].body) + str(run.steps["ask"].tool_calls)
+
+
+def test_a_replay_takes_the_replies_from_the_cassette_and_runs_the_tools_again(
+        fake_anthropic: FakeAnthropic, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_anthropic.reply("", times=1, tool_calls=[{"name": "demo__add", "input": {"a": 1, "b": 2}}])
+    fake_anthropic.reply("Three.")
+    path, cassette = pipeline(tmp_path, f"  demo: {SERVER}"), tmp_path / "replies.jsonl"
+    recorded = pipeline_nb.run(path, journal="off", cassette=cassette, cassette_mode="record")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", "http://127.0.0.1:9")  # nothing answers there
+    replayed = pipeline_nb.run(path, journal="off", cassette=cassette, cassette_mode="replay")
+    assert recorded.steps["ask"].text == replayed.steps["ask"].text == "Three."
+    assert [c.output for c in replayed.steps["ask"].tool_calls] == ["3"]  # the server ran the call again
+    assert len(fake_anthropic.requests) == 2
+
+
+def test_without_the_mcp_package_a_step_using_a_server_is_refused_before_any_call(
+        fake_anthropic: FakeAnthropic, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "mcp", None)  # import mcp now raises ImportError
+    path = pipeline(tmp_path, f"  demo: {SERVER}")
+    with pytest.raises(PipelineSpecError) as raised:
+        pipeline_nb.run(path, journal="off")
+    assert str(raised.value) == (f"{path}:7:12: step 'ask': tools[0]: MCP servers need the mcp package, which is not "
+                                 "installed\n  hint: pip install 'pipeline_nb[mcp]'")
+    assert fake_anthropic.requests == []
+
+
+@pytest.mark.parametrize(("servers", "tools", "where", "message"), [
+    (f"  demo: {SERVER}", '["mcp:other"]', "7:12", "step 'ask': tools[0]: no MCP server is named 'other'"),
+    ("  demo: {command: x, url: 'http://h/mcp'}", '["mcp:demo"]', "3:22",
+     "MCP server 'demo': give either command: (a program to run, over stdio) or url: (a remote server)"),
+    ("  demo: {command: x, headers: {A: b}}", '["mcp:demo"]', "3:22", "MCP server 'demo': headers: is for a remote "
+     "server (url:)"),
+    ("  demo: {url: 'http://h/mcp', transport: stdio}", '["mcp:demo"]', "3:31",
+     "MCP server 'demo': transport stdio does not fit url:"),
+    ("  demo: {command: x, secret: y}", '["mcp:demo"]', "3:22", "MCP server 'demo': unknown key 'secret'"),
+    ("  demo: {command: x, env: {TOKEN: [hidden-value]}}", '["mcp:demo"]', "3:28",
+     "MCP server 'demo': env.TOKEN must be text (a string), not list"),
+    ("  demo: {url: 'http://h/mcp', headers: hidden-value}", '["mcp:demo"]', "3:31",
+     "MCP server 'demo': headers: must be a mapping of names to text"),
+    ("  bad name: {command: x}", '["mcp:demo"]', "3:3", "MCP server 'bad name': a server's name is 1 to 48"),
+    ("  demo: {command: x}", "[{mcp: demo, tool: [add]}]", "7:12",
+     "step 'ask': tools[0]: an MCP entry is \"mcp:demo\" (all its tools) or {mcp: demo, tools: [a, b]}"),
+])
+def test_a_bad_declaration_or_entry_is_refused_with_line_col(tmp_path: Path, servers: str, tools: str, where: str,
+                                                             message: str) -> None:
+    path = pipeline(tmp_path, servers, tools)
+    with pytest.raises(PipelineSpecError) as raised:
+        pipeline_nb.run(path, journal="off")
+    assert str(raised.value).startswith(f"{path}:{where}: {message}")
+    assert "hidden-value" not in str(raised.value)
+
+
+def test_an_inline_pipeline_uses_its_parents_servers_and_a_file_pipeline_its_own(tmp_path: Path) -> None:
+    (tmp_path / "child.yaml").write_text("steps:\n  - {id: c, prompt: x, tools: ['mcp:demo']}\n")
+    spec = load_spec(pipeline(tmp_path, "  demo: {command: x}", '["mcp:demo"]', extra=(
+        "  - id: inline\n    pipeline: {steps: [{id: i, prompt: y, tools: ['mcp:demo']}]}\n"
+        "  - {id: nested, file: child.yaml}\n")))
+    [outer] = spec.step("ask").tools
+    [inner] = spec.step("inline").inline.step("i").tools
+    assert isinstance(outer, McpTools) and inner.server is outer.server is spec.mcp_servers["demo"]
+    with pytest.raises(PipelineSpecError, match=r"child.yaml:2:31: step 'c': tools\[0\]: no MCP server is named"):
+        pipeline_nb.run(tmp_path / "mcp.yaml", journal="off")
