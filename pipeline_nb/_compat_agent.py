@@ -48,6 +48,17 @@ class ClaudeOptions(Expressions):
     mcp_at: Path_ = ()
     mcp_spec: dict[str, Any] | None = None
     """The spec the servers go in (the document's, or an inline pipeline's)."""
+    skills_enabled: tuple[Any, Path_] | None = None
+    """The workflow's ``enable_skills`` and where it is (a step's ``claude_options.enable_skills`` wins)."""
+
+    def declare_agent_extras(self, wf: Mapping[str, Any], at: Path_) -> None:
+        """The workflow's ``enable_skills`` (honoured: every claude step gets the skills) and ``agents``
+        (noted: pipeline_ex hands Claude Code only a step's ``claude_options.agents``)."""
+        if "enable_skills" in wf:
+            self.skills_enabled = (wf["enable_skills"], at + ("enable_skills",))
+        if "agents" in wf:
+            self.note(at + ("agents",), "workflow key agents", "pipeline_ex hands Claude Code the agents of a step's "
+                      "claude_options only, so these configure no subagent there either (and pipeline_nb has none)")
 
     def declare_mcp_servers(self, servers: Any, at: Path_, spec: dict[str, Any]) -> None:
         """The workflow's ``mcp_servers:`` as the pipeline's; every claude step gets their tools. Without
@@ -175,7 +186,7 @@ class ClaudeOptions(Expressions):
                               "as pipeline_ex does")
                 merged["allowed_tools"] = (list(dict.fromkeys(written + tools)) if name == "development" else tools,
                                            user_tools[1] if user_tools else where)
-        system, per_attempt, own = [], None, ()
+        system, per_attempt, own, skills = [], None, (), self.skills_enabled
         for key, (value, where) in merged.items():
             if key in ("model", "fallback_model") and isinstance(value, str):
                 self.put(out, new, key, MODEL_ALIASES.get(value, value), where)
@@ -189,13 +200,18 @@ class ClaudeOptions(Expressions):
                 self.put(out, new, "stream", value, where)
             elif key == "mcp_servers":  # what pipeline_ex hands Claude Code: this step's servers
                 own = self.hoist_mcp_servers(value, where)
+            elif key == "enable_skills":
+                skills = (value, where)
+            elif key == "agents":
+                self.problem(where, "claude_options.agents is not supported", "pipeline_nb has no subagents: write "
+                             "each agent's work as a step of its own, its prompt as that step's system_prompt", key=True)
             elif key in NO_EFFECT or key in _AGENT:
                 if key in NO_EFFECT and key not in implied:
                     self.note(where, f"claude_options.{key}", NO_EFFECT[key])
             else:
                 hint = ("options that translate: model, fallback_model, max_tokens, system_prompt, append_system_prompt, "
                         "timeout_ms, timeout_seconds, async_streaming, pass_through_streaming, allowed_tools, "
-                        "disallowed_tools, cwd, max_turns, retry_config, mcp_servers")
+                        "disallowed_tools, cwd, max_turns, retry_config, mcp_servers, enable_skills")
                 self.problem(where, f"claude_options.{key} is not supported" + (
                     f" with value {value!r}" if key in ("system_prompt", "timeout_ms", "model") else ""), hint, key=True)
         if system:
@@ -208,7 +224,7 @@ class ClaudeOptions(Expressions):
             # pipeline_ex bounds each attempt; pipeline_nb's timeout bounds the step, retries included
             self.put(out, new, "timeout", round(per_attempt[0] * attempts, 3), per_attempt[1])
         written = user_tools[0] if user_tools and isinstance(user_tools[0], list) else []
-        self.agent_tools(merged, written, new, out, preset, tuple(dict.fromkeys(self.mcp_names + own)))
+        self.agent_tools(merged, written, new, out, preset, tuple(dict.fromkeys(self.mcp_names + own)), skills)
 
     def provider_retries(self, config: tuple[Any, Path_], out: dict[str, Any], new: Path_, implied: bool) -> int:
         """``claude_options.retry_config`` (pipeline_ex's enhanced provider: ``max_retries`` attempts
@@ -241,10 +257,11 @@ class ClaudeOptions(Expressions):
             self.put(out, new, "retry_backoff", [base, max(cap, base)], where)
 
     def agent_tools(self, merged: dict[str, tuple[Any, Path_]], written: list[str], new: Path_, out: dict[str, Any],
-                    preset: tuple[str, Path_] | None, servers: tuple[str, ...] = ()) -> None:
+                    preset: tuple[str, Path_] | None, servers: tuple[str, ...] = (),
+                    skills: tuple[Any, Path_] | None = None) -> None:
         """allowed_tools minus disallowed_tools as pipeline_nb tools, confined to ``cwd``; max_turns.
         ``written``: the tools the workflow itself names (a preset's others may be left out); ``servers``: the
-        MCP servers the step may use."""
+        MCP servers the step may use; ``skills``: ``enable_skills`` and where it is."""
         allowed, allowed_at = merged.get("allowed_tools", ([], ()))
         banned, banned_at = merged.get("disallowed_tools", ([], ()))
         for value, where, key in ((allowed, allowed_at, "allowed_tools"), (banned, banned_at, "disallowed_tools")):
@@ -271,9 +288,10 @@ class ClaudeOptions(Expressions):
                       "pipeline_nb has no shell, sub-agent or to-do tool; the step gets the others")
         tools = list(dict.fromkeys(tools))
         mcp = self.mcp_tools(servers, allowed or [], banned or [], allowed_at, banned_at)
-        if not tools and not mcp:
+        found = self.skill_folders(skills, merged.get("cwd", (DEFAULT_CWD, ()))[0])
+        if not tools and not mcp and not found:
             return
-        self.put(out, new, "tools", tools + mcp, allowed_at or self.mcp_at)
+        self.put(out, new, "tools", tools + mcp + found, allowed_at or self.mcp_at or (skills or (None, ()))[1])
         turns, turns_at = merged.get("max_turns", (DEFAULT_MAX_TURNS, allowed_at))
         if not isinstance(turns, int) or turns < 1:
             self.problem(turns_at, f"max_turns must be a whole number >= 1, got {turns!r}")
@@ -283,6 +301,24 @@ class ClaudeOptions(Expressions):
         if WORKSPACE.intersection(tools):
             cwd, cwd_at = merged.get("cwd", (DEFAULT_CWD, allowed_at))
             self.workdir(cwd, cwd_at, new, out)
+
+    def skill_folders(self, enabled: tuple[Any, Path_] | None, cwd: Any) -> list[dict[str, Any]]:
+        """``enable_skills: true`` as a ``{skills: [...]}`` tools entry: the project's skills (``.claude/skills``
+        in the step's cwd) and the user's (``~/.claude/skills``), those that exist, as Claude Code finds them."""
+        if enabled is None or enabled[0] is False:
+            return []
+        value, at = enabled
+        if value is not True:
+            self.problem(at, f"enable_skills must be true or false, got {value!r}")
+            return []
+        base = Path(cwd if isinstance(cwd, str) and cwd.strip() else DEFAULT_CWD).expanduser()
+        project = (base if base.is_absolute() else Path.cwd() / base) / ".claude" / "skills"
+        folders = [folder for folder in (project, Path.home() / ".claude" / "skills") if folder.is_dir()]
+        if not folders:
+            self.note(at, "enable_skills", f"no skills folder exists ({project}, ~/.claude/skills), so the steps have "
+                      "no skills, as Claude Code would find none")
+            return []
+        return [{"skills": [str(folder) for folder in folders]}]
 
     def workdir(self, cwd: Any, at: Path_, new: Path_, out: dict[str, Any]) -> None:
         """``cwd`` as the step's ``workdir``: relative to the working directory, as pipeline_ex reads it.

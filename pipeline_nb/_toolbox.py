@@ -123,12 +123,15 @@ def _resolve(step: StepSpec, index: int, entry: Any, namespace: Mapping[str, Any
 
 
 def _skills(entry: Mapping[str, Any], workdir: Callable[[], Path]) -> Tool:
-    """``{skills: folder}``: the ``skill`` tool over that folder (relative to the step's workdir)."""
-    if set(entry) != {"skills"} or not isinstance(entry["skills"], str) or not entry["skills"]:
-        raise ToolDefinitionError("skill", "skills", "write a skills folder as {skills: path/to/folder}, "
-                                                     "e.g. {skills: .claude/skills}")
-    folder = Path(entry["skills"]).expanduser()
-    return skill_tool(folder if folder.is_absolute() else workdir() / folder)
+    """``{skills: folder}`` (or a list of folders): the ``skill`` tool over them (relative to the step's workdir)."""
+    given = entry.get("skills")
+    folders = [given] if isinstance(given, str) else given
+    if set(entry) != {"skills"} or not isinstance(folders, list) or not folders \
+            or not all(isinstance(f, str) and f for f in folders):
+        raise ToolDefinitionError("skill", "skills", "write a skills folder as {skills: path/to/folder} (or a list "
+                                                     "of folders), e.g. {skills: .claude/skills}")
+    paths = [Path(f).expanduser() for f in folders]
+    return skill_tool([p if p.is_absolute() else workdir() / p for p in paths])
 
 
 def _workdir(step: StepSpec, base_dir: Path | None) -> Callable[[], Path]:

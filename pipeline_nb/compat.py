@@ -28,7 +28,8 @@ _STEP_KEYS = {**BasicSteps.STEP_KEYS, **ClaudeFamily.STEP_KEYS, **FlowSteps.STEP
 """The keys of every step type that translates, by type."""
 SUPPORTED_TYPES = tuple(_STEP_KEYS)
 
-_WORKFLOW_KEYS = {"name", "description", "defaults", "steps", "variables", "input", "inputs", "mcp_servers"}
+_WORKFLOW_KEYS = {"name", "description", "defaults", "steps", "variables", "input", "inputs", "mcp_servers",
+                  "enable_skills", "agents"}
 RUNTIME_KEYS = {"version", "workspace_dir", "checkpoint_enabled", "checkpoint_dir", "gemini_functions", "environment",
                 "setting_sources", "enable_context_management", "memory_config", "hooks", "metadata", "author", "tags"}
 """Workflow keys that only configure pipeline_ex's runtime (checkpoints, workspace, logging, Claude Code's
@@ -39,11 +40,6 @@ _STEP_KEY_HINTS = {
 }
 """Hints for step keys that are refused, where the generic list of keys would not help."""
 
-REFUSED_KEYS = {
-    "agents": "pipeline_nb has no Claude Code subagents: write each agent's work as its own step",
-    "enable_skills": "pipeline_nb has no Claude Code skills: put the skill's instructions in the prompt or system",
-}
-"""Workflow keys whose meaning pipeline_nb cannot honour: refused by name."""
 _ROOT_STEPS_KEYS = {"name", "description", "steps", "pipeline"}
 _DEFAULTS_KEYS = {"output_dir", "claude_options", "claude_preset", "gemini_model", "gemini_token_budget"}
 _DEFAULTS_IGNORED = {"claude_output_format"}
@@ -164,6 +160,7 @@ class _Translator(BasicSteps, ClaudeFamily, FlowSteps):
                 self.put(spec, (), key, wf[key], at + (key,))
         self.variables(wf, at, spec)
         self.declare_mcp_servers(wf.get("mcp_servers"), at + ("mcp_servers",), spec)
+        self.declare_agent_extras(wf, at)
         self.defaults(wf.get("defaults"), at + ("defaults",))
         steps = wf.get("steps")
         if not isinstance(steps, list) or not steps:
@@ -174,12 +171,9 @@ class _Translator(BasicSteps, ClaudeFamily, FlowSteps):
 
     def workflow_keys(self, wf: Mapping[str, Any], at: Path_, allowed: set[str]) -> None:
         for key in wf:
-            if key in REFUSED_KEYS:
-                self.problem(at + (key,), f"workflow key {key!r} is not supported", REFUSED_KEYS[key], key=True)
-            elif key in RUNTIME_KEYS:
+            if key in RUNTIME_KEYS:
                 self.ignored.append((key, at + (key,)))
-        self.check_keys({k: v for k, v in wf.items() if k not in REFUSED_KEYS}, at, allowed,
-                        "workflow" if at else "pipeline", ignored=RUNTIME_KEYS)
+        self.check_keys(wf, at, allowed, "workflow" if at else "pipeline", ignored=RUNTIME_KEYS)
 
     def variables(self, wf: Mapping[str, Any], at: Path_, spec: dict[str, Any]) -> None:
         """``variables:`` and the declared ``input:``/``inputs:`` as vars: a declared input with a

@@ -207,11 +207,11 @@ def test_every_untranslatable_thing_is_listed_with_line_and_column() -> None:
             - {type: previous_response, step: later}
         - {name: later, type: checkpoint}
         - {name: check, type: claude, prompt: "{{floor(a, b)}}", condition: "length(x) > 2", retry_config: {}}
-    """, head="agents: {a: {}}\n")
+    """, head="triggers: {a: {}}\n")
     error = problems_of(text)
     found = [(p.location.line, p.location.col, p.step, p.message.split(":")[0]) for p in error.problems]
     assert found == [
-        (3, 3, None, "workflow key 'agents' is not supported"),
+        (3, 3, None, "workflow key 'triggers' is not supported"),
         (5, 26, "plan", "step type 'codebase_query' is not supported"),
         (8, 40, "impl", "claude_options.allowed_tools"),
         (8, 47, "impl", "claude_options.session_id is not supported"),

@@ -12,6 +12,7 @@ Nothing in a skill runs: a script it ships can be read, not executed (there is n
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,9 +93,16 @@ def _read_skill(path: Path) -> Skill:
     return Skill(name, " ".join(description.split()), path.parent.resolve(), text[match.end():].strip())
 
 
-def skill_tool(folder: Path) -> Tool:
-    """The ``skill`` tool over the skills of ``folder`` (see the module docstring)."""
-    skills = {skill.name: skill for skill in find_skills(folder)}
+def skill_tool(folders: Path | Sequence[Path]) -> Tool:
+    """The ``skill`` tool over the skills of one folder or several (see the module docstring);
+    ToolDefinitionError for two skills of one name, in one folder or across them."""
+    skills: dict[str, Skill] = {}
+    for folder in [folders] if isinstance(folders, (str, Path)) else folders:
+        for found in find_skills(Path(folder)):
+            if found.name in skills:
+                raise ToolDefinitionError(TOOL_NAME, "skills", f"two skills are named {found.name!r}: "
+                                                               f"{skills[found.name].folder} and {found.folder}")
+            skills[found.name] = found
     listing = "\n".join(f"- {s.name}: {s.description}" for s in skills.values()) or "(none: the folder is empty)"
     description = ("Load a skill: instructions for a kind of task. When a task matches a skill below, call this "
                    "with its name first and follow what it says. A skill may name its own files (templates, "

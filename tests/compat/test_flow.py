@@ -74,12 +74,12 @@ def test_root_steps_file_is_translated(fake_anthropic: FakeAnthropic, workdir: P
 
 
 def test_keys_that_cannot_be_honoured_are_refused_by_name() -> None:
-    text = ("workflow:\n  name: w\n  agents: {a: {}}\n"
+    text = ("workflow:\n  name: w\n  triggers: {on: push}\n"
             "  steps:\n    - {name: s, type: claude, prompt: hi}\n")
     with pytest.raises(PipelineSpecError) as info:
         pipeline_nb.run(text, provider="mock")
     found = [(p.location.line, p.location.col, p.message) for p in info.value.problems]
-    assert found == [(3, 3, "workflow key 'agents' is not supported")]
+    assert found == [(3, 3, "workflow key 'triggers' is not supported")]
 
 
 def test_a_genesis_input_file_is_named_for_what_it_is(tmp_path: Path) -> None:

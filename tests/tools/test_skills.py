@@ -11,7 +11,7 @@ import pytest
 import pipeline_nb
 from pipeline_nb import PipelineSpecError
 from pipeline_nb.testing import FakeAnthropic
-from pipeline_nb.tools import ToolInputError, find_skills, skill_tool
+from pipeline_nb.tools import ToolDefinitionError, ToolInputError, find_skills, skill_tool
 
 PIPELINE = """\
 defaults: {provider: claude}
@@ -96,3 +96,14 @@ def test_a_skill_without_a_name_takes_its_folders_name(tmp_path: Path) -> None:
     write_skill(tmp_path, "csv-tidy", "description: Tidy a CSV.")
     [skill] = find_skills(tmp_path / ".claude" / "skills")
     assert (skill.name, skill.description, skill.instructions) == ("csv-tidy", "Tidy a CSV.", "Do it well.")
+
+
+def test_several_folders_make_one_tool_and_a_name_in_two_is_refused(tmp_path: Path) -> None:
+    first, second = tmp_path / "a", tmp_path / "b"
+    write_skill(first, "memo", "description: Write a memo.")
+    write_skill(second, "chart", "description: Draw a chart.")
+    tool = skill_tool([first / ".claude" / "skills", second / ".claude" / "skills"])
+    assert tool.to_api()["input_schema"]["properties"]["name"]["enum"] == ["memo", "chart"]
+    write_skill(second, "memo", "description: Another memo.")
+    with pytest.raises(ToolDefinitionError, match="two skills are named 'memo'"):
+        skill_tool([first / ".claude" / "skills", second / ".claude" / "skills"])
