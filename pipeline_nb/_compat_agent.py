@@ -270,7 +270,9 @@ class ClaudeOptions(Expressions):
                 return
         tools, dropped = [], []
         for tool in allowed or []:
-            if tool in (banned or []) or tool.startswith("mcp__"):  # an MCP server's: below
+            if tool == "Skill" and tool not in (banned or []) and (skills is None or skills[0] is not False):
+                skills = (True, allowed_at + ((written.index(tool),) if tool in written else ()))  # Claude Code's skills
+            if tool in (banned or []) or tool.startswith("mcp__") or tool == "Skill":  # an MCP server's: below
                 continue
             if TOOLS.get(tool, "") == "":  # no safe equivalent
                 if tool in written:

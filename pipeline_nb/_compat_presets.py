@@ -68,7 +68,8 @@ TOOLS: dict[str, str | None] = {
 }
 """Claude Code's tools that translate, as pipeline_nb tools (the workspace tools, confined to the
 step's ``workdir``, and the API's server tools). None: Claude's own to-do list, which touches no file
-and is left out. Any other tool (Bash, Task, NotebookEdit, Skill, mcp__...) has no safe equivalent."""
+and is left out. Any other tool (Bash, Task, NotebookEdit, ...) has no safe equivalent; Skill and
+mcp__... are the step's skills and MCP servers (see _compat_agent)."""
 
 WORKSPACE = frozenset({"read_file", "write_file", "edit_file", "list_files", "search_files"})
 

@@ -11,6 +11,8 @@ import pytest
 
 import pipeline_nb
 from pipeline_nb import PipelineSpecError
+from pipeline_nb._yaml import load_yaml
+from pipeline_nb.compat import translate
 from pipeline_nb.testing import FakeAnthropic
 
 CORPUS = Path(__file__).parent / "corpus"
@@ -58,3 +60,16 @@ def test_a_steps_own_agents_are_refused_by_name(in_tmp: Path) -> None:
     assert (problem.location.line, problem.location.col, problem.message) == (
         19, 9, "claude_options.agents is not supported")
     assert "pipeline_nb has no subagents" in problem.hint
+
+
+def test_skill_in_allowed_tools_turns_skills_on(in_tmp: Path) -> None:
+    skills = in_tmp / "w" / ".claude" / "skills" / "memo" / "SKILL.md"
+    skills.parent.mkdir(parents=True)
+    skills.write_text("---\ndescription: Write a memo.\n---\nOne page.\n")
+    text = ("workflow:\n  name: w\n  steps:\n    - name: s\n      type: claude\n"
+            "      claude_options: {allowed_tools: [Read, Skill], cwd: ./w}\n      prompt: hi\n")
+    run = pipeline_nb.run(text, provider="mock", journal="off")
+    assert run.ok
+    assert [t.name for t in run.steps["s"].tool_calls] == ["read_file"]  # the mock calls the first tool once
+    [step] = translate(*load_yaml(text, source="w.yaml"))[0]["steps"]
+    assert step["tools"] == ["read_file", {"skills": [str(skills.parents[1])]}]
