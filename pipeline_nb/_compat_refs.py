@@ -246,6 +246,9 @@ class Expressions:
             return f"({expr} if {expr} is string else {expr} | tojson)" if text else expr
         if target.kind in ("text", "each") and (not fields or fields in (["text"], ["content"], ["result"])):
             return f"{base}.text"
+        if target.kind == "text" and fields in (["success"], ["cost"]):  # the other keys of pipeline_ex's reply map
+            ok = f'({base}.status == "ok")'  # text: Elixir's true / false
+            return f"({base}.cost or 0)" if fields == ["cost"] else f'("true" if {ok} else "false")' if text else ok
         if target.kind == "text" or (target.kind == "each" and not fields[0].isdigit()):
             self.problem(at, f"step {name!r} gives text, so it has no field {'.'.join(fields)!r}",
                          f"add output_schema: to step {name!r} for a structured reply, or read {name}.text")

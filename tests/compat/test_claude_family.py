@@ -277,3 +277,16 @@ def test_a_session_conversation_is_refused_with_the_way_to_write_it() -> None:
     assert (problem.location.line, problem.location.col) == (6, 7)
     assert problem.message == "claude_session step key 'conversation' is not supported"
     assert "does not read conversation: (it sends an empty prompt)" in problem.hint
+
+
+def test_a_claude_replys_success_and_cost_read_as_pipeline_ex_gives_them(fake_anthropic: FakeAnthropic) -> None:
+    fake_anthropic.reply("Fixed.", when="Fix")
+    fake_anthropic.reply("Checked.")
+    run = pipeline_nb.run(workflow("""\
+        - {name: fix, type: claude, prompt: Fix it}
+        - name: check
+          type: claude
+          condition: fix.success
+          prompt: "Check: {{fix.success}} at {{steps.fix.cost}}"
+    """), journal="off")
+    assert run.ok and fake_anthropic.requests[-1].prompt == "Check: true at 0"  # Elixir's true
