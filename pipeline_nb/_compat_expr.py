@@ -75,7 +75,7 @@ def computed(tr: Expressions, source: str, at: Path_) -> str | None:
     """A reference that is not a plain path, in pipeline_ex's order: a function call, a ``steps.``
     (``inputs.``, ``global_vars.``) path it leaves as written, arithmetic, else a name it does not find
     (empty, with a note). Problems and notes go to the translator ``tr``."""
-    subject, where = f"{{{{{source}}}}}", tr.smap.locate(at) or tr.smap.source
+    subject = f"{{{{{source}}}}}"
     if FUNCTION_START.match(source):
         found = function_call(source, lambda arg: tr.reference(arg, at, text=False))
     elif source.startswith(("steps.", "inputs.", "global_vars.")):
@@ -86,16 +86,25 @@ def computed(tr: Expressions, source: str, at: Path_) -> str | None:
             return _variable(tr, path, subject, at)
         found = arithmetic(source, variable, variable)
     else:
-        tr.notes.setdefault(subject, f"pipeline_ex does not evaluate {subject}: it looks it up as a variable name, "
-                                     f"finds none and renders it empty, and so does the translation (at {where})")
+        tr.remark(at, subject, f"pipeline_ex does not evaluate {subject}: it looks it up as a variable name, finds "
+                               "none and renders it empty, and so does the translation")
         return '""'
     if isinstance(found, Refused):
         tr.problem(at, found.message, found.hint)
         return None
     if isinstance(found, Arithmetic) and not found.computed:
-        tr.notes.setdefault(subject, f"pipeline_ex computes only one integer +, - or * in a reference, so {subject} "
-                                     f"renders as its text with the values in place, as here (at {where})")
+        tr.remark(at, subject, f"pipeline_ex computes only one integer +, - or * in a reference, so {subject} "
+                               "renders as its text with the values in place, as here")
     return found.expression if isinstance(found, Arithmetic) else found
+
+
+def nothing(tr: Expressions, source: str, at: Path_) -> str:
+    """A field of a name the workflow never defines (``{{first_step.output}}`` in a prompt's example
+    YAML): pipeline_ex renders it empty, and so does the translation, with a note. (A bare name is
+    different: it is an input, asked for with ``--var``.)"""
+    subject = f"{{{{{source}}}}}"
+    tr.remark(at, subject, f"{subject} names nothing this workflow defines, so it renders empty, as in pipeline_ex")
+    return '""'
 
 
 def _variable(tr: Expressions, path: str, subject: str, at: Path_) -> str | None:
@@ -103,9 +112,8 @@ def _variable(tr: Expressions, path: str, subject: str, at: Path_) -> str | None
     head = path.split(".")[0]
     if "" not in path.split(".") and (head in tr.vars or head in tr.rebound):
         return tr.reference(f"state.{path}", at, text=False)
-    where = tr.smap.locate(at) or tr.smap.source
-    tr.notes.setdefault(f"{subject} {head}", f"{subject} reads {head!r}, which is not set there, so pipeline_ex "
-                                             f"reads it as 0, and so does the translation (at {where})")
+    tr.remark(at, f"{subject} {head}", f"{subject} reads {head!r}, which is not set there, so pipeline_ex reads it "
+                                       "as 0, and so does the translation")
     return ZERO
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ._compat_expr import FUNCTION_START, OPERATORS, builtin_value, computed
+from ._compat_expr import FUNCTION_START, OPERATORS, builtin_value, computed, nothing
 from ._pipeline_file import MAX_PIPELINE_FILE_BYTES
 from ._yaml import SourceMap
 from ._errors import Location
@@ -115,6 +115,10 @@ class Expressions:
         if subject not in self.notes:
             where = self.smap.locate(at)
             self.notes[subject] = f"pipeline_ex's {subject} is ignored: {why} (at {where or self.smap.source})"
+
+    def remark(self, at: Path_, subject: str, text: str) -> None:
+        """Note ``text`` (what the translation does and why), once per ``subject``, with where it is."""
+        self.notes.setdefault(subject, f"{text} (at {self.smap.locate(at) or self.smap.source})")
 
     def problem(self, at: Path_, message: str, hint: str | None = None, *, key: bool = False) -> None:
         self.problems.append(Problem(self.smap.locate(at, key=key), self.current, message, hint))
@@ -301,7 +305,7 @@ class Expressions:
         elif self.is_step(head) and head not in self.vars and head != self.loop:
             return self.step_ref(head, rest, at, text)
         elif rest and head not in self.vars and head not in self.rebound and head not in _BUILTINS:
-            return self.nothing(source, at)
+            return nothing(self, source, at)
         if head in _BUILTINS:
             self.problem(at, f"pipeline_ex's built-in {{{{{source}}}}} is not supported", "pass it as a variable")
             return None
@@ -315,16 +319,6 @@ class Expressions:
     def is_step(self, name: str) -> bool:
         """Whether ``name`` is a step here (or, in a loop's body, around it)."""
         return name in self.ids or (self.scope is not None and self.scope.knows_step(name))
-
-    def nothing(self, source: str, at: Path_) -> str:
-        """A field of a name this workflow never defines (``{{first_step.output}}`` in a prompt's example
-        YAML): pipeline_ex renders it empty, and so does the translation, with a note. (A bare name is
-        different: it is an input, asked for with ``--var``.)"""
-        subject = f"{{{{{source}}}}}"
-        if subject not in self.notes:
-            self.notes[subject] = (f"{subject} names nothing this workflow defines, so it renders empty, as in "
-                                   f"pipeline_ex (at {self.smap.locate(at) or self.smap.source})")
-        return '""'
 
     def step_ref(self, name: str, fields: list[str], at: Path_, text: bool) -> str | None:
         target = self.target(name, at)
