@@ -18,7 +18,7 @@ from typing import Any
 
 from ._compat_calls import FILE_OPERATIONS
 from ._compat_refs import Expressions, Path_, _Target
-from ._compat_loop import DEFAULTS
+from ._compat_loop import adopt, child_of
 from ._compat_transform import AGGREGATES, EXPRESSIONS, OPERATIONS, OUTPUT_FORMATS, condition_problem
 
 _CALLS = "pipeline_nb._compat_calls"
@@ -221,18 +221,14 @@ class FlowSteps(Expressions):
             return _Target(out["id"] or "", "value")
         if isinstance(raw.get("timeout_seconds"), (int, float)) and raw["timeout_seconds"] > 0:
             self.put(out, new, "timeout", raw["timeout_seconds"], at + ("timeout_seconds",))
-        child = type(self)(self.smap, self.base_dir)
-        child.__dict__.update({k: v for k, v in vars(self).items() if k in DEFAULTS})  # defaults: reach the body
+        child = child_of(self, loop_body=True)
         child.register_ids(body, at + ("steps",))  # type: ignore[attr-defined]  (step_list does it again: harmless)
         carried = _set_variables(body, child.ids)
         outer = set(self.vars)
         child.vars = outer | set(carried) | {"iteration"}
         child.iteration = "iteration"
         steps = child.step_list(body, at + ("steps",), new + ("pipeline",))  # type: ignore[attr-defined]
-        self.problems += child.problems
-        self.notes.update({k: v for k, v in child.notes.items() if k not in self.notes})
-        self.origin.update(child.origin)  # its paths are already where its steps go: under new's pipeline
-        self.blocks.update(child.blocks)
+        adopt(self, child)  # its paths are already where its steps go: under new's pipeline
         self.put(out, new, "pipeline", {"steps": steps}, at + ("steps",))
         before = {name: self.reference(name, at, text=False) or name for name in outer}  # in a for_loop's body: inputs
         previous = {name: f"last.{step}.{name} if last else " + (before[name] if name in outer else "none")
@@ -272,15 +268,10 @@ class FlowSteps(Expressions):
         if not isinstance(inline, Mapping):
             self.problem(at, "an inline pipeline must be a mapping with steps:")
             return {"steps": []}
-        child = type(self)(self.smap, self.base_dir)
-        child.__dict__.update({k: v for k, v in vars(self).items() if k in ("mcp_names", "mcp_at")})  # its servers
+        child = child_of(self, loop_body=False)
         child.workflow_keys(inline, at, {"name", "description", "defaults", "steps", "variables", "input", "inputs"})
         spec = child.body(inline, at)  # type: ignore[attr-defined]
-        self.problems += child.problems
-        self.ignored += child.ignored
-        self.notes.update({k: v for k, v in child.notes.items() if k not in self.notes})
-        self.origin.update({new + path: orig for path, orig in child.origin.items()})
-        self.blocks.update({new + path: orig for path, orig in child.blocks.items()})
+        adopt(self, child, new)
         return spec
 
 

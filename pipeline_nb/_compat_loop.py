@@ -33,8 +33,32 @@ NOT_IN_LOOPS = {"test_echo", "data_transform", "file_ops", "pipeline"}
 WRITES_ITS_FILE = {"gemini_instructor", "parallel_claude"}
 """Step types that write their ``output_to_file`` themselves, so in a loop too (for the others the
 executor writes it, and a loop's steps do not go through the executor)."""
-DEFAULTS = ("output_dir", "options", "claude_preset", "gemini_model", "gemini_token_budget", "mcp_names", "mcp_at")
+DEFAULTS = ("output_dir", "options", "claude_preset", "gemini_model", "gemini_token_budget")
 """The workflow's ``defaults`` as the translator keeps them: a loop's body gets them too."""
+AGENT_SETTINGS = ("mcp_names", "mcp_at", "skills_enabled")
+"""The workflow's MCP servers and skills, which every claude step gets: nested bodies and pipelines too."""
+
+
+def child_of(tr: Expressions, *, loop_body: bool) -> Expressions:
+    """A translator for steps nested in ``tr``'s: a loop's body (it keeps the workflow's defaults, and
+    the servers its steps declare go in the document's spec) or an inline pipeline (a workflow of its
+    own, which still gets the servers and skills around it)."""
+    child = type(tr)(tr.smap, tr.base_dir)
+    kept = AGENT_SETTINGS + (DEFAULTS + ("mcp_spec",) if loop_body else ())
+    if loop_body:
+        tr.__dict__.setdefault("mcp_declared", {})  # one dict: what the body declares reaches the spec
+        kept += ("mcp_declared",)
+    child.__dict__.update({k: v for k, v in vars(tr).items() if k in kept})
+    return child
+
+
+def adopt(tr: Expressions, child: Expressions, prefix: Path_ = ()) -> None:
+    """Take ``child``'s problems, notes and source paths into ``tr`` (``prefix``: where its spec goes)."""
+    tr.problems += child.problems
+    tr.ignored += child.ignored
+    tr.notes.update({k: v for k, v in child.notes.items() if k not in tr.notes})
+    tr.origin.update({prefix + path: orig for path, orig in child.origin.items()})
+    tr.blocks.update({prefix + path: orig for path, orig in child.blocks.items()})
 
 
 class LoopScope:
@@ -131,16 +155,12 @@ def loop_body(tr: Expressions, raw: Mapping[str, Any], at: Path_, new: Path_, ou
     if not isinstance(body, list) or not body:
         tr.problem(body_at if "steps" in raw else at, "for_loop needs a non-empty 'steps:' list")
         return _Target(out["id"] or "", "value")
-    child = type(tr)(tr.smap, tr.base_dir)
-    child.__dict__.update({k: v for k, v in vars(tr).items() if k in DEFAULTS})
+    child = child_of(tr, loop_body=True)
     child.workflow_name, child.vars, child.loop = tr.workflow_name, set(tr.vars), iterator
     child.scope = scope = LoopScope(tr, iterator)
     as_run = [_as_run_in_a_loop(tr, step, body_at + (i,)) for i, step in enumerate(body)]
     steps = child.step_list(as_run, body_at, new + ("pipeline",))  # type: ignore[attr-defined]
-    tr.problems += child.problems
-    tr.notes.update({k: v for k, v in child.notes.items() if k not in tr.notes})
-    tr.origin.update(child.origin)  # its paths are already where its steps go: under new's pipeline
-    tr.blocks.update(child.blocks)
+    adopt(tr, child)  # its paths are already where its steps go: under new's pipeline
     tr.put(out, new, "pipeline", {"steps": steps}, body_at)  # type: ignore[attr-defined]
     inputs = {iterator: f"{{{{ {iterator} }}}}", "loop": {"index": "{{ loop.index }}", "length": "{{ loop.length }}"},
               **{k: v for k, v in scope.inputs.items() if v}}

@@ -109,3 +109,43 @@ def test_what_does_not_translate_is_refused_at_its_line(servers: str, options: s
     with pytest.raises(PipelineSpecError) as raised:
         pipeline_nb.run(workflow(servers, options), journal="off")
     assert f"<pipeline>:{where}: " in str(raised.value) and message in str(raised.value)
+
+
+def test_loop_bodies_and_inline_pipelines_get_the_servers_and_their_own() -> None:
+    text = textwrap.dedent("""\
+        workflow:
+          name: nested
+          mcp_servers:
+            harbour: {command: python, args: [-m, pipeline_nb.testing.mcp_server]}
+          steps:
+            - name: laps
+              type: while_loop
+              condition: "{{state.n < 1}}"
+              max_iterations: 2
+              steps:
+                - name: ask
+                  type: claude
+                  claude_options:
+                    mcp_servers: {almanac: {command: python, args: [-m, pipeline_nb.testing.mcp_server]}}
+                  prompt: hi
+            - name: each
+              type: for_loop
+              iterator: port
+              data_source: ports
+              steps:
+                - {name: note, type: set_variable, variables: {seen: "{{loop.port}}"}}
+                - {name: tell, type: claude, prompt: "{{loop.port}}"}
+            - name: inner
+              type: pipeline
+              pipeline:
+                name: inner
+                steps:
+                  - {name: deep, type: claude, prompt: deep}
+        """)
+    data, smap = load_yaml(text, source="nested.yaml")
+    spec = translate(data, smap, notes=[])[0]
+    assert set(spec["mcp_servers"]) == {"harbour", "almanac"}  # a body step's own server is declared
+    laps, each, inner = spec["steps"]
+    assert laps["pipeline"]["steps"][0]["tools"] == ["mcp:harbour", "mcp:almanac"]
+    assert each["pipeline"]["steps"][1]["tools"] == ["mcp:harbour"]
+    assert inner["pipeline"]["steps"][0]["tools"] == ["mcp:harbour"]

@@ -73,3 +73,14 @@ def test_skill_in_allowed_tools_turns_skills_on(in_tmp: Path) -> None:
     assert [t.name for t in run.steps["s"].tool_calls] == ["read_file"]  # the mock calls the first tool once
     [step] = translate(*load_yaml(text, source="w.yaml"))[0]["steps"]
     assert step["tools"] == ["read_file", {"skills": [str(skills.parents[1])]}]
+
+
+def test_a_loop_bodys_claude_steps_get_the_workflows_skills(in_tmp: Path) -> None:
+    skill = in_tmp / "workspace" / ".claude" / "skills" / "memo" / "SKILL.md"
+    skill.parent.mkdir(parents=True)
+    skill.write_text("---\ndescription: Write a memo.\n---\nOne page.\n")
+    text = ("workflow:\n  name: w\n  enable_skills: true\n  steps:\n    - name: laps\n      type: while_loop\n"
+            "      condition: \"{{state.n < 1}}\"\n      max_iterations: 2\n      steps:\n"
+            "        - {name: ask, type: claude, prompt: hi}\n")
+    [laps] = translate(*load_yaml(text, source="w.yaml"), notes=[])[0]["steps"]
+    assert laps["pipeline"]["steps"][0]["tools"] == [{"skills": [str(skill.parents[1])]}]
