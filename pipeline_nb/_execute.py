@@ -45,7 +45,7 @@ from ._evaluate import Evaluator
 from ._sweep import run_matrix, run_samples
 from ._while import run_while
 from ._tool_loop import converse
-from ._toolbox import ToolBox, toolbox
+from ._toolbox import StepTools, ToolBox
 
 Resolve = Callable[[StepSpec], ResolvedStep]
 
@@ -76,8 +76,8 @@ class Executor:
         """The first reply's message id of each step that asked for caching."""
         self.nested = nested or {}
         """Pipeline files of ``file:`` steps, loaded at plan time, by resolved path."""
-        self._toolboxes: dict[str, ToolBox | None] = {}
-        """Each llm step's tools, by step id."""
+        self.tools = StepTools(self.namespace, spec.base_dir, cancel)
+        """Each llm step's tools, resolved once per run."""
         self.received: dict[str, llm_call.Received] = {}
         """Text each running attempt has received so far, by result id."""
         self.evaluator = Evaluator(resolve, self.namespace, spec.pricing, cancel, emit, self.received)
@@ -180,13 +180,13 @@ class Executor:
                                 previous_message_id=self._cached_replies.get(step.id) if ttl else None)
         if sample > 1:  # a sample of a repeat: its own cassette entry and journal key, so a replay gives N replies
             request = replace(request, options={**request.options, "sample": sample})
+        box = box or self.tools.of(step)  # before the timer and the link, which only the finally below undoes
         token = CancelToken()
         unlink = self.cancel.on_cancel(token.cancel)
         timer = threading.Timer(step.timeout, token.cancel) if step.timeout else None
         if timer:
             timer.daemon = True
             timer.start()
-        box = box or self._toolbox(step)
         try:
             with rate_scope(step.max_parallel, self._on_pause(result.id, emit or self.emit)):
                 def send(how: ResolvedStep, what: LLMRequest) -> Reply | None:
@@ -212,15 +212,6 @@ class Executor:
             emit(Event(RATE_LIMIT, RateLimitInfo(step_id, pause.paused_until, pause.concurrency, pause.waited)))
 
         return report
-
-    def _toolbox(self, step: StepSpec) -> ToolBox | None:
-        """The step's tools, resolved once per run (checked at plan time, so this does not fail)."""
-        if not step.tools:
-            return None
-        with self._lock:
-            if step.id not in self._toolboxes:
-                self._toolboxes[step.id] = toolbox(step, self.namespace, self.spec.base_dir)
-            return self._toolboxes[step.id]
 
     def attachments(self, step: StepSpec, context: Mapping[str, Any]) -> tuple[dict[str, Any], ...]:
         """The step's attachments as blocks; ones that use no name (plain paths) are read once per

@@ -3,25 +3,28 @@ when the run ends.
 
 The engine runs a pipeline's steps inside :func:`serving`: while they run, the servers they use
 may start; when they return, fail or are interrupted, every server started is stopped and its
-program is gone. :func:`mcp_tools` turns a ``tools:`` entry into Tools. Outside a run (the
-plan's checks, an estimate) nothing starts, and an entry's tools are known only by the names it
-lists. Inside, the server starts once per run (steps that need it meanwhile wait for that one
-start) and each of its tools becomes a :class:`~pipeline_nb.tools.Tool` named ``SERVER__tool``,
-its description and input schema the server's own.
+program is gone. A run's servers (:class:`RunServers`) are its own, found by the run's cancel
+token (:func:`run_servers`), which the engine hands to ``serving`` and to every Executor of the
+run: two runs of one spec at once never share a server. :func:`mcp_tools` turns a ``tools:``
+entry into Tools. Outside a run (the plan's checks, an estimate) nothing starts, and an entry's
+tools are known only by the names it lists. Inside, the server starts once per run (steps that
+need it meanwhile wait for that one start) and each of its tools becomes a
+:class:`~pipeline_nb.tools.Tool` named ``SERVER__tool``, its description and input schema the
+server's own.
 
 A server that does not start fails the step that uses it (the error names it, its command and
 its stderr's last lines); an ``optional`` one is a warning on the run instead, and its tools are
 absent. A call's result (text, images, resources, structured content) is the tool_result; an
-``isError`` result is a tool error the model reads. Secrets never show (see ``_mcp_spec.Launch``).
+``isError`` result is the tool's error: the model reads it, or with ``tool_errors: raise`` it
+fails the step, as any tool's error does. A call is bounded by CALL_TIMEOUT, or by the step's
+``timeout:`` if shorter. Secrets never show (see ``_mcp_spec.Launch``).
 """
 
 from __future__ import annotations
 
 import atexit
 import base64
-import importlib
 import json
-import re
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -30,71 +33,71 @@ from . import _attachment_kinds as kinds
 from ._errors import PipelineSpecError
 from ._llm import CancelToken
 from ._llm_call import StepProblem
-from ._mcp_session import McpFailure, McpInterrupted, McpSession
+from ._mcp_session import McpFailure, McpInterrupted, McpSession, sdk_installed
 from ._mcp_spec import Launch, LaunchError, McpServer, McpTools, launch, mcp_name, servers_used
+from ._redact import redact
 from ._templates import RenderInterrupted
 from .content import Image, Text
-from .tools import Tool
+from .tools import Tool, ToolDefinitionError, tool_from_mapping
+from .tools._output import image_or_note
+from .tools._tool import NAME
 
 CALL_TIMEOUT = 600.0
-"""Seconds one tool call may take before it is a tool error."""
+"""Seconds one tool call may take before it is a tool error (less if the step's ``timeout:`` is)."""
 FAILED = "mcp_server_failed"
-"""The error type of a step whose MCP server did not start, or lacks a tool the step names."""
+"""The error type of a step whose MCP server did not start, lacks a tool the step names, or lists
+a tool that cannot be offered (a bad input schema, a name another tool of the step has)."""
 INSTALL = "pip install 'pipeline_nb[mcp]'"
-_NAME_LIMIT = 64
-_NOT_A_NAME = re.compile(r"[^a-zA-Z0-9_-]")
-_MAX_IMAGE_BYTES = 5 * 1024 * 1024 // 4 * 3
 
 
 def serving(work: Callable[[], None], specs: Iterable[Any], cancel: CancelToken, warnings: list[str]) -> None:
     """Run ``work`` (a run's steps) with the MCP servers that the steps of ``specs`` use free to
-    start; stop each one started when ``work`` ends, however it ends, or at once when ``cancel``
-    is set. A failed optional server's warning is added to ``warnings`` (the run's)."""
-    servers = servers_used(specs)
-    if not servers:
+    start, as :func:`run_servers` of ``cancel`` (the run's own token: one ``serving`` at a time
+    per token); stop each one started when ``work`` ends, however it ends, or at once when
+    ``cancel`` is set. A failed optional server's warning is added to ``warnings`` (the run's)."""
+    if not servers_used(specs):
         work()
         return
-    run = _RunServers(cancel, warnings)
+    run = RunServers(cancel, warnings)
     with _LOCK:
-        for server in servers:
-            _OPEN.setdefault(server, []).append(run)
+        _RUNS[cancel] = run
     unlink = cancel.on_cancel(run.stop_soon)
     try:
         work()
     finally:
         unlink()
         with _LOCK:
-            for server in servers:
-                _OPEN[server].remove(run)
-                if not _OPEN[server]:
-                    del _OPEN[server]
+            del _RUNS[cancel]
         run.stop()
 
 
-def mcp_tools(entry: Any, step: Any, index: int) -> tuple[Tool, ...]:
+def run_servers(cancel: CancelToken) -> RunServers | None:
+    """The MCP servers of the run whose cancel token is ``cancel`` (every Executor of a run holds
+    it, on whatever thread its steps run); None outside a run, or for a run that uses none."""
+    with _LOCK:
+        return _RUNS.get(cancel)
+
+
+def mcp_tools(entry: Any, step: Any, index: int, servers: RunServers | None) -> tuple[Tool, ...]:
     """The Tools of MCP ``tools:`` entry ``entry`` (at ``tools[index]`` of StepSpec ``step``).
 
     PipelineSpecError (the plan's) if the mcp package is missing or the entry names no declared
-    server. During a run, StepProblem if a required server does not start; RenderInterrupted if
-    the run is interrupted meanwhile."""
+    server. With ``servers`` (a run's), its server is started if it is not yet: StepProblem if a
+    required one does not start, lacks a tool the entry names or lists one that cannot be offered;
+    RenderInterrupted if the run is interrupted meanwhile. Without (the plan), nothing starts."""
     def problem(message: str, hint: str) -> PipelineSpecError:
         return PipelineSpecError(f"tools[{index}]: {message}", location=step.where("tools"), step_id=step.id, hint=hint)
 
-    try:
-        importlib.import_module("mcp")
-    except ImportError:
-        raise problem("MCP servers need the mcp package, which is not installed", INSTALL) from None
+    if not sdk_installed():
+        raise problem("MCP servers need the mcp package, which is not installed", INSTALL)
     if not isinstance(entry, McpTools):  # left unbound by the spec: no declaration of that name
         raise problem(f"no MCP server is named {mcp_name(entry)!r}",
                       "declare it under mcp_servers: at the top of the pipeline (an inline pipeline: sees its "
                       "parent's servers; a file: pipeline declares its own)")
-    with _LOCK:
-        runs = _OPEN.get(entry.server)
-        run = runs[-1] if runs else None
-    if run is None:  # planning: nothing starts; the tools the entry lists stand for themselves
+    if servers is None:  # planning: nothing starts; the tools the entry lists stand for themselves
         return tuple(Tool(_api_name(entry.server.name, name), "", {"type": "object"}) for name in entry.only or ())
     try:
-        started = run.started(entry.server)
+        started = servers.started(entry.server)
     except McpInterrupted as exc:
         raise RenderInterrupted(str(exc)) from None  # what a running step raises when its run is interrupted
     except McpFailure as exc:
@@ -108,39 +111,60 @@ def mcp_tools(entry: Any, step: Any, index: int) -> tuple[Tool, ...]:
         raise StepProblem(FAILED, f"tools[{index}]: MCP server {entry.server.name!r} has no tool {missing[0]!r}; "
                           f"its tools: {', '.join(by_name) or 'none'}", "tools")
     chosen = [by_name[name] for name in entry.only] if entry.only else list(by_name.values())
+    timeout = min(CALL_TIMEOUT, step.timeout) if step.timeout else CALL_TIMEOUT  # a call cannot outlast its step
     taken: set[str] = set()
-    return tuple(_tool(session, spec, _api_name(entry.server.name, spec["name"], taken)) for spec in chosen)
+    tools = []
+    for spec in chosen:
+        try:
+            tools.append(_tool(session, spec, _api_name(entry.server.name, spec["name"], taken), timeout))
+        except ToolDefinitionError as exc:
+            raise StepProblem(FAILED, f"tools[{index}]: MCP server {entry.server.name!r} lists its tool "
+                              f"{spec['name']!r} in a form that cannot be offered to the model: {exc.message}; fix "
+                              f"the server, or name the tools to take ({{mcp: {entry.server.name}, tools: [...]}})",
+                              "tools") from None
+    return tuple(tools)
 
 
 def _api_name(server: str, tool: str, taken: set[str] | None = None) -> str:
-    """``SERVER__tool`` as the API takes a tool's name (letters, digits, ``_``, ``-``; 64 at most),
-    made unique among ``taken`` (which it joins)."""
-    name = _NOT_A_NAME.sub("_", f"{server}__{tool}")[:_NAME_LIMIT]
+    """``SERVER__tool`` as the API takes a tool's name (``tools._tool.NAME``: letters, digits, ``_``,
+    ``-``, cut to its length), made unique among ``taken`` (which it joins)."""
+    name = base = _fitted("".join(c if NAME.fullmatch(c) else "_" for c in f"{server}__{tool}"))
     if taken is not None:
-        base, number = name, 1
+        number = 1
         while name in taken:
             number += 1
-            name = f"{base[:_NAME_LIMIT - len(str(number)) - 1]}_{number}"
+            name = _fitted(base, f"_{number}")
         taken.add(name)
     return name
 
 
-def _tool(session: McpSession, spec: dict[str, Any], name: str) -> Tool:
-    """One of the server's tools (``spec`` as it lists it) as a Tool calling it."""
+def _fitted(name: str, suffix: str = "") -> str:
+    """``name`` + ``suffix``, ``name`` cut until the API takes it as a tool's name."""
+    while name and not NAME.fullmatch(name + suffix):
+        name = name[:-1]
+    return name + suffix
+
+
+def _tool(session: McpSession, spec: dict[str, Any], name: str, timeout: float) -> Tool:
+    """One of the server's tools (``spec`` as it lists it) as a Tool calling it, checked as a tool
+    given as a mapping is (ToolDefinitionError for an input schema that is not a JSON Schema of
+    type object)."""
     schema = spec.get("inputSchema") if isinstance(spec.get("inputSchema"), dict) else {}
     schema = {"type": "object", **schema} if "type" not in schema else schema
-    description = spec.get("description") or spec.get("title") or ""
     original = spec["name"]
 
     def call(**arguments: Any) -> Any:
-        return tool_result(session.call(original, arguments, CALL_TIMEOUT), session.launch)
+        return tool_result(session.call(original, arguments, timeout), session.launch)
 
     call.__name__ = name
-    return Tool(name, description, schema, call)
+    description = str(spec.get("description") or spec.get("title") or "")
+    return tool_from_mapping({"name": name, "description": description, "input_schema": schema, "call": call},
+                             lambda unused: None)  # the call is a function: nothing to look up
 
 
 class McpToolError(Exception):
-    """A tool's ``isError`` result: its text, which the model reads as the tool's error."""
+    """A tool's ``isError`` result, with its text: raised as any tool's error is, so the model reads it,
+    or with ``tool_errors: raise`` it fails the step."""
 
 
 def tool_result(result: dict[str, Any], secrets: Launch) -> Any:
@@ -181,18 +205,19 @@ def _block(item: dict[str, Any], secrets: Launch) -> Text | Image:
 
 
 def _image(data: str, media_type: str) -> Text | Image:
+    """An image as a function's image bytes are (its type read from its bytes, its size and pixels
+    checked), or a note saying why the model does not see it."""
     if media_type not in kinds.IMAGE_TYPES:
         return Text(f"[an image of type {media_type or 'unknown'}, which the model cannot see]")
-    if len(data) * 3 // 4 > _MAX_IMAGE_BYTES:
-        return Text(f"[an image of {len(data) * 3 // 4:,} bytes, too large to send]")
     try:
-        base64.b64decode(data, validate=True)
+        decoded = base64.b64decode(data, validate=True)
     except ValueError:
         return Text("[an image whose data is not base64]")
-    return Image(media_type, data)
+    block = image_or_note(decoded)
+    return block if isinstance(block, Image) else Text(block)
 
 
-class _RunServers:
+class RunServers:
     """The servers one run has started, by declaration; each starts once (concurrent steps wait)."""
 
     def __init__(self, cancel: CancelToken, warnings: list[str]) -> None:
@@ -218,13 +243,14 @@ class _RunServers:
 
     def _start(self, server: McpServer) -> tuple[McpSession, list[dict[str, Any]]] | McpFailure | None:
         try:
-            session = McpSession(server, launch(server))
+            secrets = launch(server)
         except LaunchError as exc:
-            return self._failed(server, McpFailure(f"MCP server {server.name!r} ({server.describe()}) did not "
-                                                   f"start: {exc}"))
-        with self._lock:
+            return self._failed(server, McpFailure(redact(f"MCP server {server.name!r} ({server.describe()}) did "
+                                                          f"not start: {exc}")))
+        with self._lock:  # checked before the session exists: one the run cannot stop is never made
             if self._closed:
                 raise McpInterrupted(f"the run ended before MCP server {server.name!r} started")
+            session = McpSession(server, secrets)
             self._sessions.append(session)
             _LIVE.add(session)
         try:
@@ -260,8 +286,8 @@ class _RunServers:
 
 
 _LOCK = threading.Lock()
-_OPEN: dict[McpServer, list[_RunServers]] = {}
-"""The runs in progress that may start each declared server (a spec run twice at once has two)."""
+_RUNS: dict[CancelToken, RunServers] = {}
+"""The servers of each run in progress, by its cancel token (a spec run twice at once: two entries)."""
 _LIVE: set[McpSession] = set()
 """Sessions not yet stopped: stopped at exit, if a run's worker was left behind (see _engine._stop)."""
 

@@ -2,31 +2,37 @@
 
 The SDK is asyncio (anyio). A task on a private loop thread enters the transport (the program
 over stdio, or HTTP) and the session, lists the tools, and waits to be stopped; each tool call
-crosses threads with ``run_coroutine_threadsafe`` and is bounded by a timeout, and every wait on
-this side polls a cancel check, so an interrupt never hangs here. Stopping cancels the task's
-scope: the SDK's own shutdown runs (stdin closed, then the process group terminated, then
-killed), and the loop thread ends with it. A program's stderr goes to a file, never to the
-console: its last lines explain a failure, with the server's secrets hidden.
+crosses threads with ``run_coroutine_threadsafe`` and is bounded by a timeout. A start and a
+call wait on this side polling every POLL seconds (a start the caller's cancel check, a call the
+session's stop, which an interrupt sets), so an interrupt never hangs here; ``stop`` waits at most
+STOP_WAIT. Stopping cancels the task's scope: the SDK's own shutdown runs (stdin closed, then
+the process group terminated, then killed), and the loop thread ends with it. A program's stderr
+goes to a file, never to the console: its last lines explain a failure, with the server's secrets
+hidden. Nothing is opened (the loop, the file, the thread) until ``start``, and a session told to
+stop before it starts never opens them.
 
-This is the only module that imports ``mcp``; it works with mcp 1.9 and later, and mcp 2.
+This is the only module of the package that imports ``mcp`` (:func:`sdk_installed` checks for it;
+``testing.mcp_server`` is a server of its own); it works with mcp 1.9 and later, and mcp 2.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import importlib
 import tempfile
 import threading
 import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
-from typing import Any
+from typing import IO, Any
 
 from ._mcp_spec import Launch, McpServer
 from ._redact import redact
 
 POLL = 0.05
-"""Seconds between looks at the cancel check while a server starts."""
+"""Seconds between looks at the cancel check while a server starts, or at the session's stop while
+a tool call runs."""
 STOP_WAIT = 10.0
 """Seconds a server has to stop: the SDK gives a program 2 s after its stdin closes, then 2 s after
 SIGTERM before SIGKILL."""
@@ -45,25 +51,41 @@ class McpInterrupted(Exception):
     """The run was interrupted while a server started."""
 
 
+def sdk_installed() -> bool:
+    """Whether the mcp package can be imported (``pipeline_nb[mcp]``)."""
+    try:
+        importlib.import_module("mcp")
+    except ImportError:
+        return False
+    return True
+
+
 class McpSession:
-    """One running server: ``start`` (its tool listing), ``call``, ``stop``. Thread-safe."""
+    """One server: ``start`` (its tool listing), ``call``, ``stop``. Thread-safe."""
 
     def __init__(self, server: McpServer, launch: Launch) -> None:
         self.server, self.launch = server, launch
-        self._loop = asyncio.new_event_loop()
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._stderr: IO[bytes] | None = None
+        """The program's stderr (stdio only), from ``start`` until ``stop``."""
         self._ready: concurrent.futures.Future[list[dict[str, Any]]] = concurrent.futures.Future()
         self._session: Any = None
         self._scope: Any = None
         self._stopping = False
-        self._stderr = tempfile.TemporaryFile() if server.transport == "stdio" else None
-        self._thread = threading.Thread(target=self._run_loop, name=f"pipeline_nb:mcp:{server.name}", daemon=True)
 
     # -- the caller's side (any thread) --
 
     def start(self, cancelled: Callable[[], bool]) -> list[dict[str, Any]]:
         """Start the server and return its tools (as the protocol writes them: name, description,
-        inputSchema...). McpFailure if it cannot, within its timeout; McpInterrupted on cancel."""
-        self._thread.start()
+        inputSchema...). McpFailure if it cannot, within its timeout; McpInterrupted on cancel, or
+        if the session was told to stop before it started (then nothing was opened)."""
+        with self._lock:  # stop_soon takes it too: a session stopped now never opens its loop or file
+            if self._stopping:
+                raise McpInterrupted(f"the run ended before MCP server {self.server.name!r} started")
+            self._open()
+        assert self._loop is not None
         asyncio.run_coroutine_threadsafe(self._serve(), self._loop)
         deadline = time.monotonic() + self.server.timeout
         while not concurrent.futures.wait([self._ready], timeout=POLL).done:
@@ -83,56 +105,82 @@ class McpSession:
         return self._ready.result()
 
     def call(self, name: str, arguments: dict[str, Any], timeout: float) -> dict[str, Any]:
-        """Call tool ``name`` (the server's own name); its result as the protocol writes it
-        (content, structuredContent, isError). McpFailure if the server cannot answer."""
+        """Call tool ``name`` (the server's own name), for at most ``timeout`` seconds; its result as
+        the protocol writes it (content, structuredContent, isError). McpFailure if the server cannot
+        answer in time, or is stopped meanwhile (the wait polls for that: it ends within POLL)."""
         stopped = f"MCP server {self.server.name!r} was stopped (its run ended, or was interrupted)"
-        if self._session is None or self._stopping:
+        if self._session is None or self._stopping or self._loop is None:
             raise McpFailure(stopped)
         try:
             future = asyncio.run_coroutine_threadsafe(self._call(name, arguments, timeout), self._loop)
-            result = future.result(timeout + STOP_WAIT)  # the call's own timeout ends it first
-        except BaseException as exc:  # noqa: BLE001 - each becomes the tool's error, which the model reads
+            deadline = time.monotonic() + timeout + STOP_WAIT  # the call's own timeout ends it first
+            while not concurrent.futures.wait([future], timeout=POLL).done:
+                if self._stopping or time.monotonic() > deadline:
+                    future.cancel()  # on the loop too: the request is abandoned
+                    raise TimeoutError  # said below: stopped, or no answer in time
+            result = future.result()
+        except Exception as exc:  # each becomes the tool's error, which the model reads
             if self._stopping:
                 raise McpFailure(stopped) from None
-            if isinstance(exc, (TimeoutError, concurrent.futures.TimeoutError)):
+            if isinstance(exc, TimeoutError):
                 raise McpFailure(f"MCP server {self.server.name!r} did not answer within {timeout:g} s") from None
             raise McpFailure(self._quiet(f"MCP server {self.server.name!r} failed: {_reason(exc)}")) from None
         return result.model_dump(mode="json", by_alias=True, exclude_none=True)
 
     def stop_soon(self) -> None:
         """Tell the server to stop, without waiting (safe from any thread, at any time, more than once)."""
-        self._stopping = True
+        with self._lock:
+            self._stopping = True
+            loop = self._loop
+        if loop is None:  # never started, and now it never will
+            return
         try:
-            self._loop.call_soon_threadsafe(self._cancel)
+            loop.call_soon_threadsafe(self._cancel)
         except RuntimeError:  # the loop is closed: stopped already
             pass
 
     def stop(self, wait: float = STOP_WAIT) -> bool:
-        """Stop the server and wait up to ``wait`` seconds for it (its program) to be gone; whether it was."""
+        """Stop the server and wait up to ``wait`` seconds for it (its program) to be gone; whether it
+        was. Its stderr file is closed once its loop has ended (at once if it never started)."""
         self.stop_soon()
-        if self._thread.ident is None:  # never started
-            self._loop.close()
-            return True
-        self._thread.join(wait)
-        if self._thread.is_alive():
-            return False
+        if self._thread is not None:
+            self._thread.join(wait)
+            if self._thread.is_alive():
+                return False
         if self._stderr is not None:
             self._stderr.close()
         return True
 
+    def _open(self) -> None:
+        """The loop, its thread and the stderr file (under the lock); nothing left open if one fails."""
+        self._loop = asyncio.new_event_loop()
+        try:
+            self._stderr = tempfile.TemporaryFile() if self.server.transport == "stdio" else None
+            self._thread = threading.Thread(target=self._run_loop, name=f"pipeline_nb:mcp:{self.server.name}",
+                                            daemon=True)
+            self._thread.start()
+        except BaseException:
+            self._thread = None
+            self._loop.close()
+            if self._stderr is not None:
+                self._stderr.close()
+            raise
+
     # -- the loop's side --
 
     def _run_loop(self) -> None:
-        asyncio.set_event_loop(self._loop)
+        loop = self._loop
+        assert loop is not None
+        asyncio.set_event_loop(loop)
         try:
-            self._loop.run_forever()
+            loop.run_forever()
         finally:
-            pending = asyncio.all_tasks(self._loop)
+            pending = asyncio.all_tasks(loop)
             for task in pending:  # calls still in flight: the session is gone
                 task.cancel()
-            self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-            self._loop.run_until_complete(self._loop.shutdown_asyncgens())
-            self._loop.close()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
 
     def _cancel(self) -> None:
         if self._scope is not None:
@@ -161,7 +209,8 @@ class McpSession:
             self._session = None
             if not self._ready.done():
                 self._ready.set_exception(McpFailure("it was stopped before it started"))
-            self._loop.call_soon(self._loop.stop)
+            loop = asyncio.get_running_loop()
+            loop.call_soon(loop.stop)
 
     async def _transport(self, stack: AsyncExitStack) -> tuple[Any, Any]:
         launch = self.launch

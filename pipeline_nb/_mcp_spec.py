@@ -12,8 +12,11 @@ Here a declaration is only checked (with line:col) and bound into the steps' ``t
 :class:`McpTools`, so that resolving a step's tools needs nothing but the step (``_mcp`` starts
 the servers). An inline ``pipeline:`` sees the servers of the pipeline around it; a ``file:``
 pipeline declares its own. ``${VAR}`` and ``${VAR:-default}`` in any string of a declaration are
-read from the environment when the server starts (:func:`launch`); env and header values are
-never part of a message, a repr or a log.
+read from the environment when the server starts (:func:`launch`); env and header values, and
+whatever a ``${VAR}`` gave, are never part of a message, a repr or a log. A secret written
+literally in a url or args (``?token=...``, ``--api-key KEY``, ``https://user:password@...``)
+shows as ``<redacted>`` in a description, but write secrets as ``${VAR}``: the journal keeps the
+YAML as written.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from ._errors import Location, PipelineSpecError
+from ._redact import REDACTED
 from ._yaml import SourceMap
 
 KEYS = ("command", "args", "env", "cwd", "url", "headers", "transport", "optional", "timeout")
@@ -39,6 +43,13 @@ _NAME = re.compile(r"[A-Za-z0-9_-]{1,48}")
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _MIN_SECRET = 4
 """Shorter values are not looked for in messages: replacing every "1" would garble them, and hide nothing."""
+_SECRET_NAME = re.compile(r"(?i)(?:^|[-_.])(?:token|secret|password|passwd|pwd|key|apikey|auth|authorization|"
+                          r"signature|sig|credentials?)(?:$|[-_.])")
+"""A query parameter's or an option's name whose value is a credential: ``access_token``, ``--api-key``."""
+_NAMED_VALUE = re.compile(r"([^\s?&;=#]+)=([^&#\s]+)")
+"""``name=value`` in a query string or an option (``--token=VALUE``)."""
+_USER_PASSWORD = re.compile(r"(?<=://)([^/@:\s]*):([^@/\s]+)(?=@)")
+"""``user:password`` in a URL."""
 
 
 @dataclass(frozen=True, eq=False)  # one object per declaration: a run's servers are these objects (see _mcp)
@@ -61,10 +72,34 @@ class McpServer:
     """Where it is declared (its name under ``mcp_servers:``)."""
 
     def describe(self) -> str:
-        """The command line or URL, as written (never with a variable's value)."""
+        """The command line or URL as written (a ``${VAR}`` as itself, never its value), each literal
+        credential in it (see :func:`written_credentials`) as ``<redacted>``."""
+        hidden = written_credentials(self)
         if self.url is not None:
-            return f"url {self.url}"
-        return "command " + " ".join(shlex.quote(part) for part in (self.command or "", *self.args))
+            return f"url {_without(self.url, hidden)}"
+        parts = (_without(part, hidden) for part in (self.command or "", *self.args))
+        return "command " + " ".join(part if part == REDACTED else shlex.quote(part) for part in parts)
+
+
+def written_credentials(server: McpServer) -> frozenset[str]:
+    """The credentials written literally in ``server``'s url and args: the value of a query
+    parameter or an ``--option=`` named like one (token, key, secret, password, auth, sig...), the
+    argument after such an option, a URL's password. A ``${VAR}`` is not one: it is shown as written."""
+    found: set[str] = set()
+    parts = (server.url,) if server.url is not None else server.args
+    for index, part in enumerate(parts):
+        found.update(value for name, value in _NAMED_VALUE.findall(part) if _SECRET_NAME.search(name.lstrip("-")))
+        found.update(password for _, password in _USER_PASSWORD.findall(part))
+        option = part.startswith("-") and "=" not in part and _SECRET_NAME.search(part.lstrip("-"))
+        if option and index + 1 < len(parts):
+            found.add(parts[index + 1])
+    return frozenset(value for value in found if "${" not in value and len(value) >= _MIN_SECRET)
+
+
+def _without(text: str, values: frozenset[str]) -> str:
+    for value in sorted(values, key=len, reverse=True):
+        text = text.replace(value, REDACTED)
+    return text
 
 
 @dataclass(frozen=True)
@@ -90,16 +125,15 @@ class Launch:
     url: str | None = field(repr=False)
     headers: Mapping[str, str] = field(repr=False)
     secrets: frozenset[str] = field(repr=False)
-    """Header values, and what the environment gave ``${VAR}`` in env, url and headers: hidden from all
-    the server sends back."""
+    """Header values, what the environment gave ``${VAR}`` in env, url and headers, and the credentials
+    written literally in url and args: hidden from all the server sends back."""
     private: frozenset[str] = field(repr=False)
-    """The secrets and every env value: hidden from errors and warnings too."""
+    """The secrets, every env value and what ``${VAR}`` gave anywhere: hidden from errors and warnings
+    too (a program's stderr may echo its arguments)."""
 
     def hide(self, text: str, *, errors: bool = False) -> str:
         """``text`` with the secrets (with ``errors``, every private value) as ``<redacted>``."""
-        for value in sorted(self.private if errors else self.secrets, key=len, reverse=True):
-            text = text.replace(value, "<redacted>")
-        return text
+        return _without(text, self.private if errors else self.secrets)
 
 
 class LaunchError(ValueError):
@@ -109,13 +143,15 @@ class LaunchError(ValueError):
 def launch(server: McpServer, environ: Mapping[str, str] | None = None) -> Launch:
     """``server`` with its ``${VAR}``\\ s read from ``environ`` (the process's environment)."""
     environ = os.environ if environ is None else environ
-    secrets: set[str] = set()
+    secrets: set[str] = set(written_credentials(server))
+    given: set[str] = set()  # what the environment gave any ${VAR} (a default is written in the pipeline: no secret)
 
     def read(text: str, where: str, secret: bool) -> str:
         def value(match: re.Match[str]) -> str:
             name, default = match.group(1), match.group(2)
             if name in environ:
-                if secret:  # a default is written in the pipeline: only the environment's values are secret
+                given.add(environ[name])
+                if secret:
                     secrets.add(environ[name])
                 return environ[name]
             if default is None:
@@ -134,7 +170,7 @@ def launch(server: McpServer, environ: Mapping[str, str] | None = None) -> Launc
         url=read(server.url, "url", True) if server.url is not None else None, headers=headers,
         secrets=frozenset(), private=frozenset())
     kept = frozenset(s for s in secrets if len(s) >= _MIN_SECRET)
-    return replace(found, secrets=kept, private=kept | {v for v in env.values() if len(v) >= _MIN_SECRET})
+    return replace(found, secrets=kept, private=kept | {v for v in (*env.values(), *given) if len(v) >= _MIN_SECRET})
 
 
 def parse_mcp_servers(raw: Any, smap: SourceMap, base_dir: Path | None) -> dict[str, McpServer]:
@@ -224,6 +260,7 @@ def bind_servers(steps: tuple[Any, ...], servers: Mapping[str, McpServer]) -> tu
 def _bound(step: Any, servers: Mapping[str, McpServer]) -> Any:
     changes: dict[str, Any] = {}
     tools = tuple(_entry(step, index, entry, servers) for index, entry in enumerate(step.tools))
+    _check_taken_once(step, tools)
     if tools != step.tools:
         changes["tools"] = tools
     children = bind_servers(step.children, servers)
@@ -251,6 +288,26 @@ def _entry(step: Any, index: int, entry: Any, servers: Mapping[str, McpServer]) 
                 location=step.where("tools"), step_id=step.id)
         only = tuple(dict.fromkeys(listed)) if "tools" in entry else None
     return McpTools(servers[name], only)
+
+
+def _check_taken_once(step: Any, tools: tuple[Any, ...]) -> None:
+    """Refuse a server taken whole (``"mcp:NAME"``) by one entry of ``tools`` and named by another:
+    the step would have two tools of each name the other entry gives."""
+    entries = [(index, entry) for index, entry in enumerate(tools) if isinstance(entry, McpTools)]
+    for index, entry in entries:
+        again = next((i for i, other in entries if other.server is entry.server and i != index), None)
+        if entry.only is None and again is not None:
+            raise PipelineSpecError(
+                f"tools[{index}] takes every tool of MCP server {entry.server.name!r}, and tools[{again}] names it "
+                "again: its tools would be offered twice", location=step.where("tools"), step_id=step.id,
+                hint=f"keep one: \"mcp:{entry.server.name}\" (all its tools) or {{mcp: {entry.server.name}, tools: "
+                     "[a, b]}")
+
+
+def whole_servers(tools: Iterable[Any]) -> list[str]:
+    """The names of the servers a step's ``tools`` take whole (``"mcp:NAME"``): their tools are
+    known only once they start, in the run."""
+    return [entry.server.name for entry in tools if isinstance(entry, McpTools) and entry.only is None]
 
 
 def servers_used(specs: Iterable[Any]) -> list[McpServer]:

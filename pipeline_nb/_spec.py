@@ -178,8 +178,6 @@ class PipelineSpec:
     """What loading it read and ignored (a pipeline_ex file's runtime settings): its runs' warnings."""
     text: str | None = field(default=None, compare=False, repr=False)
     """The YAML it was loaded from (None for a dict), kept by the run journal."""
-    mcp_servers: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
-    """``mcp_servers:``, the MCP servers its steps' tools may use, by name (``_mcp_spec.McpServer``)."""
 
     def step(self, step_id: str) -> StepSpec:
         return next(s for s in self.all_steps() if s.id == step_id)
@@ -261,5 +259,4 @@ def parse_spec(
         cassette_at=smap.locate(("defaults", "cassette")),
         journal=journal,
         max_cost=max_cost,
-        mcp_servers=servers,
     )

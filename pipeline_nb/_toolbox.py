@@ -1,5 +1,9 @@
 """A step's ``tools:`` resolved into Tools, checked at plan time, and how its loop runs them.
 
+An MCP server's tools are known only once it starts, in the run: what they reveal then (a name
+two tools have, a ``tool_choice`` that names none of them) fails the step (``mcp_server_failed``),
+where the plan's own checks raise PipelineSpecError.
+
 Each entry of ``tools:`` is a kernel name or ``module:attr`` of a function (its schema derived
 from the signature), a mapping ``{name, description, input_schema, call}``, a server tool
 (``web_search``, ``web_fetch``, ``code_execution``, or ``{server: web_search, ...options}``), or
@@ -10,14 +14,17 @@ a workspace tool (``read_file``, ...), or ``{skills: folder}`` (the ``skill`` to
 from __future__ import annotations
 
 import difflib
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ._errors import PipelineSpecError
-from ._mcp import mcp_tools
-from ._mcp_spec import mcp_name
+from ._llm import CancelToken
+from ._llm_call import StepProblem
+from ._mcp import FAILED, RunServers, mcp_tools, run_servers
+from ._mcp_spec import mcp_name, whole_servers
 from ._names import resolve_name
 from ._spec import StepSpec
 from .tools import SERVER_TOOLS, WORKSPACE_TOOLS, Tool, ToolDefinitionError, server_tool, skill_tool, \
@@ -47,37 +54,83 @@ class ToolBox:
         return params
 
 
-def toolbox(step: StepSpec, namespace: Mapping[str, Any], base_dir: Path | None) -> ToolBox | None:
+class StepTools:
+    """The tools of a run's llm steps (one Executor's), each step's resolved once, when it first runs."""
+
+    def __init__(self, namespace: Mapping[str, Any], base_dir: Path | None, cancel: CancelToken) -> None:
+        self.namespace, self.base_dir, self.cancel = namespace, base_dir, cancel
+        self._boxes: dict[str, ToolBox | None] = {}
+        self._lock = threading.Lock()
+
+    def of(self, step: StepSpec) -> ToolBox | None:
+        """``step``'s tools. The plan checked them, but the MCP servers they use start now (once a
+        run): StepProblem if one does not, RenderInterrupted on an interrupt (see :func:`toolbox`)."""
+        if not step.tools:
+            return None
+        with self._lock:
+            if step.id in self._boxes:
+                return self._boxes[step.id]
+        # outside the lock, which other steps take: a server may take its timeout to start
+        box = toolbox(step, self.namespace, self.base_dir, run_servers(self.cancel))
+        with self._lock:  # items that resolved it meanwhile got the same tools: the first kept is used
+            return self._boxes.setdefault(step.id, box)
+
+
+def toolbox(step: StepSpec, namespace: Mapping[str, Any], base_dir: Path | None,
+            servers: RunServers | None = None) -> ToolBox | None:
     """The step's tools, or None when it has none; a PipelineSpecError (at ``tools:``) for an entry
-    that cannot be resolved or described, two tools with one name, or a ``tool_choice`` that names none."""
+    that cannot be resolved or described, two tools with one name, or a ``tool_choice`` that names none.
+
+    ``servers``: the run's MCP servers, started as the step needs them (see ``_mcp.mcp_tools``:
+    StepProblem if one does not start, RenderInterrupted on an interrupt); a clash or a
+    ``tool_choice`` their tools reveal is a StepProblem. Without (the plan), a ``tool_choice``
+    ``SERVER__tool`` of a server the step takes whole (``"mcp:SERVER"``) waits for the run."""
     if not step.tools:
         return None
     workdir = _workdir(step, base_dir)
     tools: dict[str, Tool] = {}
     first: dict[str, int] = {}
     for index, entry in enumerate(step.tools):
-        resolved = _resolve(step, index, entry, namespace, workdir)
+        resolved = _resolve(step, index, entry, namespace, workdir, servers)
         for tool in resolved if isinstance(resolved, tuple) else (resolved,):  # an MCP server gives several
             if tool.name in tools:
-                raise PipelineSpecError(
-                    f"tools[{index}]: two tools are named {tool.name!r} (tools[{first[tool.name]}] and tools[{index}])",
-                    location=step.where("tools"), step_id=step.id,
-                    hint="give each tool its own name (name: in a mapping)")
+                message = (f"tools[{index}]: two tools are named {tool.name!r} (tools[{first[tool.name]}] and "
+                           f"tools[{index}])")
+                if servers is not None:  # the plan checked the rest: an MCP server's tools clash
+                    raise StepProblem(FAILED, f"{message}; take the MCP server's tools by name ({{mcp: SERVER, tools: "
+                                      "[...]}), leaving that one out, or rename the other tool", "tools")
+                raise PipelineSpecError(message, location=step.where("tools"), step_id=step.id,
+                                        hint="give each tool its own name (name: in a mapping)")
             tools[tool.name], first[tool.name] = tool, index
+    _check_choice(step, tools, running=servers is not None)
     if not tools:  # only MCP servers that did not start (optional ones), or whose tools the plan cannot know
         return None
+    return ToolBox(tools, step.tool_choice, step.max_tool_rounds, step.tool_errors, step.max_parallel_tools)
+
+
+def _check_choice(step: StepSpec, tools: Mapping[str, Tool], running: bool) -> None:
+    """Refuse a ``tool_choice`` that names none of ``tools``: PipelineSpecError at plan time,
+    unless it may name a tool of a server taken whole, which only the run knows; StepProblem in it."""
     choice = step.tool_choice
-    if choice is not None and choice not in CHOICES and choice not in tools:
-        close = difflib.get_close_matches(choice, [*CHOICES, *tools], n=1)
-        raise PipelineSpecError(
-            f"tool_choice {choice!r} is not auto, any, none or one of the step's tools ({', '.join(tools)})",
-            location=step.where("tool_choice"), step_id=step.id,
-            hint=f"did you mean {close[0]!r}?" if close else "name one of the step's tools")
-    return ToolBox(tools, choice, step.max_tool_rounds, step.tool_errors, step.max_parallel_tools)
+    if choice is None or choice in CHOICES or choice in tools:
+        return
+    if running:
+        raise StepProblem(FAILED, f"tool_choice {choice!r} is not one of the step's tools, as its MCP servers "
+                          f"list them ({', '.join(tools) or 'none'}); name one of these, or auto, any or none",
+                          "tool_choice")
+    unknown = whole_servers(step.tools)
+    if any(choice.startswith(f"{server}__") for server in unknown):
+        return  # checked when that server has started and listed its tools
+    close = difflib.get_close_matches(choice, [*CHOICES, *tools], n=1)
+    listed = [*tools, *(f"every tool of MCP server {server!r} ({server}__...)" for server in unknown)]
+    raise PipelineSpecError(
+        f"tool_choice {choice!r} is not auto, any, none or one of the step's tools ({', '.join(listed) or 'none'})",
+        location=step.where("tool_choice"), step_id=step.id,
+        hint=f"did you mean {close[0]!r}?" if close else "name one of the step's tools")
 
 
 def _resolve(step: StepSpec, index: int, entry: Any, namespace: Mapping[str, Any],
-             workdir: Callable[[], Path]) -> Tool | tuple[Tool, ...]:
+             workdir: Callable[[], Path], servers: RunServers | None) -> Tool | tuple[Tool, ...]:
     def problem(message: str, hint: str | None = None) -> PipelineSpecError:
         return PipelineSpecError(f"tools[{index}]: {message}", location=step.where("tools"), step_id=step.id,
                                  hint=hint)
@@ -86,7 +139,7 @@ def _resolve(step: StepSpec, index: int, entry: Any, namespace: Mapping[str, Any
         if isinstance(entry, Tool):
             return entry
         if mcp_name(entry) is not None:  # an MCP server's tools
-            return mcp_tools(entry, step, index)
+            return mcp_tools(entry, step, index, servers)
         if isinstance(entry, Mapping):
             if "skills" in entry:
                 return _skills(entry, workdir)

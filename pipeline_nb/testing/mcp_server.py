@@ -13,12 +13,15 @@ tools with known answers, so a test can script a model's calls and check what ca
 Tools: ``add(a, b)`` (its sum, also as structured content), ``lookup(key)`` (a word from
 :data:`WORDS`; an unknown key is an ``isError`` result), ``fail(reason)`` (always an ``isError``
 result), ``env(name)`` (an environment variable of the server, for tests of ``env:``),
-``header(name)`` (a request header, over HTTP), ``dot()`` (a 1x1 PNG image) and
-``sleep(seconds)`` (answers after that long).
+``header(name)`` (a request header, over HTTP), ``dot()`` (a 1x1 PNG image),
+``sleep(seconds)`` (answers after that long) and ``banner()`` (a PNG whose header says it is
+9000 pixels wide, more than the API takes).
 
 Options: ``--pid-file PATH`` writes the server's process id there (to check it is gone after a
 run); ``--fail TEXT`` prints TEXT (``$VAR`` expanded) to stderr and exits with status 1 instead
-of serving, as a server that cannot start does.
+of serving, as a server that cannot start does; ``--wait-for PATH`` waits (up to a minute) for
+PATH to exist before it serves, as a slow server does; ``--bad-schema TOOL`` lists TOOL with an
+input schema that is not a valid JSON Schema.
 """
 
 # no "from __future__ import annotations": the SDK reads the tools' annotations, which name local imports
@@ -36,6 +39,10 @@ WORDS = {"harbour": "Leith", "tide": "spring", "boat": "skiff"}
 DOT_PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==")
 """The image ``dot`` returns: one pixel, PNG."""
+BANNER_PNG = DOT_PNG[:16] + (9000).to_bytes(4, "big") + DOT_PNG[20:]
+"""The image ``banner`` returns: DOT_PNG with a header that says 9000x1 pixels."""
+WAIT_LIMIT = 60.0
+"""Seconds ``--wait-for`` waits at most."""
 
 
 def build() -> Any:
@@ -90,6 +97,11 @@ def build() -> Any:
         time.sleep(seconds)
         return f"slept {seconds} s"
 
+    @server.tool()
+    def banner() -> Image:
+        """A PNG image 9000 pixels wide."""
+        return Image(data=BANNER_PNG, format="png")
+
     return server
 
 
@@ -99,6 +111,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--http", type=int, metavar="PORT", help="serve streamable HTTP on 127.0.0.1:PORT/mcp")
     parser.add_argument("--pid-file", metavar="PATH", help="write this process's id to PATH")
     parser.add_argument("--fail", metavar="TEXT", help="print TEXT ($VAR expanded) to stderr and exit with status 1")
+    parser.add_argument("--wait-for", metavar="PATH", help=f"wait for PATH to exist (at most {WAIT_LIMIT:g} s)")
+    parser.add_argument("--bad-schema", metavar="TOOL", help="list TOOL with an input schema that is not valid")
     args = parser.parse_args(argv)
     if args.pid_file:
         with open(args.pid_file, "w", encoding="utf-8") as file:
@@ -106,7 +120,13 @@ def main(argv: list[str] | None = None) -> None:
     if args.fail is not None:
         print(os.path.expandvars(args.fail), file=sys.stderr, flush=True)
         sys.exit(1)
+    deadline = time.monotonic() + WAIT_LIMIT
+    while args.wait_for and not os.path.exists(args.wait_for) and time.monotonic() < deadline:
+        time.sleep(0.05)
     server = build()
+    if args.bad_schema:  # what the server lists; its own checks of a call's input are unchanged
+        server._tool_manager.get_tool(args.bad_schema).parameters = {
+            "type": "object", "properties": {"a": {"type": "integer", "minimum": "zero"}}}
     if args.http is None:
         server.run("stdio")
         return

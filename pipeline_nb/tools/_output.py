@@ -28,6 +28,8 @@ LONG_EDGE = 1568
 """Pixels on an image's longer edge: the API scales larger images down to about this anyway."""
 MAX_IMAGE_BYTES = 5 * 1024 * 1024 // 4 * 3
 """The largest image the API takes in one block (5 MiB once base64-encoded)."""
+MAX_IMAGE_EDGE = 8000
+"""Pixels on an image's longer edge beyond which the API refuses it."""
 
 Content = Union[str, tuple[Union[Text, Image], ...]]
 
@@ -86,14 +88,23 @@ def _blocks(blocks: tuple[Text | Image, ...], limit: int) -> tuple[Content, str 
 
 
 def _bytes(data: bytes) -> tuple[Content, str | None]:
+    block = image_or_note(data)
+    return ((block,) if isinstance(block, Image) else block), None
+
+
+def image_or_note(data: bytes) -> Image | str:
+    """``data`` as an image block if it is an image the API takes (PNG, JPEG, GIF or WebP, its type
+    read from its bytes; at most MAX_IMAGE_BYTES and MAX_IMAGE_EDGE pixels a side), else a short
+    note, for the model, saying why it is not sent."""
     kind = kinds.sniff(data)
     if kind in kinds.IMAGE_TYPES:
         size = kinds.image_size(data, kind)
-        if len(data) <= MAX_IMAGE_BYTES and (size is None or max(size) <= 8000):
-            return (_image(data, kind),), None
-        return f"[{kinds.NAMES[kind]} of {len(data):,} bytes, too large to send; return a smaller image]", None
+        if len(data) <= MAX_IMAGE_BYTES and (size is None or max(size) <= MAX_IMAGE_EDGE):
+            return _image(data, kind)
+        shape = f" ({size[0]}x{size[1]} pixels)" if size else ""
+        return f"[{kinds.NAMES[kind]} of {len(data):,} bytes{shape}, too large to send; return a smaller image]"
     return (f"[{len(data):,} bytes of binary data ({kinds.describe(data)}), not shown; return text, JSON "
-            "or an image instead]"), None
+            "or an image instead]")
 
 
 def _pil_image(picture: Any) -> tuple[Content, str | None]:

@@ -1,8 +1,11 @@
 """MCP servers as tools: a real server (``pipeline_nb.testing.mcp_server``, over stdio and over HTTP)
 started by the run, its tools offered to Claude through the real SDK against FakeAnthropic, the
 model's calls answered by the server and sent back; optional and required servers that do not
-start; no process left after a run (ok, failed or interrupted); ``${VAR}``; secrets kept out of
-everything a run prints or saves; replay; and what the plan refuses, with line:col."""
+start; ``tool_choice`` and name clashes, checked with the plan where the names are known and as
+step errors where only the server knows them; images checked as a function's are; ``${VAR}``;
+secrets kept out of everything a run prints or saves; replay; and what the plan refuses, with
+line:col. The life of a run (processes, threads, descriptors, interrupts, concurrent runs) is in
+tests/reliability/test_mcp_lifecycle.py."""
 
 from __future__ import annotations
 
@@ -11,7 +14,6 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,42 +21,11 @@ from pathlib import Path
 import pytest
 
 import pipeline_nb
-from pipeline_nb import PipelineSpecError, RunInterrupted
-from pipeline_nb import _mcp
+from pipeline_nb import PipelineSpecError
 from pipeline_nb._loader import load_spec
 from pipeline_nb._mcp_spec import McpTools
-from pipeline_nb.streaming._events import STEP_START, TOOL_CALL
 from pipeline_nb.testing import FakeAnthropic
-
-PY = sys.executable
-SERVER = f"{{command: {PY}, args: [-m, pipeline_nb.testing.mcp_server]}}"
-SECRET = "s3cr3t-token-9f8e7d6c"
-GUARD = 30.0
-"""Seconds a wait for a process to end may take before the test fails (only a guard against a hang)."""
-
-
-def pipeline(tmp_path: Path, servers: str, tools: str = '["mcp:demo"]', extra: str = "") -> Path:
-    """A pipeline file: ``servers`` under mcp_servers:, one step ``ask`` with ``tools``."""
-    path = tmp_path / "mcp.yaml"
-    path.write_text(f"defaults: {{provider: claude, retries: 0}}\nmcp_servers:\n{servers}\nsteps:\n"
-                    f"  - id: ask\n    prompt: Count the boats.\n    tools: {tools}\n{extra}")
-    return path
-
-
-def gone(pid: int) -> bool:
-    """Whether process ``pid`` has ended (and been reaped), waiting up to GUARD seconds."""
-    deadline = time.monotonic() + GUARD
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.05)
-    return False
-
-
-def mcp_threads() -> list[str]:
-    return [t.name for t in threading.enumerate() if t.name.startswith("pipeline_nb:mcp")]
+from tests.tools._mcp_support import GUARD, PY, SECRET, SERVER, mcp_threads, pipeline
 
 
 @pytest.fixture(autouse=True)
@@ -75,7 +46,7 @@ def test_the_model_calls_mcp_tools_and_their_results_go_back(fake_anthropic: Fak
     first, second = fake_anthropic.requests
     tools = {t["name"]: t for t in first.body["tools"]}
     assert list(tools) == ["demo__add", "demo__lookup", "demo__fail", "demo__env", "demo__header", "demo__dot",
-                           "demo__sleep"]
+                           "demo__sleep", "demo__banner"]
     assert tools["demo__add"]["description"] == "Add two whole numbers."
     assert tools["demo__add"]["input_schema"]["required"] == ["a", "b"]
     added, looked_up, dot, unknown, failed = second.tool_results
@@ -131,112 +102,70 @@ def test_a_required_server_that_does_not_start_fails_its_step_naming_it_its_comm
     assert fake_anthropic.requests == []  # nothing was sent without the tools
 
 
-class InterruptWhileToolRuns:
-    """A handler that raises KeyboardInterrupt (as Ctrl-C does) at the 10th flush after a tool call was
-    announced: by then the call has been sent (the engine flushes handlers every 50 ms)."""
-
-    def __init__(self) -> None:
-        self.flushes = -1
-
-    def init(self, run: object) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-    def handle_event(self, event: object) -> None:
-        if getattr(event, "kind", None) == TOOL_CALL and self.flushes < 0:
-            self.flushes = 0
-
-    def flush(self) -> None:
-        if self.flushes >= 0:
-            self.flushes += 1
-            if self.flushes == 10:
-                raise KeyboardInterrupt
 
 
-@pytest.mark.parametrize("ending", ["ok", "failed", "interrupted"])
-def test_the_server_process_is_gone_when_the_run_ends(fake_anthropic: FakeAnthropic, tmp_path: Path,
-                                                      ending: str) -> None:
-    pid_file = tmp_path / "server.pid"
-    server = f"  demo: {{command: {PY}, args: [-m, pipeline_nb.testing.mcp_server, --pid-file, '{pid_file}']}}"
-    fake_anthropic.reply("", times=1, tool_calls=[{"name": "demo__sleep", "input": {"seconds": 20 if ending ==
-                                                                                    "interrupted" else 0}}])
-    if ending == "failed":
-        fake_anthropic.fault("http", status=400, when=lambda request: bool(request.tool_results))
-    fake_anthropic.reply("Done.")
-    path = pipeline(tmp_path, server)
-    if ending == "interrupted":  # Ctrl-C while the server runs the tool (it sleeps 20 s)
-        with pytest.raises(RunInterrupted) as raised:
-            pipeline_nb.run(path, journal="off", on_event=InterruptWhileToolRuns())
-        [call] = raised.value.run.steps["ask"].tool_calls
-        assert call.is_error and call.output is None  # the run did not wait for the tool's answer
-        assert call.error in ("interrupted while it ran", "McpFailure: MCP server 'demo' was stopped (its run "
-                              "ended, or was interrupted)")
-    else:
-        run = pipeline_nb.run(path, journal="off", raise_on_error=False)
-        assert run.status == ("ok" if ending == "ok" else "error")
-    pid = int(pid_file.read_text())
-    assert gone(pid)
-    assert not mcp_threads()
+def test_a_tool_choice_of_a_server_taken_whole_waits_for_its_tools_and_is_checked_against_them(
+        fake_anthropic: FakeAnthropic, tmp_path: Path) -> None:
+    # a forced tool is forced in every round: this reply ends the turn all the same
+    fake_anthropic.reply("Five.", tool_calls=[{"name": "demo__add", "input": {"a": 2, "b": 3}}], stop_reason="end_turn")
+    path = pipeline(tmp_path, f"  demo: {SERVER}", '["mcp:demo", read_file]', extra="    tool_choice: demo__add\n")
+    run = pipeline_nb.run(path, journal="off", raise_on_error=False)
+    assert run.ok, run.steps["ask"].error
+    assert fake_anthropic.requests[0].body["tool_choice"] == {"type": "tool", "name": "demo__add"}
+
+    path.write_text(path.read_text().replace("demo__add", "demo__sail"))  # not a tool the server lists
+    error = pipeline_nb.run(path, journal="off", raise_on_error=False).steps["ask"].error
+    assert error.type == "mcp_server_failed"
+    assert error.message.startswith("tool_choice 'demo__sail' is not one of the step's tools, as its MCP servers list "
+                                    "them (demo__add, demo__lookup, ")
+    assert error.message.endswith(f"(at {path}:8:18)")  # the step's tool_choice:
+    assert len(fake_anthropic.requests) == 1  # the first run's: nothing was sent for this one
 
 
-class InterruptOnceRunning(InterruptWhileToolRuns):
-    """Ctrl-C at the first flush after the step started and ``pid_file`` exists: its server is starting."""
-
-    def __init__(self, pid_file: Path) -> None:
-        super().__init__()
-        self.pid_file = pid_file
-
-    def handle_event(self, event: object) -> None:
-        if getattr(event, "kind", None) == STEP_START and self.flushes == -1:
-            self.flushes = 0
-
-    def flush(self) -> None:
-        if self.flushes >= 0 and self.pid_file.exists():
-            self.flushes = -2  # once: the engine flushes again as it stops
-            raise KeyboardInterrupt
-
-
-@pytest.mark.parametrize("ending", ["timeout", "interrupted"])
-def test_a_server_that_never_answers_ends_with_its_timeout_or_an_interrupt(fake_anthropic: FakeAnthropic,
-                                                                          tmp_path: Path, ending: str) -> None:
-    silent = tmp_path / "silent.py"  # starts, and never speaks MCP
-    silent.write_text("import os, sys, time\nopen(sys.argv[1], 'w').write(str(os.getpid()))\ntime.sleep(120)\n")
-    pid_file = tmp_path / "silent.pid"
-    timeout = 1 if ending == "timeout" else 120
-    path = pipeline(tmp_path, f"  mute: {{command: {PY}, args: ['{silent}', '{pid_file}'], timeout: {timeout}}}",
-                    '["mcp:mute"]')
-    if ending == "timeout":
-        step = pipeline_nb.run(path, journal="off", raise_on_error=False).steps["ask"]
-        assert "did not start and list its tools within 1 s" in step.error.message
-    else:
-        with pytest.raises(RunInterrupted) as raised:
-            pipeline_nb.run(path, journal="off", on_event=InterruptOnceRunning(pid_file))
-        assert raised.value.run.steps["ask"].status == "interrupted"
-    assert gone(int(pid_file.read_text()))
+@pytest.mark.parametrize(("tools", "choice", "message"), [
+    ('["mcp:demo"]', "sail", "tool_choice 'sail' is not auto, any, none or one of the step's tools (every tool of MCP "
+                             "server 'demo' (demo__...))"),
+    ("[{mcp: demo, tools: [add]}]", "demo__lookup", "tool_choice 'demo__lookup' is not auto, any, none or one of the "
+                                                    "step's tools (demo__add)"),
+])
+def test_a_tool_choice_the_plan_can_check_is_refused_before_any_call(fake_anthropic: FakeAnthropic, tmp_path: Path,
+                                                                      tools: str, choice: str, message: str) -> None:
+    path = pipeline(tmp_path, f"  demo: {SERVER}", tools, extra=f"    tool_choice: {choice}\n")
+    with pytest.raises(PipelineSpecError) as raised:
+        pipeline_nb.run(path, journal="off")
+    assert str(raised.value).startswith(f"{path}:8:18: step 'ask': {message}")
     assert fake_anthropic.requests == []
 
 
-def test_a_server_starts_once_per_run_whatever_uses_it(fake_anthropic: FakeAnthropic, tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    started = []
+def test_a_tool_only_the_server_reveals_as_unusable_fails_the_step_naming_it(fake_anthropic: FakeAnthropic,
+                                                                            tmp_path: Path) -> None:
+    def demo__add(a: int, b: int) -> int:
+        """Add, in the kernel."""
+        return a + b
 
-    class Counted(_mcp.McpSession):
-        def start(self, cancelled):  # type: ignore[no-untyped-def]
-            started.append(self.server.name)
-            return super().start(cancelled)
+    path = pipeline(tmp_path, f"  demo: {SERVER}", '["mcp:demo", demo__add]')
+    error = pipeline_nb.run(path, journal="off", raise_on_error=False, namespace={"demo__add": demo__add}
+                            ).steps["ask"].error
+    assert error.type == "mcp_server_failed"
+    assert error.message.startswith("tools[1]: two tools are named 'demo__add' (tools[0] and tools[1]); take the MCP "
+                                    "server's tools by name")
 
-    monkeypatch.setattr(_mcp, "McpSession", Counted)
-    fake_anthropic.reply("", when="tide", times=1, tool_calls=[{"name": "demo__lookup", "input": {"key": "tide"}}])
-    fake_anthropic.reply("Noted.")
-    extra = ("  - id: each\n    for_each: [a, b, c]\n    prompt: 'Item {{ item }}'\n    tools: [\"mcp:demo\"]\n"
-             "  - id: nested\n    pipeline:\n      steps:\n        - {id: inner, prompt: About the tide, "
-             "tools: [{mcp: demo, tools: [lookup]}]}\n")
-    run = pipeline_nb.run(pipeline(tmp_path, f"  demo: {SERVER}", extra=extra), journal="off", raise_on_error=False)
-    assert run.ok, run.steps
-    assert started == ["demo"]
-    assert run.steps["nested"].child.steps["inner"].tool_calls[0].output == "spring"  # an inline pipeline: the parent's
+    path = pipeline(tmp_path, f"  demo: {{command: {PY}, args: [-m, pipeline_nb.testing.mcp_server, --bad-schema, "
+                              "add]}", '["mcp:demo"]')
+    error = pipeline_nb.run(path, journal="off", raise_on_error=False).steps["ask"].error
+    assert error.type == "mcp_server_failed"
+    assert error.message.startswith("tools[0]: MCP server 'demo' lists its tool 'add' in a form that cannot be offered "
+                                    "to the model: input_schema is not a valid JSON Schema at properties/a/minimum: ")
+    assert fake_anthropic.requests == []
+
+
+def test_an_image_larger_than_the_api_takes_goes_back_as_a_note(fake_anthropic: FakeAnthropic, tmp_path: Path) -> None:
+    fake_anthropic.reply("", times=1, tool_calls=[{"name": "demo__banner", "input": {}}])
+    fake_anthropic.reply("A banner.")
+    run = pipeline_nb.run(pipeline(tmp_path, f"  demo: {SERVER}"), journal="off", raise_on_error=False)
+    assert run.ok, run.steps["ask"].error
+    [banner] = fake_anthropic.requests[1].tool_results
+    assert banner["content"].startswith("[a PNG image of 70 bytes (9000x1 pixels), too large to send")
 
 
 def test_env_and_args_read_their_variables_and_secrets_stay_out_of_everything(
@@ -268,6 +197,24 @@ def test_env_and_args_read_their_variables_and_secrets_stay_out_of_everything(
     assert "bad token <redacted>" in str(rows)
     for text in (shown.stdout, shown.stderr, saved.decode("utf-8", "replace"), str(fake_anthropic.requests[1].body)):
         assert SECRET not in text
+
+
+def test_a_credential_written_in_a_url_or_args_and_an_args_variable_never_show(
+        fake_anthropic: FakeAnthropic, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PNB_TEST_SECRET", SECRET)
+    servers = (f"  cli: {{command: {PY}, args: [-m, pipeline_nb.testing.mcp_server, '--token=${{PNB_TEST_SECRET}}', "
+               "--api-key, literal-key-4321], optional: true}\n"  # the server refuses both options, on stderr
+               "  web: {url: 'http://bob:pw-literal-1234@127.0.0.1:9/mcp?access_token=tok-literal-5678&page=2', "
+               "optional: true}")
+    fake_anthropic.reply("Fine.")
+    run = pipeline_nb.run(pipeline(tmp_path, servers, '["mcp:cli", "mcp:web"]'), journal="off", raise_on_error=False)
+    assert run.ok
+    cli, web = sorted(run.warnings)
+    assert "'--token=${PNB_TEST_SECRET}' --api-key <redacted>) did not start" in cli  # as written, the literal hidden
+    assert "unrecognized arguments: --token=<redacted> --api-key <redacted>" in cli  # its stderr, both hidden
+    assert "(url http://bob:<redacted>@127.0.0.1:9/mcp?access_token=<redacted>&page=2) did not start" in web
+    for secret in (SECRET, "literal-key-4321", "pw-literal-1234", "tok-literal-5678"):
+        assert secret not in str(run.warnings)
 
 
 @pytest.fixture
@@ -347,6 +294,8 @@ def test_without_the_mcp_package_a_step_using_a_server_is_refused_before_any_cal
     ("  bad name: {command: x}", '["mcp:demo"]', "3:3", "MCP server 'bad name': a server's name is 1 to 48"),
     ("  demo: {command: x}", "[{mcp: demo, tool: [add]}]", "7:12",
      "step 'ask': tools[0]: an MCP entry is \"mcp:demo\" (all its tools) or {mcp: demo, tools: [a, b]}"),
+    ("  demo: {command: x}", '[{mcp: demo, tools: [add]}, "mcp:demo"]', "7:12",
+     "step 'ask': tools[1] takes every tool of MCP server 'demo', and tools[0] names it again"),
 ])
 def test_a_bad_declaration_or_entry_is_refused_with_line_col(tmp_path: Path, servers: str, tools: str, where: str,
                                                              message: str) -> None:
@@ -364,6 +313,6 @@ def test_an_inline_pipeline_uses_its_parents_servers_and_a_file_pipeline_its_own
         "  - {id: nested, file: child.yaml}\n")))
     [outer] = spec.step("ask").tools
     [inner] = spec.step("inline").inline.step("i").tools
-    assert isinstance(outer, McpTools) and inner.server is outer.server is spec.mcp_servers["demo"]
+    assert isinstance(outer, McpTools) and inner.server is outer.server and outer.server.name == "demo"
     with pytest.raises(PipelineSpecError, match=r"child.yaml:2:31: step 'c': tools\[0\]: no MCP server is named"):
         pipeline_nb.run(tmp_path / "mcp.yaml", journal="off")
