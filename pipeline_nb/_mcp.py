@@ -25,6 +25,7 @@ from __future__ import annotations
 import atexit
 import base64
 import json
+import re
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -40,7 +41,7 @@ from ._templates import RenderInterrupted
 from .content import Image, Text
 from .tools import Tool, ToolDefinitionError, tool_from_mapping
 from .tools._output import image_or_note
-from .tools._tool import NAME
+from .tools._tool import NAME_LIMIT
 
 CALL_TIMEOUT = 600.0
 """Seconds one tool call may take before it is a tool error (less if the step's ``timeout:`` is)."""
@@ -111,7 +112,7 @@ def mcp_tools(entry: Any, step: Any, index: int, servers: RunServers | None) -> 
         raise StepProblem(FAILED, f"tools[{index}]: MCP server {entry.server.name!r} has no tool {missing[0]!r}; "
                           f"its tools: {', '.join(by_name) or 'none'}", "tools")
     chosen = [by_name[name] for name in entry.only] if entry.only else list(by_name.values())
-    timeout = min(CALL_TIMEOUT, step.timeout) if step.timeout else CALL_TIMEOUT  # a call cannot outlast its step
+    timeout = min(CALL_TIMEOUT, step.timeout) if step.timeout else CALL_TIMEOUT  # a call gets at most the step's timeout
     taken: set[str] = set()
     tools = []
     for spec in chosen:
@@ -126,23 +127,17 @@ def mcp_tools(entry: Any, step: Any, index: int, servers: RunServers | None) -> 
 
 
 def _api_name(server: str, tool: str, taken: set[str] | None = None) -> str:
-    """``SERVER__tool`` as the API takes a tool's name (``tools._tool.NAME``: letters, digits, ``_``,
+    """``SERVER__tool`` as the API takes a tool's name (letters, digits, ``_``,
     ``-``, cut to its length), made unique among ``taken`` (which it joins)."""
-    name = base = _fitted("".join(c if NAME.fullmatch(c) else "_" for c in f"{server}__{tool}"))
+    base = re.sub(r"[^a-zA-Z0-9_-]", "_", f"{server}__{tool}")
+    name = base[:NAME_LIMIT]
     if taken is not None:
         number = 1
         while name in taken:
             number += 1
-            name = _fitted(base, f"_{number}")
+            name = base[:NAME_LIMIT - len(f"_{number}")] + f"_{number}"
         taken.add(name)
     return name
-
-
-def _fitted(name: str, suffix: str = "") -> str:
-    """``name`` + ``suffix``, ``name`` cut until the API takes it as a tool's name."""
-    while name and not NAME.fullmatch(name + suffix):
-        name = name[:-1]
-    return name + suffix
 
 
 def _tool(session: McpSession, spec: dict[str, Any], name: str, timeout: float) -> Tool:

@@ -43,9 +43,10 @@ _NAME = re.compile(r"[A-Za-z0-9_-]{1,48}")
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _MIN_SECRET = 4
 """Shorter values are not looked for in messages: replacing every "1" would garble them, and hide nothing."""
-_SECRET_NAME = re.compile(r"(?i)(?:^|[-_.])(?:token|secret|password|passwd|pwd|key|apikey|auth|authorization|"
-                          r"signature|sig|credentials?)(?:$|[-_.])")
-"""A query parameter's or an option's name whose value is a credential: ``access_token``, ``--api-key``."""
+_SECRET_NAME = re.compile(r"(?i)(?:key|sig|signature|password|passwd|pwd|secret|token|api[-_]?key|credentials?|"
+                          r"authorization|.*[-_.](?:token|secret|password|api[-_]?key))")
+"""A query parameter's or an option's whole name whose value is a credential: ``key``, ``access_token``,
+``--api-key`` (not ``--sort-key`` or ``--auth-mode``)."""
 _NAMED_VALUE = re.compile(r"([^\s?&;=#]+)=([^&#\s]+)")
 """``name=value`` in a query string or an option (``--token=VALUE``)."""
 _USER_PASSWORD = re.compile(r"(?<=://)([^/@:\s]*):([^@/\s]+)(?=@)")
@@ -73,26 +74,40 @@ class McpServer:
 
     def describe(self) -> str:
         """The command line or URL as written (a ``${VAR}`` as itself, never its value), each literal
-        credential in it (see :func:`written_credentials`) as ``<redacted>``."""
-        hidden = written_credentials(self)
+        credential in it (see :func:`written_credentials`) as ``<redacted>``, where it sits."""
         if self.url is not None:
-            return f"url {_without(self.url, hidden)}"
-        parts = (_without(part, hidden) for part in (self.command or "", *self.args))
-        return "command " + " ".join(part if part == REDACTED else shlex.quote(part) for part in parts)
+            return f"url {_shown(self.url, None)}"
+        parts = [self.command or "", *self.args]
+        shown = (_shown(part, parts[i - 1] if i else None) for i, part in enumerate(parts))
+        return "command " + " ".join(part if part == REDACTED else shlex.quote(part) for part in shown)
+
+
+def _secret_option(part: str | None) -> bool:
+    """Whether ``part`` is an option whose next argument is a credential (``--token VALUE``)."""
+    return part is not None and part.startswith("-") and "=" not in part \
+        and bool(_SECRET_NAME.fullmatch(part.lstrip("-")))
+
+
+def _shown(part: str, before: str | None) -> str:
+    """One argument (or a URL) with its literal credentials as ``<redacted>``; ``before``: the argument before it."""
+    if _secret_option(before) and "${" not in part:
+        return REDACTED
+    part = _NAMED_VALUE.sub(lambda m: f"{m[1]}={REDACTED}" if _SECRET_NAME.fullmatch(m[1].lstrip("-"))
+                            and "${" not in m[2] else m[0], part)
+    return _USER_PASSWORD.sub(lambda m: m[0] if "${" in m[2] else f"{m[1]}:{REDACTED}", part)
 
 
 def written_credentials(server: McpServer) -> frozenset[str]:
     """The credentials written literally in ``server``'s url and args: the value of a query
-    parameter or an ``--option=`` named like one (token, key, secret, password, auth, sig...), the
-    argument after such an option, a URL's password. A ``${VAR}`` is not one: it is shown as written."""
+    parameter or an ``--option=`` named like one (token, key, secret, password, sig...), the argument
+    after such an option, a URL's password. A ``${VAR}`` is not one: it is shown as written."""
     found: set[str] = set()
     parts = (server.url,) if server.url is not None else server.args
     for index, part in enumerate(parts):
-        found.update(value for name, value in _NAMED_VALUE.findall(part) if _SECRET_NAME.search(name.lstrip("-")))
+        found.update(value for name, value in _NAMED_VALUE.findall(part) if _SECRET_NAME.fullmatch(name.lstrip("-")))
         found.update(password for _, password in _USER_PASSWORD.findall(part))
-        option = part.startswith("-") and "=" not in part and _SECRET_NAME.search(part.lstrip("-"))
-        if option and index + 1 < len(parts):
-            found.add(parts[index + 1])
+        if index and _secret_option(parts[index - 1]):
+            found.add(part)
     return frozenset(value for value in found if "${" not in value and len(value) >= _MIN_SECRET)
 
 
@@ -125,11 +140,12 @@ class Launch:
     url: str | None = field(repr=False)
     headers: Mapping[str, str] = field(repr=False)
     secrets: frozenset[str] = field(repr=False)
-    """Header values, what the environment gave ``${VAR}`` in env, url and headers, and the credentials
-    written literally in url and args: hidden from all the server sends back."""
+    """Header values, and what the environment gave ``${VAR}`` in env, url and headers: hidden from all
+    the server sends back (its results, its stderr)."""
     private: frozenset[str] = field(repr=False)
-    """The secrets, every env value and what ``${VAR}`` gave anywhere: hidden from errors and warnings
-    too (a program's stderr may echo its arguments)."""
+    """The secrets, every env value, what ``${VAR}`` gave anywhere and the credentials written literally
+    in url and args (see :func:`written_credentials`): hidden from errors and warnings too (a program's
+    stderr may echo its arguments), not from results, where a guessed credential could be a plain word."""
 
     def hide(self, text: str, *, errors: bool = False) -> str:
         """``text`` with the secrets (with ``errors``, every private value) as ``<redacted>``."""
@@ -143,7 +159,7 @@ class LaunchError(ValueError):
 def launch(server: McpServer, environ: Mapping[str, str] | None = None) -> Launch:
     """``server`` with its ``${VAR}``\\ s read from ``environ`` (the process's environment)."""
     environ = os.environ if environ is None else environ
-    secrets: set[str] = set(written_credentials(server))
+    secrets: set[str] = set()  # hidden in results too: what the environment gave env, headers and url
     given: set[str] = set()  # what the environment gave any ${VAR} (a default is written in the pipeline: no secret)
 
     def read(text: str, where: str, secret: bool) -> str:
@@ -170,7 +186,8 @@ def launch(server: McpServer, environ: Mapping[str, str] | None = None) -> Launc
         url=read(server.url, "url", True) if server.url is not None else None, headers=headers,
         secrets=frozenset(), private=frozenset())
     kept = frozenset(s for s in secrets if len(s) >= _MIN_SECRET)
-    return replace(found, secrets=kept, private=kept | {v for v in (*env.values(), *given) if len(v) >= _MIN_SECRET})
+    private = {v for v in (*env.values(), *given, *written_credentials(server)) if len(v) >= _MIN_SECRET}
+    return replace(found, secrets=kept, private=kept | private)
 
 
 def parse_mcp_servers(raw: Any, smap: SourceMap, base_dir: Path | None) -> dict[str, McpServer]:

@@ -60,6 +60,8 @@ class StepTools:
     def __init__(self, namespace: Mapping[str, Any], base_dir: Path | None, cancel: CancelToken) -> None:
         self.namespace, self.base_dir, self.cancel = namespace, base_dir, cancel
         self._boxes: dict[str, ToolBox | None] = {}
+        self._steps: dict[str, threading.Lock] = {}
+        """One lock per step: its items wait for one resolution, other steps do not wait at all."""
         self._lock = threading.Lock()
 
     def of(self, step: StepSpec) -> ToolBox | None:
@@ -68,12 +70,11 @@ class StepTools:
         if not step.tools:
             return None
         with self._lock:
-            if step.id in self._boxes:
-                return self._boxes[step.id]
-        # outside the lock, which other steps take: a server may take its timeout to start
-        box = toolbox(step, self.namespace, self.base_dir, run_servers(self.cancel))
-        with self._lock:  # items that resolved it meanwhile got the same tools: the first kept is used
-            return self._boxes.setdefault(step.id, box)
+            lock = self._steps.setdefault(step.id, threading.Lock())
+        with lock:  # not the shared lock: a server may take its timeout to start
+            if step.id not in self._boxes:
+                self._boxes[step.id] = toolbox(step, self.namespace, self.base_dir, run_servers(self.cancel))
+            return self._boxes[step.id]
 
 
 def toolbox(step: StepSpec, namespace: Mapping[str, Any], base_dir: Path | None,
@@ -102,25 +103,30 @@ def toolbox(step: StepSpec, namespace: Mapping[str, Any], base_dir: Path | None,
                 raise PipelineSpecError(message, location=step.where("tools"), step_id=step.id,
                                         hint="give each tool its own name (name: in a mapping)")
             tools[tool.name], first[tool.name] = tool, index
-    _check_choice(step, tools, running=servers is not None)
+    choice = _check_choice(step, tools, running=servers is not None)
     if not tools:  # only MCP servers that did not start (optional ones), or whose tools the plan cannot know
         return None
-    return ToolBox(tools, step.tool_choice, step.max_tool_rounds, step.tool_errors, step.max_parallel_tools)
+    return ToolBox(tools, choice, step.max_tool_rounds, step.tool_errors, step.max_parallel_tools)
 
 
-def _check_choice(step: StepSpec, tools: Mapping[str, Tool], running: bool) -> None:
-    """Refuse a ``tool_choice`` that names none of ``tools``: PipelineSpecError at plan time,
-    unless it may name a tool of a server taken whole, which only the run knows; StepProblem in it."""
+def _check_choice(step: StepSpec, tools: Mapping[str, Tool], running: bool) -> str | None:
+    """The step's ``tool_choice``, checked: one that names none of ``tools`` is a PipelineSpecError at
+    plan time, unless it may name a tool of a server taken whole, which only the run knows; in the run,
+    a StepProblem, unless that server is an optional one that did not start (it gave no tools: the
+    choice goes with them, and the run's warning says why)."""
     choice = step.tool_choice
     if choice is None or choice in CHOICES or choice in tools:
-        return
+        return choice
+    if running and any(choice.startswith(f"{server}__") and not any(n.startswith(f"{server}__") for n in tools)
+                       for server in whole_servers(step.tools)):
+        return None
     if running:
         raise StepProblem(FAILED, f"tool_choice {choice!r} is not one of the step's tools, as its MCP servers "
                           f"list them ({', '.join(tools) or 'none'}); name one of these, or auto, any or none",
                           "tool_choice")
     unknown = whole_servers(step.tools)
     if any(choice.startswith(f"{server}__") for server in unknown):
-        return  # checked when that server has started and listed its tools
+        return choice  # checked when that server has started and listed its tools
     close = difflib.get_close_matches(choice, [*CHOICES, *tools], n=1)
     listed = [*tools, *(f"every tool of MCP server {server!r} ({server}__...)" for server in unknown)]
     raise PipelineSpecError(

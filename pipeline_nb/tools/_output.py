@@ -101,8 +101,7 @@ def image_or_note(data: bytes) -> Image | str:
         size = kinds.image_size(data, kind)
         if len(data) <= MAX_IMAGE_BYTES and (size is None or max(size) <= MAX_IMAGE_EDGE):
             return _image(data, kind)
-        shape = f" ({size[0]}x{size[1]} pixels)" if size else ""
-        return f"[{kinds.NAMES[kind]} of {len(data):,} bytes{shape}, too large to send; return a smaller image]"
+        return f"[{kinds.NAMES[kind]} of {len(data):,} bytes, too large to send; return a smaller image]"
     return (f"[{len(data):,} bytes of binary data ({kinds.describe(data)}), not shown; return text, JSON "
             "or an image instead]")
 

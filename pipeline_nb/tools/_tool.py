@@ -21,7 +21,9 @@ from typing import Any
 from ._docstrings import parse_docstring
 from ._errors import ToolDefinitionError, ToolInputError
 
-NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
+NAME_LIMIT = 64
+"""Characters of a tool's name, at most."""
+NAME = re.compile(rf"[a-zA-Z0-9_-]{{1,{NAME_LIMIT}}}")
 """The names the API takes for a tool."""
 MAPPING_KEYS = ("name", "description", "input_schema", "call")
 _MAX_PROBLEMS = 5  # the model fixes a few at a time; more only lengthens the message

@@ -165,7 +165,7 @@ def test_an_image_larger_than_the_api_takes_goes_back_as_a_note(fake_anthropic: 
     run = pipeline_nb.run(pipeline(tmp_path, f"  demo: {SERVER}"), journal="off", raise_on_error=False)
     assert run.ok, run.steps["ask"].error
     [banner] = fake_anthropic.requests[1].tool_results
-    assert banner["content"].startswith("[a PNG image of 70 bytes (9000x1 pixels), too large to send")
+    assert banner["content"].startswith("[a PNG image of 70 bytes, too large to send")
 
 
 def test_env_and_args_read_their_variables_and_secrets_stay_out_of_everything(
@@ -316,3 +316,50 @@ def test_an_inline_pipeline_uses_its_parents_servers_and_a_file_pipeline_its_own
     assert isinstance(outer, McpTools) and inner.server is outer.server and outer.server.name == "demo"
     with pytest.raises(PipelineSpecError, match=r"child.yaml:2:31: step 'c': tools\[0\]: no MCP server is named"):
         pipeline_nb.run(tmp_path / "mcp.yaml", journal="off")
+
+
+def test_a_credential_is_guessed_only_from_its_option_name_and_hidden_where_it_sits() -> None:
+    from pipeline_nb._mcp_spec import McpServer, launch
+
+    server = McpServer("cli", "stdio", command="srv", args=("--sort-key", "name", "--auth-mode", "readonly", "--port",
+                                                            "12345", "--api-key", "1234", "--token=abcd-ef"))
+    assert server.describe() == ("command srv --sort-key name --auth-mode readonly --port 12345 --api-key <redacted> "
+                                 "'--token=<redacted>'")
+    started = launch(server, {})
+    assert started.hide("the name field is readonly; port 12345; key 1234") == \
+        "the name field is readonly; port 12345; key 1234"  # what the model reads is not guessed at
+    assert started.hide("refused --api-key 1234", errors=True) == "refused --api-key <redacted>"
+
+
+def test_a_tool_choice_of_an_optional_server_that_did_not_start_goes_with_its_tools(
+        fake_anthropic: FakeAnthropic, tmp_path: Path) -> None:
+    fake_anthropic.reply("Answered without tools.")
+    path = pipeline(tmp_path, "  gone: {command: no-such-mcp-server-here, optional: true}", '["mcp:gone", echo_it]',
+                    "    tool_choice: gone__anything\n")
+    run = pipeline_nb.run(path, journal="off", raise_on_error=False, namespace={"echo_it": echo_it})
+    assert run.ok and run.steps["ask"].text == "Answered without tools."
+    body = fake_anthropic.requests[0].body
+    assert [t["name"] for t in body["tools"]] == ["echo_it"] and "tool_choice" not in body
+
+
+def echo_it(text: str) -> str:
+    """Say ``text`` back."""
+    return text
+
+
+def test_the_items_of_a_step_resolve_its_tools_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pipeline_nb._toolbox as toolbox_module
+
+    calls = []
+    real = toolbox_module.toolbox
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        time.sleep(0.2)  # every item of the step asks meanwhile
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(toolbox_module, "toolbox", counted)
+    run = pipeline_nb.run("steps:\n  - id: each\n    for_each: [a, b, c, d]\n    max_parallel: 4\n"
+                          "    prompt: \"{{ item }}\"\n    tools: [echo_it]\n", provider="mock", journal="off",
+                          namespace={"echo_it": echo_it})
+    assert run.ok and len(calls) == 1
